@@ -1,0 +1,3 @@
+from quvel.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,32 @@
+"""Shared fixtures. Area-specific fixtures live in tests/<area>/conftest.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.peers import SoketiServer
+
+
+@pytest.fixture(scope="session")
+def soketi() -> Iterator[SoketiServer]:
+    """One Soketi for the session (client events on, user authentication off). Do not stop it in a test:
+    use ``soketi_factory`` for a server of your own."""
+    server = SoketiServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def soketi_factory() -> Iterator[type[SoketiServer]]:
+    """Build private Soketi servers (``soketi_factory(user_authentication=True).start()``); all are stopped afterwards."""
+    made: list[SoketiServer] = []
+
+    class _Tracked(SoketiServer):
+        def __post_init__(self) -> None:
+            made.append(self)
+
+    yield _Tracked
+    for server in made:
+        server.stop(hard=True)
