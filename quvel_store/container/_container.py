@@ -1,0 +1,599 @@
+"""The service container: one place that holds, wires and tears down the services a store uses.
+
+After QuVel's ``ServiceContainer``: built-in services (``config``, ``api``, ``i18n``, ``validation``,
+``task``, ``ws``) as typed attributes created lazily, plus named custom services with an ordered
+``register`` -> ``boot`` -> ``shutdown`` lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+
+from quvel_store.errors import (
+    ContainerClosed,
+    ServiceAlreadyRegistered,
+    ServiceError,
+    ServiceLifecycleError,
+    ServiceNotConfigured,
+    ServiceNotFound,
+    ServiceTypeError,
+)
+
+if TYPE_CHECKING:
+    # quvel_ws.WebSocketService is built in parallel; until it exists it types as Any here.
+    from quvel_store.container._api import ApiService
+    from quvel_store.container._config import Config
+    from quvel_store.container._i18n import I18nService
+    from quvel_store.container._task import TaskService
+    from quvel_store.container._validation import ValidationService
+    from quvel_ws import WebSocketService  # type: ignore[attr-defined,unused-ignore]
+
+__all__ = ["ContainerPhase", "ServiceContainer"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+ContainerPhase = Literal["new", "booting", "booted", "closing", "closed"]
+_Hook = Literal["register", "boot", "shutdown"]
+
+BUILTIN_NAMES: tuple[str, ...] = ("config", "api", "i18n", "validation", "task", "ws")
+
+
+@dataclass
+class _Entry:
+    """One held service and which of its hooks have run (each runs at most once)."""
+
+    service: object
+    registered: bool = False
+    booted: bool = False
+    shut_down: bool = False
+
+
+class ServiceContainer:
+    """Holds the services stores use; ``async with container:`` boots them and shuts them down.
+
+    Every argument is optional: built-in services not given are created from ``config`` on first use.
+    ``config`` may be a :class:`Config` or a plain mapping of settings (merged over ``QUVEL_*`` env vars).
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | None = None,
+        *,
+        api: ApiService | None = None,
+        i18n: I18nService | None = None,
+        validation: ValidationService | None = None,
+        task: TaskService | None = None,
+        ws: WebSocketService | None = None,
+        services: Mapping[str, object] | None = None,
+    ) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._phase: ContainerPhase = "new"
+        self._pending: set[asyncio.Future[None]] = set()
+        self._pending_errors: dict[str, BaseException] = {}
+        if config is not None:
+            self.add_service("config", _as_config(config))
+        for name, given in (("api", api), ("i18n", i18n), ("validation", validation), ("task", task)):
+            if given is not None:
+                self.add_service(name, given)
+        if ws is not None:
+            self.add_service("ws", ws)
+        for name, service in (services or {}).items():
+            self.add_service(name, service)
+
+    # ---------------------------------------------------------------------------------------------------
+    # Built-in services (typed attributes, created lazily)
+    # ---------------------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        """Typed settings (arguments, ``QUVEL_*`` environment, dicts)."""
+        from quvel_store.container._config import Config
+
+        return self._typed_builtin("config", Config)
+
+    @config.setter
+    def config(self, value: Config) -> None:
+        self.add_service("config", value, overwrite=True)
+
+    @property
+    def api(self) -> ApiService:
+        """The JSON HTTP client for the backend (one shared ``httpx.AsyncClient``)."""
+        from quvel_store.container._api import ApiService
+
+        return self._typed_builtin("api", ApiService)
+
+    @api.setter
+    def api(self, value: ApiService) -> None:
+        self.add_service("api", value, overwrite=True)
+
+    @property
+    def i18n(self) -> I18nService:
+        """Translations: catalogs per locale, ``t(key, **params)`` with a fallback locale."""
+        from quvel_store.container._i18n import I18nService
+
+        return self._typed_builtin("i18n", I18nService)
+
+    @i18n.setter
+    def i18n(self, value: I18nService) -> None:
+        self.add_service("i18n", value, overwrite=True)
+
+    @property
+    def validation(self) -> ValidationService:
+        """Validates data against pydantic models into Laravel-style error bags."""
+        from quvel_store.container._validation import ValidationService
+
+        return self._typed_builtin("validation", ValidationService)
+
+    @validation.setter
+    def validation(self, value: ValidationService) -> None:
+        self.add_service("validation", value, overwrite=True)
+
+    @property
+    def task(self) -> TaskService:
+        """Creates observable task handles (``fresh | active | success | error``)."""
+        from quvel_store.container._task import TaskService
+
+        return self._typed_builtin("task", TaskService)
+
+    @task.setter
+    def task(self, value: TaskService) -> None:
+        self.add_service("task", value, overwrite=True)
+
+    @property
+    def ws(self) -> WebSocketService:
+        """The WebSocket (Pusher / Laravel Echo) service, built from ``config.ws_url`` on first use.
+
+        Its channel-auth requests go through ``api.client``, so they carry the same cookies and token.
+        """
+        return self._builtin("ws")  # type: ignore[no-any-return,return-value,unused-ignore]
+
+    @ws.setter
+    def ws(self, value: WebSocketService) -> None:
+        self.add_service("ws", value, overwrite=True)
+
+    def _typed_builtin(self, name: str, cls: type[T]) -> T:
+        service = self._builtin(name)
+        if not isinstance(service, cls):  # guarded at add time; kept for mypy and for safety
+            raise ServiceTypeError(f"service {name!r} is {type(service).__name__}, expected {cls.__name__}")
+        return service
+
+    def _builtin(self, name: str) -> object:
+        entry = self._entries.get(name)
+        if entry is not None:
+            return entry.service
+        if self._phase in ("closing", "closed"):
+            raise ContainerClosed(f"the container is shut down; it cannot create the {name!r} service")
+        service = self._create_builtin(name)
+        logger.debug("created built-in service %r (%s)", name, type(service).__name__)
+        self._attach(name, service)
+        return service
+
+    def _create_builtin(self, name: str) -> object:
+        if name == "config":
+            from quvel_store.container._config import Config
+
+            return Config()
+        if name == "api":
+            from quvel_store.container._api import ApiService
+
+            return ApiService.from_config(self.config)
+        if name == "i18n":
+            from quvel_store.container._i18n import I18nService
+
+            return I18nService(locale=self.config.locale, fallback_locale=self.config.fallback_locale)
+        if name == "validation":
+            from quvel_store.container._validation import ValidationService
+
+            return ValidationService()
+        if name == "task":
+            from quvel_store.container._task import TaskService
+
+            return TaskService()
+        if name == "ws":
+            return self._create_ws()
+        raise ServiceNotFound(name, self._known_names())  # pragma: no cover - callers pass built-in names
+
+    def _create_ws(self) -> object:
+        config = self.config
+        if not config.ws_url:
+            raise ServiceNotConfigured(
+                "the WebSocket service needs a server URL: set QUVEL_WS_URL in the environment, pass "
+                "ServiceContainer(config={'ws_url': 'ws://host:port/app/<key>'}), or give one explicitly "
+                "with ServiceContainer(ws=WebSocketService(...)) / container.ws = ..."
+            )
+        try:
+            from quvel_ws import WebSocketService  # type: ignore[attr-defined,unused-ignore]
+        except ImportError as exc:
+            raise ServiceNotConfigured(
+                "the WebSocket service is not available: quvel_ws.WebSocketService cannot be imported "
+                f"({exc}); install quvel with its quvel_ws package, or set container.ws explicitly"
+            ) from exc
+        return WebSocketService(
+            config.ws_url,
+            http_client=self.api.client,
+            auth_endpoint=config.ws_auth_endpoint,
+            user_auth_endpoint=config.ws_user_auth_endpoint,
+            server_rendering=config.server_rendering,
+        )
+
+    def _builtin_available(self, name: str) -> bool:
+        if name == "ws":
+            try:
+                return bool(self.config.ws_url)
+            except ServiceError:
+                return False
+        return self._phase not in ("closing", "closed")
+
+    def _check_builtin_type(self, name: str, service: object) -> None:
+        expected: type[Any] | None = None
+        if name == "config":
+            from quvel_store.container._config import Config
+
+            expected = Config
+        elif name == "api":
+            from quvel_store.container._api import ApiService
+
+            expected = ApiService
+        elif name == "i18n":
+            from quvel_store.container._i18n import I18nService
+
+            expected = I18nService
+        elif name == "validation":
+            from quvel_store.container._validation import ValidationService
+
+            expected = ValidationService
+        elif name == "task":
+            from quvel_store.container._task import TaskService
+
+            expected = TaskService
+        if expected is not None and not isinstance(service, expected):
+            raise ServiceTypeError(
+                f"the built-in {name!r} service must be a {expected.__name__}, got {type(service).__name__}"
+            )
+
+    # ---------------------------------------------------------------------------------------------------
+    # Named services
+    # ---------------------------------------------------------------------------------------------------
+
+    def add_service(self, name: str, service: T, overwrite: bool = False) -> T:
+        """Hold ``service`` under ``name`` and return it.
+
+        A taken name raises :class:`ServiceAlreadyRegistered` unless ``overwrite=True``, which shuts the old
+        service down first. After the container booted, the new service is registered and booted at once.
+        """
+        if not isinstance(name, str) or not name:
+            raise ServiceTypeError(f"a service name must be a non-empty string, got {name!r}")
+        if self._phase in ("closing", "closed"):
+            raise ContainerClosed(f"the container is shut down; it cannot accept the service {name!r}")
+        if name in BUILTIN_NAMES:
+            self._check_builtin_type(name, service)
+        existing = self._entries.get(name)
+        if existing is not None:
+            if existing.service is service:
+                return service
+            if not overwrite:
+                raise ServiceAlreadyRegistered(name)
+            self.remove_service(name)
+        self._attach(name, service)
+        return service
+
+    @overload
+    def get_service(self, name: str) -> object: ...
+
+    @overload
+    def get_service(self, name: str, type_: type[T]) -> T: ...
+
+    def get_service(self, name: str, type_: type[Any] | None = None) -> object:
+        """The service named ``name`` (built-ins are created on demand).
+
+        With ``type_`` the result is checked and typed: ``container.get_service("billing", Billing)``.
+        Raises :class:`ServiceNotFound` (listing the known names) when there is none.
+        """
+        entry = self._entries.get(name)
+        if entry is not None:
+            service = entry.service
+        elif name in BUILTIN_NAMES:
+            service = self._builtin(name)
+        else:
+            raise ServiceNotFound(name, self._known_names())
+        if type_ is not None and not isinstance(service, type_):
+            raise ServiceTypeError(
+                f"service {name!r} is a {type(service).__name__}, not the requested {type_.__name__}"
+            )
+        return service
+
+    def has_service(self, name: str) -> bool:
+        """Whether ``get_service(name)`` would find a service (built-ins count when they can be created)."""
+        if name in self._entries:
+            return True
+        return name in BUILTIN_NAMES and self._builtin_available(name)
+
+    def get_or_create_service(self, cls_or_factory: Callable[[], T], name: str | None = None) -> T:
+        """The service under ``name`` if held, else ``cls_or_factory()`` added under that name.
+
+        ``name`` defaults to the class's name; a factory that is not a class (or a lambda) needs one.
+        When given a class, a held service of another type raises :class:`ServiceTypeError`.
+        """
+        if name is None:
+            factory_name = getattr(cls_or_factory, "__name__", "")
+            if not factory_name or factory_name == "<lambda>":
+                raise ServiceTypeError(
+                    "get_or_create_service needs name=... for a factory without a usable __name__"
+                )
+            name = factory_name
+        if self.has_service(name):
+            existing = self.get_service(name)
+            if isinstance(cls_or_factory, type) and not isinstance(existing, cls_or_factory):
+                raise ServiceTypeError(
+                    f"service {name!r} is a {type(existing).__name__}, not a {cls_or_factory.__name__}"
+                )
+            return existing  # type: ignore[return-value]  # the caller's factory type is our best knowledge
+        return self.add_service(name, cls_or_factory())
+
+    def remove_service(self, name: str) -> object:
+        """Take ``name`` out of the container, run its ``shutdown()``, and return it.
+
+        A built-in goes back to its lazy default (the next access builds a fresh one from config).
+        An async ``shutdown`` runs as a task when a loop is running; ``await container.ready()`` waits for it.
+        """
+        entry = self._entries.pop(name, None)
+        if entry is None:
+            raise ServiceNotFound(name, self._known_names())
+        self._run_hook_now(name, entry, "shutdown")
+        return entry.service
+
+    @property
+    def service_names(self) -> tuple[str, ...]:
+        """Names of the services held now, in the order they were added (lazy built-ins not yet created
+        are not listed)."""
+        return tuple(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.has_service(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(self._entries))
+
+    def _known_names(self) -> list[str]:
+        names = list(self._entries)
+        names.extend(n for n in BUILTIN_NAMES if n not in self._entries and self._builtin_available(n))
+        return names
+
+    def _attach(self, name: str, service: object) -> None:
+        entry = _Entry(service)
+        self._entries[name] = entry
+        if self._phase == "booted":
+            # Added after boot: it joins the lifecycle now, register first, then boot.
+            self._run_hook_now(name, entry, "register", then_boot=True)
+
+    # ---------------------------------------------------------------------------------------------------
+    # Lifecycle
+    # ---------------------------------------------------------------------------------------------------
+
+    @property
+    def phase(self) -> ContainerPhase:
+        """``new`` -> ``booting`` -> ``booted`` -> ``closing`` -> ``closed``."""
+        return self._phase
+
+    async def boot(self) -> None:
+        """Run every service's ``register(container)``, then every ``boot()``, in the order added.
+
+        Runs once; later calls return at once. A failing hook raises :class:`ServiceLifecycleError`
+        naming the service (services booted before it stay booted: call :meth:`shutdown`).
+        """
+        if self._phase != "new":
+            if self._phase in ("closing", "closed"):
+                raise ContainerClosed("the container is shut down; it cannot boot again")
+            return
+        self._phase = "booting"
+        try:
+            for hook in ("register", "boot"):
+                while True:  # a hook may add services; they join this same pass
+                    todo = [(n, e) for n, e in self._entries.items() if not _done(e, hook)]
+                    if not todo:
+                        break
+                    for name, entry in todo:
+                        await self._run_hook(name, entry, hook)
+        except BaseException:
+            self._phase = "booted"  # what booted can still be shut down
+            raise
+        self._phase = "booted"
+        logger.debug("container booted with services %s", list(self._entries))
+
+    async def shutdown(self) -> None:
+        """Shut every service down, last added first; keeps going past failures and reports them all.
+
+        Waits for hooks still running in the background first. Runs once; the container is then closed.
+        """
+        if self._phase in ("closing", "closed"):
+            return
+        self._phase = "closing"
+        errors: dict[str, BaseException] = {}
+        try:
+            await self._drain_pending(errors)
+            for name, entry in reversed(list(self._entries.items())):
+                try:
+                    await self._run_hook(name, entry, "shutdown")
+                except ServiceLifecycleError as exc:
+                    errors[name] = exc.__cause__ or exc
+        finally:
+            self._phase = "closed"
+        if errors:
+            raise ServiceLifecycleError(
+                f"{len(errors)} service(s) failed during shutdown: {', '.join(errors)}", errors
+            ) from next(iter(errors.values()))
+
+    async def ready(self) -> None:
+        """Wait for lifecycle hooks running in the background (async hooks of services added after boot,
+        async shutdowns from :meth:`remove_service`); raises :class:`ServiceLifecycleError` if any failed."""
+        errors: dict[str, BaseException] = {}
+        await self._drain_pending(errors)
+        if errors:
+            raise ServiceLifecycleError(
+                f"background lifecycle hook(s) failed for: {', '.join(errors)}", errors
+            ) from next(iter(errors.values()))
+
+    def boot_sync(self) -> None:
+        """:meth:`boot` for code without an event loop (async hooks run in a private loop)."""
+        _run_sync(self.boot(), "boot_sync")
+
+    def shutdown_sync(self) -> None:
+        """:meth:`shutdown` for code without an event loop (async hooks run in a private loop)."""
+        _run_sync(self.shutdown(), "shutdown_sync")
+
+    async def __aenter__(self) -> ServiceContainer:
+        try:
+            await self.boot()
+        except BaseException:
+            await self.shutdown()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.shutdown()
+
+    def __enter__(self) -> ServiceContainer:
+        try:
+            self.boot_sync()
+        except BaseException:
+            self.shutdown_sync()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.shutdown_sync()
+
+    async def _drain_pending(self, errors: dict[str, BaseException]) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+        errors.update(self._pending_errors)
+        self._pending_errors.clear()
+
+    async def _run_hook(self, name: str, entry: _Entry, hook: _Hook) -> None:
+        """Run one hook once; an exception becomes a ServiceLifecycleError naming the service."""
+        fn = _hook_of(entry, hook)
+        _mark(entry, hook)
+        if fn is None:
+            return
+        try:
+            result = fn(self) if hook == "register" else fn()
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            raise ServiceLifecycleError(
+                f"service {name!r} ({type(entry.service).__name__}) failed in {hook}(): {exc!r}", {name: exc}
+            ) from exc
+
+    def _run_hook_now(self, name: str, entry: _Entry, hook: _Hook, then_boot: bool = False) -> None:
+        """Run a hook from synchronous code: at once if sync, as a tracked task if async and a loop runs,
+        in a private loop otherwise."""
+        needs_async = _is_async(_hook_of(entry, hook)) or (then_boot and _is_async(_hook_of(entry, "boot")))
+
+        async def run() -> None:
+            await self._run_hook(name, entry, hook)
+            if then_boot:
+                await self._run_hook(name, entry, "boot")
+
+        if not needs_async:
+            _drive_sync(run())
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(run())
+            return
+        task = loop.create_task(run(), name=f"quvel-service-{hook}-{name}")
+        self._pending.add(task)
+
+        def done(t: asyncio.Future[None]) -> None:
+            self._pending.discard(t)
+            if not t.cancelled() and t.exception() is not None:
+                exc = t.exception()
+                assert exc is not None
+                logger.error("service %r failed in background %s: %r", name, hook, exc)
+                self._pending_errors[name] = exc.__cause__ or exc
+
+        task.add_done_callback(done)
+
+    def __repr__(self) -> str:
+        return f"<ServiceContainer {self._phase} services={list(self._entries)}>"
+
+
+def _hook_of(entry: _Entry, hook: _Hook) -> Callable[..., Any] | None:
+    fn = getattr(entry.service, hook, None)
+    return fn if callable(fn) else None
+
+
+def _is_async(fn: Callable[..., Any] | None) -> bool:
+    return fn is not None and (
+        inspect.iscoroutinefunction(fn)
+        or inspect.iscoroutinefunction(
+            getattr(fn, "__call__", None)  # noqa: B004 - callable objects with an async __call__
+        )
+    )
+
+
+def _done(entry: _Entry, hook: _Hook) -> bool:
+    return {"register": entry.registered, "boot": entry.booted, "shutdown": entry.shut_down}[hook]
+
+
+def _mark(entry: _Entry, hook: _Hook) -> None:
+    if hook == "register":
+        entry.registered = True
+    elif hook == "boot":
+        entry.booted = True
+    else:
+        entry.shut_down = True
+
+
+def _drive_sync(coro: Awaitable[None]) -> None:
+    """Drive a coroutine that never suspends (all its hooks are sync) without an event loop."""
+    assert inspect.iscoroutine(coro)
+    try:
+        coro.send(None)
+    except StopIteration:
+        return
+    coro.close()
+    raise ServiceLifecycleError("a service hook returned an awaitable from a sync hook; make the hook async")
+
+
+def _run_sync(coro: Awaitable[None], what: str) -> None:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(_await(coro))
+        return
+    assert inspect.iscoroutine(coro)
+    coro.close()
+    raise ServiceLifecycleError(
+        f"{what}() cannot run inside a running event loop; use 'async with container:' or "
+        f"'await container.{what.removesuffix('_sync')}()'"
+    )
+
+
+async def _await(aw: Awaitable[None]) -> None:
+    await aw
+
+
+def _as_config(value: Config | Mapping[str, Any]) -> Config:
+    from quvel_store.container._config import Config
+
+    return value if isinstance(value, Config) else Config(value)
