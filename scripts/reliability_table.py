@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Regenerate the one table of ``docs/reliability.md`` from a ``benchmarks/reliability.py`` run.
+
+    python scripts/reliability_table.py [RESULTS_JSON] [--doc docs/reliability.md] [--check]
+
+RESULTS_JSON defaults to ``benchmarks/results/reliability.json``.
+
+The table sits between ``<!-- BEGIN reliability-table -->`` and ``<!-- END reliability-table -->``;
+everything else in the document is left as written. ``--check`` exits 1 when the document is stale.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
+DEFAULT_DOC = ROOT / "docs" / "reliability.md"
+BEGIN = "<!-- BEGIN reliability-table -->"
+END = "<!-- END reliability-table -->"
+
+COLUMNS = ("Scenario", "Server", "Load", "Faults injected", "Events sent", "Events received",
+           "Recovered by reload", "Recovery time")
+
+
+def _recovery(row: dict[str, Any]) -> str:
+    rec = row.get("recovery_s")
+    if rec is None:
+        return "n/a"
+    if isinstance(rec, int | float):
+        return f"{rec:.2f} s"
+    parts = []
+    for key in ("p50", "p95", "max"):
+        if key in rec:
+            parts.append(f"{key} {rec[key]:.2f} s")
+    return ", ".join(parts) or "n/a"
+
+
+def _count(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_table(results: dict[str, Any]) -> str:
+    """The markdown table (with a one-line provenance note) for a results document."""
+    rows = results.get("scenarios")
+    if not isinstance(rows, list) or not rows:
+        raise ValueError("results hold no scenarios")
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for row in rows:
+        cells = [
+            row["scenario"],
+            row.get("server", ""),
+            row.get("load", ""),
+            row.get("faults", ""),
+            _count(row.get("events_sent")),
+            _count(row.get("events_received")),
+            _count(row.get("events_recovered")),
+            _recovery(row),
+        ]
+        lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
+    meta = results.get("meta", {})
+    note = (
+        f"\n_Run {meta.get('finished', '?')} on {meta.get('machine', '?')}, "
+        f"`{meta.get('command', 'python benchmarks/reliability.py')}`; "
+        f"regenerate with `python scripts/reliability_table.py`._"
+    )
+    return "\n".join(lines) + "\n" + note
+
+
+def update_document(doc: str, table: str) -> str:
+    start = doc.find(BEGIN)
+    end = doc.find(END)
+    if start < 0 or end < start:
+        raise ValueError(f"the document has no {BEGIN} ... {END} section")
+    return doc[: start + len(BEGIN)] + "\n" + table + "\n" + doc[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("results", nargs="?", type=Path, default=DEFAULT_RESULTS)
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the document is not up to date")
+    args = parser.parse_args(argv)
+    try:
+        results = json.loads(args.results.read_text(encoding="utf-8"))
+        table = render_table(results)
+        doc = args.doc.read_text(encoding="utf-8")
+        new = update_document(doc, table)
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"reliability_table: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        if new != doc:
+            print(f"{args.doc} is stale: run python scripts/reliability_table.py", file=sys.stderr)
+            return 1
+        return 0
+    if new != doc:
+        args.doc.write_text(new, encoding="utf-8")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
