@@ -1,0 +1,195 @@
+"""The simulated Laravel back end: its HTTP API, its auth endpoint and its broadcasts, against Soketi."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from quvel.demo import DemoBackend
+from quvel.demo.backend import NOTIFICATION_EVENT
+from tests.demo.conftest import RawPusherClient
+
+ANN = {"Authorization": "Bearer token-ann"}
+BEN = {"Authorization": "Bearer token-ben"}
+
+pytestmark = pytest.mark.peers
+
+
+async def test_notifications_api_lists_newest_first_and_marks_read(
+    soketi_backend: DemoBackend, api: httpx.AsyncClient
+) -> None:
+    first = await soketi_backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "a"})
+    second = await soketi_backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "b"})
+    await soketi_backend.notify(2, "App\\Notifications\\InvoicePaid", {"title": "for ben"})
+
+    rows = (await api.get("/api/notifications", headers=ANN)).json()["data"]
+    assert [r["id"] for r in rows] == [second.id, first.id]
+    assert rows[0]["data"] == {"title": "b"}
+    assert rows[0]["read_at"] is None
+
+    read = await api.post(f"/api/notifications/{first.id}/read", headers=ANN)
+    assert read.status_code == 200
+    assert read.json()["data"]["read_at"] is not None
+    # Ben cannot read Ann's notification: 404 as with a scoped route-model binding.
+    assert (await api.post(f"/api/notifications/{second.id}/read", headers=BEN)).status_code == 404
+
+    assert (await api.post("/api/notifications/read-all", headers=ANN)).json()["updated"] == 1
+    unread = (await api.get("/api/notifications", params={"unread": "1"}, headers=ANN)).json()["data"]
+    assert unread == []
+
+
+async def test_requests_without_a_user_are_refused(api: httpx.AsyncClient) -> None:
+    assert (await api.get("/api/notifications")).status_code == 401
+    assert (await api.get("/api/notifications", headers={"Authorization": "Bearer nope"})).status_code == 401
+    assert (await api.get("/nowhere", headers=ANN)).status_code == 404
+    assert (await api.delete("/api/notifications", headers=ANN)).status_code == 405
+
+
+async def test_session_login_needs_the_xsrf_cookie_echoed(api: httpx.AsyncClient) -> None:
+    assert (
+        await api.post("/login", json={"email": "ann@example.test", "password": "password"})
+    ).status_code == 419
+    await api.get("/sanctum/csrf-cookie")
+    xsrf = api.cookies["XSRF-TOKEN"]
+    assert (
+        await api.post("/login", json={"email": "ann@example.test", "password": "password"})
+    ).status_code == 419
+    bad = await api.post(
+        "/login", json={"email": "ann@example.test", "password": "x"}, headers={"X-XSRF-TOKEN": xsrf}
+    )
+    assert bad.status_code == 422
+    assert "email" in bad.json()["errors"]
+    ok = await api.post(
+        "/login", json={"email": "ann@example.test", "password": "password"}, headers={"X-XSRF-TOKEN": xsrf}
+    )
+    assert ok.json()["data"] == {"id": 1, "name": "Ann"}
+    assert (await api.get("/api/user")).json()["data"]["email"] == "ann@example.test"
+    # A state-changing request on the session without the header is a CSRF mismatch.
+    assert (await api.post("/api/notifications/read-all")).status_code == 419
+    assert (await api.post("/api/notifications/read-all", headers={"X-XSRF-TOKEN": xsrf})).status_code == 200
+
+
+async def test_malformed_requests_get_clear_errors(
+    soketi_backend: DemoBackend, api: httpx.AsyncClient
+) -> None:
+    bad_json = await api.post("/api/rooms/1/messages", content=b"{", headers=ANN)
+    assert bad_json.status_code == 400
+    empty = await api.post("/api/rooms/1/messages", json={"text": "  "}, headers=ANN)
+    assert empty.status_code == 422
+    assert empty.json()["errors"]["text"]
+    assert (await api.post("/broadcasting/auth", data={}, headers=ANN)).status_code == 422
+    # The server keeps serving after bad requests.
+    assert (await api.get("/api/notifications", headers=ANN)).status_code == 200
+
+
+async def _auth(
+    api: httpx.AsyncClient, socket_id: str, channel: str, headers: dict[str, str]
+) -> httpx.Response:
+    return await api.post(
+        "/broadcasting/auth", data={"socket_id": socket_id, "channel_name": channel}, headers=headers
+    )
+
+
+async def test_notification_reaches_the_users_private_channel_on_soketi(
+    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+) -> None:
+    client = await RawPusherClient.connect(soketi.ws_url)
+    try:
+        channel = soketi_backend.notification_channel(1)
+        assert channel == "private-tenant.acme.User.1"
+        # Another user's channel is refused, as routes/channels.php would.
+        assert (await _auth(api, client.socket_id, channel, BEN)).status_code == 403
+        assert (await _auth(api, client.socket_id, channel, {})).status_code == 403
+        auth = await _auth(api, client.socket_id, channel, ANN)
+        assert auth.status_code == 200
+        ok = await client.subscribe(channel, auth.json())
+        assert ok["event"] == "pusher_internal:subscription_succeeded"
+
+        record = await soketi_backend.notify(
+            1, "App\\Notifications\\InvoicePaid", {"title": "Paid", "amount": 42}
+        )
+        frame = await client.next_event(lambda f: f.get("event") == NOTIFICATION_EVENT)
+        assert frame["channel"] == channel
+        assert json.loads(frame["data"]) == {
+            "title": "Paid",
+            "amount": 42,
+            "id": record.id,
+            "type": "App\\Notifications\\InvoicePaid",
+        }
+        assert record.broadcast
+    finally:
+        await client.close()
+
+
+async def test_presence_auth_and_chat_to_others(
+    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+) -> None:
+    ann = await RawPusherClient.connect(soketi.ws_url)
+    ben = await RawPusherClient.connect(soketi.ws_url)
+    try:
+        for client, headers in ((ann, ANN), (ben, BEN)):
+            auth = (await _auth(api, client.socket_id, "presence-room.7", headers)).json()
+            assert json.loads(auth["channel_data"])["user_info"]["name"] in {"Ann", "Ben"}
+            ok = await client.subscribe("presence-room.7", auth)
+            assert ok["event"] == "pusher_internal:subscription_succeeded"
+        # Ben posts with his socket id: Ann gets it, Ben (toOthers) does not.
+        posted = await api.post(
+            "/api/rooms/7/messages", json={"text": "hi"}, headers={**BEN, "X-Socket-ID": ben.socket_id}
+        )
+        assert posted.status_code == 201
+        frame = await ann.next_event(lambda f: f.get("event") == "App\\Events\\NewMessage")
+        assert json.loads(frame["data"])["user"] == {"id": 2, "name": "Ben"}
+        await soketi_backend.send_message("7", 1, "second")
+        frame = await ben.next_event(lambda f: f.get("event") == "App\\Events\\NewMessage")
+        assert json.loads(frame["data"])["text"] == "second"  # the first one was never delivered to Ben
+    finally:
+        await ann.close()
+        await ben.close()
+
+
+async def test_encrypted_channel_payload_decrypts_with_the_auth_shared_secret(
+    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+) -> None:
+    import base64
+
+    from nacl.secret import SecretBox
+
+    client = await RawPusherClient.connect(soketi.ws_url)
+    try:
+        auth = (await _auth(api, client.socket_id, "private-encrypted-vault", ANN)).json()
+        await client.subscribe("private-encrypted-vault", auth)
+        await soketi_backend.broadcast("private-encrypted-vault", "Secret", {"code": 1234})
+        frame = await client.next_event(lambda f: f.get("event") == "Secret")
+        sealed = json.loads(frame["data"])
+        box = SecretBox(base64.b64decode(auth["shared_secret"]))
+        plain = box.decrypt(base64.b64decode(sealed["ciphertext"]), base64.b64decode(sealed["nonce"]))
+        assert json.loads(plain) == {"code": 1234}
+    finally:
+        await client.close()
+
+
+async def test_broadcast_failure_keeps_the_notification(soketi_factory: Any) -> None:
+    from quvel.demo import PusherCredentials
+
+    server = soketi_factory().start()
+    creds = PusherCredentials(server.http_url, server.app_id, server.key, server.secret)
+    async with DemoBackend(creds) as backend:
+        server.stop(hard=True)
+        record = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "x"})
+        assert not record.broadcast
+        assert backend.stats.broadcast_failures == 1
+        assert backend.sent_to(1) == [record]
+
+
+async def test_wrong_secret_is_refused_by_soketi(soketi: Any) -> None:
+    from quvel.demo import Broadcaster, BroadcastError, PusherCredentials
+
+    broadcaster = Broadcaster(PusherCredentials(soketi.http_url, soketi.app_id, soketi.key, "wrong"))
+    try:
+        with pytest.raises(BroadcastError, match="401"):
+            await broadcaster.trigger("news", "x", {})
+    finally:
+        await broadcaster.aclose()
