@@ -192,7 +192,7 @@ class ServiceContainer:
         if name == "validation":
             from quvel_store.container._validation import ValidationService
 
-            return ValidationService()
+            return ValidationService(i18n=self.i18n)
         if name == "task":
             from quvel_store.container._task import TaskService
 
