@@ -20,6 +20,8 @@ from quvel._version import __version__
 # name -> (module, one-line help). Modules are imported when the parser is built; keep their top-level
 # imports light (import heavy things inside ``run``). One line per command.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("quvel.cmd_serve", "run the embedded Pusher-compatible server (WebSocket + HTTP API)"),
+    "trigger": ("quvel.cmd_trigger", "publish an event through a Pusher HTTP API (signed)"),
 }
 
 

@@ -1,0 +1,149 @@
+"""App configuration: the id/key/secret triples the server accepts, with per-app options and limits.
+
+Apps come from arguments, from ``QUVEL_APP_*`` environment variables, or from a JSON file (a list of
+objects, or ``{"apps": [...]}``) using the same field names as :class:`AppConfig`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from quvel_ws.errors import InvalidArgument
+
+_APP_ID_RE = re.compile(r"\A[0-9A-Za-z_-]{1,100}\Z")
+_KEY_RE = re.compile(r"\A[^\s/?#]{1,200}\Z")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """One Pusher app: credentials, feature switches and limits (defaults follow Pusher Channels).
+
+    The official SDKs insist on a numeric ``id``; other ids work with quvel and pusher-js.
+    """
+
+    id: str = "1"
+    key: str = "app-key"
+    secret: str = "app-secret"
+    enable_client_events: bool = False
+    #: Close sockets that neither sign in nor subscribe a private channel within this many seconds
+    #: (Soketi's ``userAuthenticationTimeout``, code 4009). ``None``: sign-in is optional.
+    user_authentication_timeout: float | None = None
+    max_connections: int | None = None
+    max_client_events_per_second: int = 10
+    max_payload_bytes: int = 10 * 1024
+    max_presence_members: int = 100
+    max_presence_member_bytes: int = 2 * 1024
+    max_channel_name_length: int = 200
+    max_event_name_length: int = 200
+    max_channels_per_event: int = 100
+    max_batch_size: int = 10
+    #: How long the last event of a ``cache-`` channel is kept, in seconds.
+    cache_ttl: float = 3600.0
+    #: URLs that receive webhooks (channel_occupied, channel_vacated, member_added, member_removed,
+    #: client_event), signed with this app's key and secret like Pusher's.
+    webhooks: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not _APP_ID_RE.match(str(self.id)):
+            raise InvalidArgument(f"app id {self.id!r} must be 1-100 letters, digits, '_' or '-'")
+        if not _KEY_RE.match(self.key):
+            raise InvalidArgument(
+                f"app key {self.key!r} must be 1-200 characters without spaces, '/', '?', '#'"
+            )
+        if not self.secret:
+            raise InvalidArgument(f"app {self.id!r} needs a non-empty secret")
+        for name in (
+            "max_client_events_per_second",
+            "max_payload_bytes",
+            "max_presence_members",
+            "max_presence_member_bytes",
+            "max_channel_name_length",
+            "max_event_name_length",
+            "max_channels_per_event",
+            "max_batch_size",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise InvalidArgument(f"app {self.id!r}: {name} must be at least 1")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise InvalidArgument(f"app {self.id!r}: max_connections must be at least 1 (or None)")
+        object.__setattr__(self, "webhooks", tuple(self.webhooks))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> AppConfig:
+        """Build from a dict (JSON file entry); unknown fields are an error, so typos do not pass silently."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise InvalidArgument(f"unknown app option(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(data)
+        for name in ("id", "key", "secret"):
+            if name in values:
+                values[name] = str(values[name])
+        return cls(**values)
+
+
+def load_apps_file(path: str | os.PathLike[str]) -> list[AppConfig]:
+    """Read apps from a JSON file: ``[{"id": "1", "key": ..., "secret": ...}]`` or ``{"apps": [...]}``."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"cannot read apps file {os.fspath(path)!r}: {exc}") from exc
+    items = raw.get("apps") if isinstance(raw, dict) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
+        raise InvalidArgument(f"apps file {os.fspath(path)!r} must hold a non-empty list of app objects")
+    return [AppConfig.from_mapping(item) for item in items]
+
+
+def _env_bool(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def app_from_env(env: Mapping[str, str] | None = None) -> AppConfig | None:
+    """The app described by ``QUVEL_APP_ID``/``QUVEL_APP_KEY``/``QUVEL_APP_SECRET`` (and
+    ``QUVEL_APP_ENABLE_CLIENT_EVENTS``, ``QUVEL_APP_MAX_CONNECTIONS``), or ``None`` if none is set."""
+    env = os.environ if env is None else env
+    if not any(k in env for k in ("QUVEL_APP_ID", "QUVEL_APP_KEY", "QUVEL_APP_SECRET")):
+        return None
+    kwargs: dict[str, Any] = {
+        "id": env.get("QUVEL_APP_ID", "1"),
+        "key": env.get("QUVEL_APP_KEY", "app-key"),
+        "secret": env.get("QUVEL_APP_SECRET", "app-secret"),
+    }
+    if "QUVEL_APP_ENABLE_CLIENT_EVENTS" in env:
+        kwargs["enable_client_events"] = _env_bool(env["QUVEL_APP_ENABLE_CLIENT_EVENTS"])
+    if env.get("QUVEL_APP_MAX_CONNECTIONS"):
+        kwargs["max_connections"] = int(env["QUVEL_APP_MAX_CONNECTIONS"])
+    return AppConfig(**kwargs)
+
+
+def check_apps(apps: Iterable[AppConfig]) -> list[AppConfig]:
+    """Validate a set of apps: at least one, and ids and keys unique."""
+    result = list(apps)
+    if not result:
+        raise InvalidArgument("the server needs at least one app")
+    for attr in ("id", "key"):
+        seen: set[str] = set()
+        for app in result:
+            value = getattr(app, attr)
+            if value in seen:
+                raise InvalidArgument(f"two apps share the {attr} {value!r}")
+            seen.add(value)
+    return result
+
+
+@dataclass
+class Limits:
+    """Server-wide limits (per-app ones live on :class:`AppConfig`)."""
+
+    max_frame_bytes: int = 256 * 1024
+    max_http_body_bytes: int = 1024 * 1024
+    max_http_head_bytes: int = 16 * 1024
+    #: A socket whose unsent output grows past this is closed with 4100 (a slow consumer must not
+    #: make the server buffer without bound).
+    max_write_buffer_bytes: int = 4 * 1024 * 1024

@@ -1,0 +1,215 @@
+"""The front door: one asyncio protocol per TCP connection that serves HTTP and upgrades WebSockets.
+
+The HTTP API and the WebSocket endpoint share one port (as in Soketi and Reverb). After a successful
+upgrade the bytes go straight to a :class:`~quvel_ws.server._ws.Socket`; no task per connection, no
+queue: reads and fan-out writes happen in the event loop's callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import logging
+import re
+from typing import TYPE_CHECKING
+from urllib.parse import unquote
+
+import orjson
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from quvel_ws.server._frames import error_frame
+from quvel_ws.server._http11 import HttpError, Request, body_length, parse_head, response
+
+if TYPE_CHECKING:
+    from quvel_ws.server._server import PusherServer
+    from quvel_ws.server._ws import Socket
+
+logger = logging.getLogger(__name__)
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_APP_PATH_RE = re.compile(r"\A(?:/[^?]*)?/app/(?P<key>[^/?]+)/?\Z")
+
+
+class Connection(asyncio.Protocol):
+    """HTTP/1.1 until a WebSocket upgrade, then a Pusher socket."""
+
+    def __init__(self, server: PusherServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.socket: Socket | None = None
+        self._buffer = bytearray()
+        self._pending: tuple[Request, int] | None = None
+        self._rejecting: ServerProtocol | None = None
+        self._done = False
+
+    # --- asyncio callbacks -------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.set_write_buffer_limits(high=self.server.limits.max_write_buffer_bytes)
+        self.server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.socket is not None:
+            self.socket.data_received(data)
+        elif self._rejecting is not None:
+            self._rejecting.receive_data(data)
+            self._flush_rejecting()
+        elif not self._done:
+            self._buffer += data
+            try:
+                self._serve_http()
+            except Exception:  # never let a request take the server down
+                logger.exception("error while serving an HTTP request")
+                self._fail(500, "Internal server error")
+
+    def eof_received(self) -> bool | None:
+        if self.socket is not None:
+            self.socket.eof_received()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connections.discard(self)
+        sock, self.socket = self.socket, None
+        if sock is not None:
+            sock.closed = True
+            sock.closing = True
+            self.server.socket_closed(sock)
+        self.server.connection_gone()
+
+    def pause_writing(self) -> None:
+        # A consumer that cannot keep up would make the server buffer without bound: drop it (its client
+        # reconnects). Healthy clients never come near the limit.
+        if self.socket is not None and self.transport is not None:
+            logger.warning(
+                "socket %s is not reading fast enough (over %d bytes queued): closing it",
+                self.socket.id,
+                self.server.limits.max_write_buffer_bytes,
+            )
+            self.transport.abort()
+
+    # --- HTTP --------------------------------------------------------------------------------------
+
+    def _serve_http(self) -> None:
+        assert self.transport is not None
+        limits = self.server.limits
+        while not self._done and self.socket is None:
+            if self._pending is None:
+                end = self._buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if len(self._buffer) > limits.max_http_head_bytes:
+                        self._fail(431, "Request header fields too large")
+                    return
+                head = bytes(self._buffer[:end])
+                del self._buffer[: end + 4]
+                try:
+                    req = parse_head(head)
+                    if req.is_websocket_upgrade:
+                        self._upgrade(req)
+                        return
+                    length = body_length(req, limits.max_http_body_bytes)
+                except HttpError as exc:
+                    self._fail(exc.status, exc.message)
+                    return
+                if req.headers.get("expect", "").lower() == "100-continue" and len(self._buffer) < length:
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                self._pending = (req, length)
+            req, length = self._pending
+            if len(self._buffer) < length:
+                return
+            req.body = bytes(self._buffer[:length])
+            del self._buffer[:length]
+            self._pending = None
+            status, body, ctype = self.server.http_api.handle(req)
+            keep_alive = req.keep_alive and not self.server.closing
+            self.transport.write(
+                response(
+                    status, b"" if req.method == "HEAD" else body, content_type=ctype, keep_alive=keep_alive
+                )
+            )
+            if not keep_alive:
+                self._done = True
+                self.transport.close()
+
+    def _fail(self, status: int, message: str) -> None:
+        assert self.transport is not None
+        self._done = True
+        self.transport.write(
+            response(status, orjson.dumps({"error": message, "code": status}), keep_alive=False)
+        )
+        self.transport.close()
+
+    def close_idle(self) -> None:
+        """Close a keep-alive HTTP connection between requests (used on shutdown)."""
+        if self.socket is None and self._rejecting is None and self._pending is None and self.transport:
+            self._done = True
+            self.transport.close()
+
+    # --- WebSocket upgrade ---------------------------------------------------------------------------
+
+    def _upgrade(self, req: Request) -> None:
+        assert self.transport is not None
+        if req.method != "GET":
+            raise HttpError(405, "WebSocket upgrades must use GET")
+        if req.headers.get("sec-websocket-version") != "13":
+            self._done = True
+            self.transport.write(
+                response(
+                    426,
+                    b"Unsupported WebSocket version: use 13",
+                    content_type="text/plain",
+                    headers={"Sec-WebSocket-Version": "13"},
+                    keep_alive=False,
+                )
+            )
+            self.transport.close()
+            return
+        key = req.headers.get("sec-websocket-key", "")
+        try:
+            valid_key = len(base64.b64decode(key, validate=True)) == 16
+        except (binascii.Error, ValueError):
+            valid_key = False
+        if not valid_key:
+            raise HttpError(400, "Invalid Sec-WebSocket-Key")
+        match = _APP_PATH_RE.match(req.path)
+        if match is None:
+            raise HttpError(404, "WebSocket endpoint is /app/{key}?protocol=7")
+        accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+        self.transport.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+        )
+        leftover = bytes(self._buffer)
+        self._buffer.clear()
+        outcome = self.server.open_socket(self.transport, unquote(match["key"]), req.query)
+        if isinstance(outcome, tuple):
+            self._reject(*outcome)
+            if leftover:
+                self.data_received(leftover)
+            return
+        self.socket = outcome
+        if leftover:
+            outcome.data_received(leftover)
+
+    def _reject(self, code: int, message: str) -> None:
+        """Refuse a WebSocket after the handshake: ``pusher:error`` then a close frame with ``code``."""
+        assert self.transport is not None
+        self.transport.write(error_frame(code, message))
+        proto = ServerProtocol(state=State.OPEN, max_size=self.server.limits.max_frame_bytes, logger=logger)
+        self._rejecting = proto
+        proto.send_close(code, message[:120])
+        self._flush_rejecting()
+        asyncio.get_running_loop().call_later(self.server.close_timeout, self.transport.abort)
+
+    def _flush_rejecting(self) -> None:
+        assert self.transport is not None
+        assert self._rejecting is not None
+        for chunk in self._rejecting.data_to_send():
+            if chunk:
+                self.transport.write(chunk)
+            else:
+                self.transport.close()
+        self._rejecting.events_received()  # discard whatever the client sent meanwhile

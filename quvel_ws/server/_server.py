@@ -1,0 +1,444 @@
+"""``PusherServer``: the embedded Pusher-protocol-7 server, and ``ServerThread`` to run it from sync code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import orjson
+
+from quvel_ws.errors import InvalidArgument
+from quvel_ws.server._app import AppConfig, Limits, check_apps
+from quvel_ws.server._conn import Connection
+from quvel_ws.server._frames import event_frame
+from quvel_ws.server._http import ApiError, EventToPublish, HttpApi, channel_attributes, validate_event
+from quvel_ws.server._state import AppState
+from quvel_ws.server._webhooks import WebhookSender
+from quvel_ws.server._ws import PING_FRAME, Socket, new_socket_id
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+SHUTDOWN_MESSAGE = "Server closed. Please reconnect shortly."
+
+
+class PusherServer:
+    """A Pusher-compatible server: WebSocket protocol 7 on ``/app/{key}`` and the HTTP API on the same port.
+
+    ``async with PusherServer(apps=[AppConfig(...)], port=0) as server:`` starts it in milliseconds;
+    ``server.ws_url`` / ``server.http_url`` say where. ``stop()`` closes every client with 4200 (so
+    they reconnect) and ``start()`` listens again on the same port.
+    """
+
+    def __init__(
+        self,
+        apps: Iterable[AppConfig] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        activity_timeout: float = 30,
+        pong_timeout: float = 30,
+        close_timeout: float = 2.0,
+        limits: Limits | None = None,
+    ) -> None:
+        self.apps: list[AppConfig] = check_apps(apps if apps is not None else [AppConfig()])
+        if activity_timeout <= 0 or pong_timeout <= 0:
+            raise InvalidArgument("activity_timeout and pong_timeout must be positive (seconds)")
+        self.host = host
+        self._port = port
+        self.activity_timeout = activity_timeout
+        self.pong_timeout = pong_timeout
+        self.close_timeout = close_timeout
+        self.limits = limits or Limits()
+        self.http_api = HttpApi(self)
+        self.connections: set[Connection] = set()
+        self.closing = False
+        self._states: dict[str, AppState] = {}
+        self._by_key: dict[str, AppState] = {}
+        self._server: asyncio.Server | None = None
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._webhooks: WebhookSender | None = None
+        self._drained: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # --- addresses ---------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port == 0:
+            raise RuntimeError("the server has not started yet: its port is chosen on start()")
+        return self._port
+
+    @property
+    def _url_host(self) -> str:
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else "::1" if self.host == "::" else self.host
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def ws_url(self) -> str:
+        """``ws://host:port/app/{key}`` of the first app."""
+        return self.ws_url_for(self.apps[0].key)
+
+    def ws_url_for(self, key: str) -> str:
+        return f"ws://{self._url_host}:{self.port}/app/{quote(key, safe='')}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the HTTP API (``{http_url}/apps/{id}/events``)."""
+        return f"http://{self._url_host}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen (on the same port as before after a ``stop()``)."""
+        if self._server is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self.closing = False
+        if any(app.webhooks for app in self.apps):
+            self._webhooks = WebhookSender()
+            self._webhooks.start()
+        self._states = {app.id: AppState(app, self._webhooks) for app in self.apps}
+        self._by_key = {s.config.key: s for s in self._states.values()}
+        self._server = await loop.create_server(
+            lambda: Connection(self), self.host, self._port, reuse_address=True, backlog=4096
+        )
+        self._port = int(self._server.sockets[0].getsockname()[1])
+        self._heartbeat_task = loop.create_task(self._heartbeat(), name="quvel-server-heartbeat")
+        logger.info("Pusher server listening on %s (HTTP API %s)", self.ws_url, self.http_url)
+
+    async def stop(self, code: int = 4200, message: str = SHUTDOWN_MESSAGE) -> None:
+        """Close every client with ``code`` (4200: reconnect now) and stop listening."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self.closing = True
+        server.close()
+        for state in self._states.values():
+            state.quiet = True
+            for sock in list(state.sockets.values()):
+                sock.close(code, message, error=message)
+        for conn in list(self.connections):
+            conn.close_idle()
+        self._drained = asyncio.Event()
+        if self.connections:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), self.close_timeout)
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        await asyncio.sleep(0)  # let the aborted transports call connection_lost
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), self.close_timeout)
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat_task
+            self._heartbeat_task = None
+        if self._webhooks is not None:
+            await self._webhooks.close()
+            self._webhooks = None
+        logger.info("Pusher server on port %s stopped", self._port)
+
+    async def restart(self) -> None:
+        """``stop()`` (clients get 4200) then ``start()`` on the same port."""
+        await self.stop()
+        await self.start()
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.stop()
+
+    async def __aenter__(self) -> PusherServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    def start_in_thread(self) -> ServerThread:
+        """Run the server on its own event loop in a daemon thread (for sync tests, scripts, demos)."""
+        return ServerThread(self).start()
+
+    # --- publishing ---------------------------------------------------------------------------------
+
+    async def trigger(
+        self,
+        channels: str | Sequence[str],
+        event: str,
+        data: Any,
+        *,
+        socket_id: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        """Publish ``event`` in-process (no HTTP); ``data`` that is not a ``str`` is JSON-encoded, as the
+        SDKs do. Validated like the HTTP API (:class:`~quvel_ws.errors.InvalidArgument` on bad input).
+        Returns the number of sockets the event was written to."""
+        state = self._state(app_id)
+        body: dict[str, Any] = {
+            "name": event,
+            "channels": [channels] if isinstance(channels, str) else list(channels),
+            "data": data if isinstance(data, str) else orjson.dumps(data).decode(),
+        }
+        if socket_id is not None:
+            body["socket_id"] = socket_id
+        try:
+            ev = validate_event(state.config, body)
+        except ApiError as exc:
+            raise InvalidArgument(exc.message) from None
+        return sum(state.publish(ch, ev.name, ev.data, exclude=ev.socket_id) for ch in ev.channels)
+
+    def publish_event(self, state: AppState, ev: EventToPublish) -> dict[str, Any]:
+        """Publish a validated HTTP API event; the result body of ``POST /apps/{id}/events``."""
+        for ch in ev.channels:
+            state.publish(ch, ev.name, ev.data, exclude=ev.socket_id)
+        result: dict[str, Any] = {"ok": True}
+        if ev.info:
+            result["channels"] = {ch: channel_attributes(state, ch, ev.info) for ch in ev.channels}
+        return result
+
+    # --- introspection (tests, the demo, the CLI) ----------------------------------------------------
+
+    def connection_count(self, app_id: str | None = None) -> int:
+        return len(self._state(app_id).sockets) if self._states else 0
+
+    def channels(self, app_id: str | None = None) -> dict[str, int]:
+        """Occupied channels and their subscription counts."""
+        if not self._states:
+            return {}
+        return {name: len(ch.subscribers) for name, ch in self._state(app_id).channels.items()}
+
+    def presence_members(self, channel: str, app_id: str | None = None) -> dict[str, Any]:
+        """``{user_id: user_info}`` of a presence channel (empty when nobody is there)."""
+        ch = self._state(app_id).channels.get(channel) if self._states else None
+        return {key: m.user_info for key, m in ch.members.items()} if ch else {}
+
+    def socket_ids(self, app_id: str | None = None) -> list[str]:
+        return list(self._state(app_id).sockets) if self._states else []
+
+    # --- used by connections -------------------------------------------------------------------------
+
+    def app_state_by_id(self, app_id: str) -> AppState | None:
+        return self._states.get(app_id)
+
+    def app_state_by_key(self, key: str) -> AppState | None:
+        return self._by_key.get(key)
+
+    def _state(self, app_id: str | None) -> AppState:
+        if not self._states:
+            raise RuntimeError("the server is not running")
+        state = self._states.get(app_id if app_id is not None else self.apps[0].id)
+        if state is None:
+            raise InvalidArgument(f"no app with id {app_id!r}")
+        return state
+
+    def open_socket(
+        self, transport: asyncio.Transport, key: str, query: Mapping[str, str]
+    ) -> Socket | tuple[int, str]:
+        """A new WebSocket on ``/app/{key}``: a :class:`Socket`, or ``(code, message)`` to refuse it."""
+        if self.closing:
+            return 4200, "Server is closing. Please reconnect shortly."
+        state = self._by_key.get(key)
+        if state is None:
+            return 4001, f"App key {key[:200]} does not exist."
+        protocol = query.get("protocol")
+        if protocol is not None and protocol != "7":
+            return 4007, f"Unsupported protocol version {protocol[:20]!r}: this server speaks protocol 7."
+        cfg = state.config
+        if cfg.max_connections is not None and len(state.sockets) >= cfg.max_connections:
+            return 4004, "Application is over connection quota."
+        socket_id = new_socket_id()
+        while socket_id in state.sockets:
+            socket_id = new_socket_id()
+        sock = Socket(self, state, transport, socket_id)
+        state.add_socket(sock)
+        sock.send(_established(socket_id, self.activity_timeout))
+        return sock
+
+    def socket_closed(self, sock: Socket) -> None:
+        sock.app.remove_socket(sock)
+
+    def connection_gone(self) -> None:
+        if self._drained is not None and not self.connections:
+            self._drained.set()
+
+    async def _heartbeat(self) -> None:
+        """Ping sockets idle for ``activity_timeout``; close with 4201 those silent ``pong_timeout`` after."""
+        timeouts = [self.activity_timeout, self.pong_timeout]
+        timeouts += [a.user_authentication_timeout for a in self.apps if a.user_authentication_timeout]
+        tick = min(5.0, max(0.05, min(timeouts) / 4))
+        last_prune = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for state in self._states.values():
+                auth_timeout = state.config.user_authentication_timeout
+                for sock in list(state.sockets.values()):
+                    if sock.closing:
+                        continue
+                    if sock.ping_sent_at is not None:
+                        if now - sock.ping_sent_at >= self.pong_timeout:
+                            sock.close(
+                                4201,
+                                "Pong reply not received in time",
+                                error="Pong reply not received in time",
+                            )
+                            continue
+                    elif now - sock.last_seen >= self.activity_timeout:
+                        sock.send(PING_FRAME)
+                        sock.ping_sent_at = now
+                    if auth_timeout and not sock.authorized and now - sock.connected_at >= auth_timeout:
+                        sock.close(
+                            4009,
+                            "Connection not authorized within timeout.",
+                            error="Connection not authorized within timeout.",
+                        )
+                if now - last_prune > 60:
+                    state.prune_cache()
+            if now - last_prune > 60:
+                last_prune = now
+
+
+def _established(socket_id: str, activity_timeout: float) -> bytes:
+    timeout = int(activity_timeout) if float(activity_timeout).is_integer() else activity_timeout
+    data = orjson.dumps({"socket_id": socket_id, "activity_timeout": max(timeout, 1)}).decode()
+    return event_frame("pusher:connection_established", data)
+
+
+class ServerThread:
+    """A :class:`PusherServer` on its own event loop in a daemon thread, driven by blocking calls.
+
+    ``with PusherServer(...).start_in_thread() as server:`` gives ``ws_url``, ``http_url``, ``port``,
+    ``trigger()``, ``stop()``, ``start()`` and ``restart()`` that block until done.
+    """
+
+    def __init__(self, server: PusherServer, timeout: float = 10.0) -> None:
+        self.server = server
+        self.timeout = timeout
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> ServerThread:
+        """Start the thread and the server (or restart a stopped server in the running thread)."""
+        if self._thread is not None:
+            self._call(self.server.start())
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self.server.start())
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self.server.stop())
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="quvel-pusher-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(self.timeout):
+            raise TimeoutError("the server thread did not start in time")
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._loop is None or self._thread is None:
+            coro.close()
+            raise RuntimeError("the server thread is not running: call start() first")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)
+
+    def stop(self) -> None:
+        """Stop the server (clients get 4200); the thread stays, so ``start()`` can bring it back."""
+        self._call(self.server.stop())
+
+    def restart(self) -> None:
+        self._call(self.server.restart())
+
+    def trigger(
+        self,
+        channels: str | Sequence[str],
+        event: str,
+        data: Any,
+        *,
+        socket_id: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        return self._call(self.server.trigger(channels, event, data, socket_id=socket_id, app_id=app_id))
+
+    def close(self) -> None:
+        """Stop the server and end the thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(self.timeout)
+        self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def ws_url(self) -> str:
+        return self.server.ws_url
+
+    @property
+    def http_url(self) -> str:
+        return self.server.http_url
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        """Run a read-only query on the server's loop (its dicts are not safe to read from here)."""
+
+        async def call() -> T:
+            return fn()
+
+        return self._call(call())
+
+    def connection_count(self, app_id: str | None = None) -> int:
+        return self._on_loop(lambda: self.server.connection_count(app_id))
+
+    def channels(self, app_id: str | None = None) -> dict[str, int]:
+        return self._on_loop(lambda: self.server.channels(app_id))
+
+    def presence_members(self, channel: str, app_id: str | None = None) -> dict[str, Any]:
+        return self._on_loop(lambda: self.server.presence_members(channel, app_id))
+
+    def socket_ids(self, app_id: str | None = None) -> list[str]:
+        return self._on_loop(lambda: self.server.socket_ids(app_id))

@@ -1,0 +1,190 @@
+"""The live state of one app: its sockets, channels, presence members, signed-in users and cache.
+
+Every change goes through here, so fan-out, presence bookkeeping and webhooks stay consistent. All
+methods are synchronous: the server is single-threaded on its event loop and nothing here awaits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from quvel_ws.server._app import AppConfig
+from quvel_ws.server._channels import Channel, Member, is_cache, is_presence
+from quvel_ws.server._frames import event_frame
+
+if TYPE_CHECKING:
+    from quvel_ws.server._webhooks import WebhookSender
+    from quvel_ws.server._ws import Socket
+
+
+class AppState:
+    """Sockets, channels and users of one :class:`AppConfig`."""
+
+    def __init__(self, config: AppConfig, webhooks: WebhookSender | None = None) -> None:
+        self.config = config
+        self.sockets: dict[str, Socket] = {}
+        self.channels: dict[str, Channel] = {}
+        self.users: dict[str, set[Socket]] = {}
+        self._cache: dict[str, tuple[str, Any, float]] = {}
+        self.webhooks = webhooks
+        self.quiet = False  # set while shutting down: no member_removed/webhooks for a dying server
+
+    # --- publishing -------------------------------------------------------------------------------
+
+    def publish(
+        self, channel: str, event: str, data: Any, *, exclude: str | None = None, user_id: Any = None
+    ) -> int:
+        """Send one event to every subscriber of ``channel`` (but ``exclude``, a socket id).
+
+        The frame is encoded once and the same bytes are written to every transport. Returns the
+        number of sockets written to.
+        """
+        if is_cache(channel) and not event.startswith(("pusher:", "pusher_internal:", "client-")):
+            self._cache[channel] = (event, data, time.monotonic() + self.config.cache_ttl)
+        ch = self.channels.get(channel)
+        if ch is None:
+            return 0
+        frame = event_frame(event, data, channel, user_id=user_id)
+        subscribers = ch.subscribers
+        if exclude is None:
+            for write in subscribers.values():
+                write(frame)
+            return len(subscribers)
+        sent = 0
+        for sock, write in subscribers.items():
+            if sock.id != exclude:
+                write(frame)
+                sent += 1
+        return sent
+
+    def cached(self, channel: str) -> tuple[str, Any] | None:
+        entry = self._cache.get(channel)
+        if entry is None:
+            return None
+        if entry[2] < time.monotonic():
+            del self._cache[channel]
+            return None
+        return entry[0], entry[1]
+
+    def prune_cache(self) -> None:
+        now = time.monotonic()
+        for name in [n for n, e in self._cache.items() if e[2] < now]:
+            del self._cache[name]
+
+    # --- membership -------------------------------------------------------------------------------
+
+    def join(self, sock: Socket, name: str, member: Member | None) -> tuple[Channel, bool]:
+        """Add ``sock`` to channel ``name`` (and ``member`` to its presence set).
+
+        Returns the channel and whether ``member`` is new to it (its first socket there), in which case
+        the other subscribers have been told with ``member_added``.
+        """
+        ch = self.channels.get(name)
+        if ch is None:
+            ch = self.channels[name] = Channel(name, presence=is_presence(name))
+            self._webhook({"name": "channel_occupied", "channel": name})
+        ch.subscribers[sock] = sock.write
+        sock.channels.add(name)
+        new_member = False
+        if member is not None:
+            key = str(member.user_id)
+            existing = ch.members.get(key)
+            if existing is None:
+                ch.members[key] = member
+                member.sockets = 1
+                new_member = True
+                self.publish(
+                    name,
+                    "pusher_internal:member_added",
+                    _json_str({"user_id": member.user_id, "user_info": member.user_info}),
+                    exclude=sock.id,
+                )
+                self._webhook({"name": "member_added", "channel": name, "user_id": key})
+            else:
+                existing.sockets += 1
+                existing.user_info = member.user_info
+            sock.presence[name] = key
+        return ch, new_member
+
+    def leave(self, sock: Socket, name: str) -> None:
+        """Remove ``sock`` from ``name``; ``member_removed`` goes out when a user's last socket leaves."""
+        sock.channels.discard(name)
+        ch = self.channels.get(name)
+        if ch is None or ch.subscribers.pop(sock, None) is None:
+            return
+        key = sock.presence.pop(name, None)
+        if key is not None:
+            member = ch.members.get(key)
+            if member is not None:
+                member.sockets -= 1
+                if member.sockets <= 0:
+                    del ch.members[key]
+                    if not self.quiet:
+                        self.publish(
+                            name, "pusher_internal:member_removed", _json_str({"user_id": member.user_id})
+                        )
+                        self._webhook({"name": "member_removed", "channel": name, "user_id": key})
+        if not ch.subscribers:
+            del self.channels[name]
+            if not self.quiet:
+                self._webhook({"name": "channel_vacated", "channel": name})
+
+    def add_socket(self, sock: Socket) -> None:
+        self.sockets[sock.id] = sock
+
+    def remove_socket(self, sock: Socket) -> None:
+        """Forget a closed socket: leave its channels, drop its user sign-in."""
+        if self.sockets.get(sock.id) is sock:
+            del self.sockets[sock.id]
+        for name in list(sock.channels):
+            self.leave(sock, name)
+        self.sign_out(sock)
+
+    def sign_in(self, sock: Socket, user_id: str) -> None:
+        self.sign_out(sock)
+        sock.user_id = user_id
+        self.users.setdefault(user_id, set()).add(sock)
+
+    def sign_out(self, sock: Socket) -> None:
+        if sock.user_id is None:
+            return
+        group = self.users.get(sock.user_id)
+        if group is not None:
+            group.discard(sock)
+            if not group:
+                del self.users[sock.user_id]
+        sock.user_id = None
+
+    def user_sockets(self, user_id: str) -> list[Socket]:
+        return list(self.users.get(user_id, ()))
+
+    def client_event_webhook(self, channel: str, event: str, data: Any, socket_id: str, user_id: Any) -> None:
+        if self.webhooks is None or self.quiet:
+            return
+        payload: dict[str, Any] = {
+            "name": "client_event",
+            "channel": channel,
+            "event": event,
+            "data": data if isinstance(data, str) else _json_str(data),
+            "socket_id": socket_id,
+        }
+        if user_id is not None:
+            payload["user_id"] = str(user_id)
+        self._webhook(payload)
+
+    def _webhook(self, event: dict[str, Any]) -> None:
+        if self.webhooks is not None and not self.quiet:
+            self.webhooks.enqueue(self.config, event)
+
+    # --- queries for the HTTP API -----------------------------------------------------------------
+
+    def occupied(self, prefix: str = "") -> Iterable[Channel]:
+        return (ch for name, ch in self.channels.items() if name.startswith(prefix))
+
+
+def _json_str(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
