@@ -1,0 +1,261 @@
+"""Channels as RxPY Observables, reference-counted onto one server subscription.
+
+A :class:`Channel` is a cheap view (service + full name). Subscribing to any of its Observables
+acquires the channel's hub: the first acquisition subscribes on the server, the last disposal
+unsubscribes, and every sink is removed on disposal, so leaving and rejoining never duplicates a
+handler. Events are pushed to sinks synchronously from the connection's receive path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import reactivex
+from pydantic import TypeAdapter, ValidationError
+from reactivex import Observable, abc
+
+from quvel_ws._echo import NOTIFICATION_EVENT, ChannelType, format_event, whisper_event
+from quvel_ws.errors import CallbackError, PayloadValidationError, WsError
+from quvel_ws.protocol._events import ChannelEvent, Member, SubscriptionSucceeded
+
+if TYPE_CHECKING:
+    from quvel_ws._service import WebSocketService
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Sink:
+    """One Observable subscription on a hub: an observer and, optionally, a validator."""
+
+    __slots__ = ("active", "event", "observer", "validate")
+
+    def __init__(
+        self, observer: abc.ObserverBase[Any], event: str | None, validate: Callable[[Any], Any] | None
+    ) -> None:
+        self.observer = observer
+        self.event = event
+        self.validate = validate
+        self.active = True
+
+
+class Hub:
+    """The live state of one subscribed channel: its sinks by kind, presence members, and a refcount."""
+
+    __slots__ = (
+        "errors",
+        "joining",
+        "kind",
+        "leaving",
+        "listeners",
+        "members",
+        "members_sinks",
+        "name",
+        "refs",
+        "subscribed",
+        "subscribed_sinks",
+        "wildcard",
+    )
+
+    def __init__(self, name: str, kind: ChannelType) -> None:
+        self.name = name
+        self.kind = kind
+        self.refs = 0
+        self.listeners: dict[str, tuple[Sink, ...]] = {}
+        self.wildcard: tuple[Sink, ...] = ()
+        self.subscribed_sinks: tuple[Sink, ...] = ()
+        self.errors: tuple[Sink, ...] = ()
+        self.members_sinks: tuple[Sink, ...] = ()
+        self.joining: tuple[Sink, ...] = ()
+        self.leaving: tuple[Sink, ...] = ()
+        self.subscribed: SubscriptionSucceeded | None = None
+        self.members: dict[str, Member] | None = None
+
+    def all_sinks(self) -> list[Sink]:
+        out = [s for group in self.listeners.values() for s in group]
+        out += [
+            *self.wildcard,
+            *self.subscribed_sinks,
+            *self.errors,
+            *self.members_sinks,
+            *self.joining,
+            *self.leaving,
+        ]
+        return out
+
+
+def _validator(model: Any) -> Callable[[Any], Any]:
+    """A function validating a payload into ``model`` (a pydantic model or anything TypeAdapter takes)."""
+    validate = getattr(model, "model_validate", None)
+    if callable(validate):
+        return validate  # type: ignore[no-any-return]
+    adapter: TypeAdapter[Any] = TypeAdapter(model)
+    return adapter.validate_python
+
+
+class Channel:
+    """A Pusher channel as Observables. Get one with ``ws.channel(name, type=...)``.
+
+    Subscribing to any Observable here subscribes the channel on the server (once, however many
+    subscribers); disposing of the last one unsubscribes it. Items are delivered on the service's loop.
+    """
+
+    def __init__(self, service: WebSocketService, name: str, kind: ChannelType) -> None:
+        self._service = service
+        self.name = name
+        """The full server-side name (with its ``private-``/``presence-`` prefix)."""
+        self.type = kind
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} ({self.type.value})>"
+
+    # --- Observables ---------------------------------------------------------------------------
+
+    @overload
+    def listen(self, event: str) -> Observable[Any]: ...
+    @overload
+    def listen(self, event: str, model: type[T]) -> Observable[T]: ...
+
+    def listen(self, event: str, model: Any = None) -> Observable[Any]:
+        """Payloads of ``event``, named like laravel-echo's ``listen`` (``NewMessage`` means
+        ``App\\Events\\NewMessage``; a leading ``.`` means verbatim). With ``model``, each payload is
+        validated into it; an invalid one goes to :attr:`errors` and the stream goes on."""
+        return self._listen_raw(format_event(event, self._service.namespace), model)
+
+    @overload
+    def notifications(self) -> Observable[Any]: ...
+    @overload
+    def notifications(self, model: type[T]) -> Observable[T]: ...
+
+    def notifications(self, model: Any = None) -> Observable[Any]:
+        """Laravel notifications broadcast to this channel (``BroadcastNotificationCreated``)."""
+        return self._listen_raw(NOTIFICATION_EVENT, model)
+
+    def listen_for_whisper(self, event: str) -> Observable[Any]:
+        """Client events another client sent with ``whisper(event, ...)`` (``client-{event}``)."""
+        return self._listen_raw(whisper_event(event), None)
+
+    def listen_raw(self, event: str, model: Any = None) -> Observable[Any]:
+        """Payloads of ``event`` exactly as named on the wire (no namespace)."""
+        return self._listen_raw(event, model)
+
+    def listen_to_all(self) -> Observable[ChannelEvent]:
+        """Every event on the channel (``pusher:``/internal ones excluded), as :class:`ChannelEvent`."""
+        return self._observable("wildcard", None, None)
+
+    @property
+    def subscribed(self) -> Observable[SubscriptionSucceeded]:
+        """Emits on every successful subscription and re-subscription (after each reconnect): the hook
+        for fetching what was missed. A late subscriber gets the current one at once."""
+        return self._observable("subscribed", None, None)
+
+    @property
+    def errors(self) -> Observable[WsError]:
+        """Typed errors about this channel: failed subscriptions, invalid payloads, raising callbacks,
+        decryption failures. Never terminates with ``on_error``."""
+        return self._observable("errors", None, None)
+
+    @property
+    def is_subscribed(self) -> bool:
+        hub = self._service._hubs.get(self.name)
+        return hub is not None and hub.subscribed is not None
+
+    def whisper(self, event: str, data: Any = None) -> None:
+        """Send the client event ``client-{event}`` (private and presence channels only). Raises
+        :class:`~quvel_ws.errors.ClientEventError` or :class:`~quvel_ws.errors.NotConnected`."""
+        self._service._whisper(self, whisper_event(event), data)
+
+    def leave(self) -> None:
+        """Leave this channel now: every Observable of it completes and the server is told."""
+        self._service.leave_channel(self.name)
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def _listen_raw(self, wire_event: str, model: Any) -> Observable[Any]:
+        return self._observable("listen", wire_event, _validator(model) if model is not None else None)
+
+    def _observable(
+        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None
+    ) -> Observable[Any]:
+        service = self._service
+        name, channel_type = self.name, self.type
+
+        def subscribe(
+            observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            return service._attach(name, channel_type, kind, Sink(observer, event, validate))
+
+        return reactivex.create(subscribe)
+
+
+class PresenceChannel(Channel):
+    """A ``presence-`` channel: also who is here, who joins and who leaves."""
+
+    @property
+    def members(self) -> Observable[tuple[Member, ...]]:
+        """The current members (ids are strings), emitted on every change and replayed at once to a
+        late subscriber. Emits ``()`` when the connection drops, until re-subscription."""
+        return self._observable("members", None, None)
+
+    @property
+    def joining(self) -> Observable[Member]:
+        return self._observable("joining", None, None)
+
+    @property
+    def leaving(self) -> Observable[Member]:
+        return self._observable("leaving", None, None)
+
+    @property
+    def me(self) -> Member | None:
+        """This connection's own member, once subscribed."""
+        hub = self._service._hubs.get(self.name)
+        return hub.subscribed.me if hub is not None and hub.subscribed is not None else None
+
+
+class InertChannel(PresenceChannel):
+    """What a server-rendering service hands out: every Observable completes at once, nothing is sent."""
+
+    def _observable(
+        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None
+    ) -> Observable[Any]:
+        return reactivex.empty()
+
+    @property
+    def is_subscribed(self) -> bool:
+        return False
+
+    @property
+    def me(self) -> Member | None:
+        return None
+
+    def whisper(self, event: str, data: Any = None) -> None:
+        whisper_event(event)
+        logger.debug("server rendering: whisper %r on %s not sent", event, self.name)
+
+    def leave(self) -> None:
+        return None
+
+
+def deliver(
+    service: WebSocketService, hub: Hub, sinks: tuple[Sink, ...], value: Any, event: str | None
+) -> None:
+    """Push ``value`` to ``sinks`` (validated per sink); failures are reported, never propagated."""
+    for sink in sinks:
+        if not sink.active:
+            continue
+        item = value
+        if sink.validate is not None:
+            try:
+                item = sink.validate(value)
+            except ValidationError as exc:
+                service._report(PayloadValidationError(hub.name, event or "", value, exc.errors()), hub)
+                continue
+        try:
+            sink.observer.on_next(item)
+        except Exception as exc:
+            error = CallbackError(hub.name, event, exc)
+            error.__cause__ = exc
+            service._report(error, hub, exc_info=exc)
