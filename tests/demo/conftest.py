@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import pytest
 import websockets
 
 from quvel.demo import DemoBackend, PusherCredentials
+from quvel_ws.server import AppConfig, PusherServer
 
 MASTER_KEY = bytes(range(32))
 
@@ -59,16 +61,41 @@ class RawPusherClient:
         await self.ws.close()
 
 
+@dataclass(frozen=True)
+class Target:
+    """A running Pusher-protocol server: the embedded one or Soketi."""
+
+    kind: str
+    ws_url: str
+    http_url: str
+    app_id: str = "1"
+    key: str = "app-key"
+    secret: str = "app-secret"
+
+    def credentials(self, master_key: bytes | None = MASTER_KEY) -> PusherCredentials:
+        return PusherCredentials(self.http_url, self.app_id, self.key, self.secret, master_key)
+
+
+@pytest.fixture(params=["embedded", pytest.param("soketi", marks=pytest.mark.peers)])
+async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
+    """Each test using it runs against the embedded server and against Soketi."""
+    if request.param == "soketi":
+        soketi = request.getfixturevalue("soketi")
+        yield Target("soketi", soketi.ws_url, soketi.http_url, soketi.app_id, soketi.key, soketi.secret)
+        return
+    app = AppConfig(id="1", key="app-key", secret="app-secret", enable_client_events=True)
+    async with PusherServer(apps=[app]) as server:
+        yield Target("embedded", server.ws_url, server.http_url)
+
+
 @pytest.fixture
-async def soketi_backend(soketi: Any) -> AsyncIterator[DemoBackend]:
-    creds = PusherCredentials(soketi.http_url, soketi.app_id, soketi.key, soketi.secret, MASTER_KEY)
-    async with DemoBackend(creds, tenant_id="acme", seed=1) as backend:
+async def backend(target: Target) -> AsyncIterator[DemoBackend]:
+    async with DemoBackend(target.credentials(), tenant_id="acme", seed=1) as backend:
         yield backend
 
 
 @pytest.fixture
-async def api(soketi_backend: DemoBackend) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        base_url=soketi_backend.url, headers={"Accept": "application/json"}
-    ) as client:
+async def api(backend: DemoBackend) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Accept": "application/json"}
+    async with httpx.AsyncClient(base_url=backend.url, headers=headers) as client:
         yield client

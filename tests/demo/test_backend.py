@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import httpx
 import pytest
 
 from quvel.demo import DemoBackend
 from quvel.demo.backend import NOTIFICATION_EVENT
-from tests.demo.conftest import RawPusherClient
+from tests.demo.conftest import RawPusherClient, Target
 
 ANN = {"Authorization": "Bearer token-ann"}
 BEN = {"Authorization": "Bearer token-ben"}
 
-pytestmark = pytest.mark.peers
-
 
 async def test_notifications_api_lists_newest_first_and_marks_read(
-    soketi_backend: DemoBackend, api: httpx.AsyncClient
+    backend: DemoBackend, api: httpx.AsyncClient
 ) -> None:
-    first = await soketi_backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "a"})
-    second = await soketi_backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "b"})
-    await soketi_backend.notify(2, "App\\Notifications\\InvoicePaid", {"title": "for ben"})
+    first = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "a"})
+    second = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "b"})
+    await backend.notify(2, "App\\Notifications\\InvoicePaid", {"title": "for ben"})
 
     rows = (await api.get("/api/notifications", headers=ANN)).json()["data"]
     assert [r["id"] for r in rows] == [second.id, first.id]
@@ -72,9 +69,7 @@ async def test_session_login_needs_the_xsrf_cookie_echoed(api: httpx.AsyncClient
     assert (await api.post("/api/notifications/read-all", headers={"X-XSRF-TOKEN": xsrf})).status_code == 200
 
 
-async def test_malformed_requests_get_clear_errors(
-    soketi_backend: DemoBackend, api: httpx.AsyncClient
-) -> None:
+async def test_malformed_requests_get_clear_errors(backend: DemoBackend, api: httpx.AsyncClient) -> None:
     bad_json = await api.post("/api/rooms/1/messages", content=b"{", headers=ANN)
     assert bad_json.status_code == 400
     empty = await api.post("/api/rooms/1/messages", json={"text": "  "}, headers=ANN)
@@ -93,12 +88,12 @@ async def _auth(
     )
 
 
-async def test_notification_reaches_the_users_private_channel_on_soketi(
-    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+async def test_notification_reaches_the_users_private_channel(
+    target: Target, backend: DemoBackend, api: httpx.AsyncClient
 ) -> None:
-    client = await RawPusherClient.connect(soketi.ws_url)
+    client = await RawPusherClient.connect(target.ws_url)
     try:
-        channel = soketi_backend.notification_channel(1)
+        channel = backend.notification_channel(1)
         assert channel == "private-tenant.acme.User.1"
         # Another user's channel is refused, as routes/channels.php would.
         assert (await _auth(api, client.socket_id, channel, BEN)).status_code == 403
@@ -108,9 +103,7 @@ async def test_notification_reaches_the_users_private_channel_on_soketi(
         ok = await client.subscribe(channel, auth.json())
         assert ok["event"] == "pusher_internal:subscription_succeeded"
 
-        record = await soketi_backend.notify(
-            1, "App\\Notifications\\InvoicePaid", {"title": "Paid", "amount": 42}
-        )
+        record = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "Paid", "amount": 42})
         frame = await client.next_event(lambda f: f.get("event") == NOTIFICATION_EVENT)
         assert frame["channel"] == channel
         assert json.loads(frame["data"]) == {
@@ -125,10 +118,10 @@ async def test_notification_reaches_the_users_private_channel_on_soketi(
 
 
 async def test_presence_auth_and_chat_to_others(
-    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+    target: Target, backend: DemoBackend, api: httpx.AsyncClient
 ) -> None:
-    ann = await RawPusherClient.connect(soketi.ws_url)
-    ben = await RawPusherClient.connect(soketi.ws_url)
+    ann = await RawPusherClient.connect(target.ws_url)
+    ben = await RawPusherClient.connect(target.ws_url)
     try:
         for client, headers in ((ann, ANN), (ben, BEN)):
             auth = (await _auth(api, client.socket_id, "presence-room.7", headers)).json()
@@ -142,7 +135,7 @@ async def test_presence_auth_and_chat_to_others(
         assert posted.status_code == 201
         frame = await ann.next_event(lambda f: f.get("event") == "App\\Events\\NewMessage")
         assert json.loads(frame["data"])["user"] == {"id": 2, "name": "Ben"}
-        await soketi_backend.send_message("7", 1, "second")
+        await backend.send_message("7", 1, "second")
         frame = await ben.next_event(lambda f: f.get("event") == "App\\Events\\NewMessage")
         assert json.loads(frame["data"])["text"] == "second"  # the first one was never delivered to Ben
     finally:
@@ -151,17 +144,17 @@ async def test_presence_auth_and_chat_to_others(
 
 
 async def test_encrypted_channel_payload_decrypts_with_the_auth_shared_secret(
-    soketi: Any, soketi_backend: DemoBackend, api: httpx.AsyncClient
+    target: Target, backend: DemoBackend, api: httpx.AsyncClient
 ) -> None:
     import base64
 
     from nacl.secret import SecretBox
 
-    client = await RawPusherClient.connect(soketi.ws_url)
+    client = await RawPusherClient.connect(target.ws_url)
     try:
         auth = (await _auth(api, client.socket_id, "private-encrypted-vault", ANN)).json()
         await client.subscribe("private-encrypted-vault", auth)
-        await soketi_backend.broadcast("private-encrypted-vault", "Secret", {"code": 1234})
+        await backend.broadcast("private-encrypted-vault", "Secret", {"code": 1234})
         frame = await client.next_event(lambda f: f.get("event") == "Secret")
         sealed = json.loads(frame["data"])
         box = SecretBox(base64.b64decode(auth["shared_secret"]))
@@ -171,23 +164,27 @@ async def test_encrypted_channel_payload_decrypts_with_the_auth_shared_secret(
         await client.close()
 
 
-async def test_broadcast_failure_keeps_the_notification(soketi_factory: Any) -> None:
+async def test_broadcast_failure_keeps_the_notification_and_later_ones_go_through() -> None:
     from quvel.demo import PusherCredentials
+    from quvel_ws.server import PusherServer
 
-    server = soketi_factory().start()
-    creds = PusherCredentials(server.http_url, server.app_id, server.key, server.secret)
-    async with DemoBackend(creds) as backend:
-        server.stop(hard=True)
-        record = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "x"})
-        assert not record.broadcast
-        assert backend.stats.broadcast_failures == 1
-        assert backend.sent_to(1) == [record]
+    async with PusherServer() as server:
+        creds = PusherCredentials(server.http_url, "1", "app-key", "app-secret")
+        async with DemoBackend(creds) as backend:
+            await server.stop()
+            lost = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "x"})
+            assert not lost.broadcast
+            assert backend.stats.broadcast_failures == 1
+            await server.start()
+            ok = await backend.notify(1, "App\\Notifications\\InvoicePaid", {"title": "y"})
+            assert ok.broadcast
+            assert backend.sent_to(1) == [lost, ok]
 
 
-async def test_wrong_secret_is_refused_by_soketi(soketi: Any) -> None:
+async def test_wrong_secret_is_refused(target: Target) -> None:
     from quvel.demo import Broadcaster, BroadcastError, PusherCredentials
 
-    broadcaster = Broadcaster(PusherCredentials(soketi.http_url, soketi.app_id, soketi.key, "wrong"))
+    broadcaster = Broadcaster(PusherCredentials(target.http_url, target.app_id, target.key, "wrong"))
     try:
         with pytest.raises(BroadcastError, match="401"):
             await broadcaster.trigger("news", "x", {})
