@@ -86,6 +86,19 @@ class Harness:
         self.open()
         return self.establish(socket_id, activity_timeout)
 
+    def reopen(self, socket_id: str = "2.2", activity_timeout: float = 120) -> list[Output]:
+        """After a drop: run the clock to the retry's ``OpenTransport``, then open and handshake."""
+        for _ in range(100):
+            deadline = self.proto.next_deadline()
+            assert deadline is not None, "no retry scheduled"
+            if opens(self.advance(max(0.0, deadline - self.now))):
+                break
+        else:
+            raise AssertionError("no OpenTransport")
+        self.proto.transport_opened(self.now)
+        self.drain()
+        return self.establish(socket_id, activity_timeout)
+
     def close(self, code: int | None, reason: str = "") -> list[Output]:
         self.proto.transport_closed(code, reason, self.now)
         return self.drain()
