@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -20,6 +19,7 @@ from quvel_ws.server._conn import Connection
 from quvel_ws.server._frames import event_frame
 from quvel_ws.server._http import ApiError, EventToPublish, HttpApi, channel_attributes, validate_event
 from quvel_ws.server._state import AppState
+from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
 from quvel_ws.server._ws import PING_FRAME, Socket, new_socket_id
 
@@ -175,7 +175,9 @@ class PusherServer:
 
     def start_in_thread(self) -> ServerThread:
         """Run the server on its own event loop in a daemon thread (for sync tests, scripts, demos)."""
-        return ServerThread(self).start()
+        thread = ServerThread(self)
+        thread.start()
+        return thread
 
     # --- publishing ---------------------------------------------------------------------------------
 
@@ -322,63 +324,16 @@ def _established(socket_id: str, activity_timeout: float) -> bytes:
     return event_frame("pusher:connection_established", data)
 
 
-class ServerThread:
+class ServerThread(LoopThread["PusherServer"]):
     """A :class:`PusherServer` on its own event loop in a daemon thread, driven by blocking calls.
 
     ``with PusherServer(...).start_in_thread() as server:`` gives ``ws_url``, ``http_url``, ``port``,
     ``trigger()``, ``stop()``, ``start()`` and ``restart()`` that block until done.
     """
 
-    def __init__(self, server: PusherServer, timeout: float = 10.0) -> None:
-        self.server = server
-        self.timeout = timeout
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> ServerThread:
-        """Start the thread and the server (or restart a stopped server in the running thread)."""
-        if self._thread is not None:
-            self._call(self.server.start())
-            return self
-        ready = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            loop = asyncio.new_event_loop()
-            self._loop = loop
-            try:
-                loop.run_until_complete(self.server.start())
-            except BaseException as exc:
-                failure.append(exc)
-                ready.set()
-                loop.close()
-                return
-            ready.set()
-            try:
-                loop.run_forever()
-            finally:
-                loop.run_until_complete(self.server.stop())
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        self._thread = threading.Thread(target=run, name="quvel-pusher-server", daemon=True)
-        self._thread.start()
-        if not ready.wait(self.timeout):
-            raise TimeoutError("the server thread did not start in time")
-        if failure:
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None or self._thread is None:
-            coro.close()
-            raise RuntimeError("the server thread is not running: call start() first")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(self.timeout)
-
-    def stop(self) -> None:
-        """Stop the server (clients get 4200); the thread stays, so ``start()`` can bring it back."""
-        self._call(self.server.stop())
+    @property
+    def server(self) -> PusherServer:
+        return self.target
 
     def restart(self) -> None:
         self._call(self.server.restart())
@@ -394,23 +349,6 @@ class ServerThread:
     ) -> int:
         return self._call(self.server.trigger(channels, event, data, socket_id=socket_id, app_id=app_id))
 
-    def close(self) -> None:
-        """Stop the server and end the thread."""
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(self.timeout)
-        self._thread = None
-
-    def __enter__(self) -> ServerThread:
-        return self
-
-    def __exit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
     @property
     def ws_url(self) -> str:
         return self.server.ws_url
@@ -422,14 +360,6 @@ class ServerThread:
     @property
     def port(self) -> int:
         return self.server.port
-
-    def _on_loop(self, fn: Callable[[], T]) -> T:
-        """Run a read-only query on the server's loop (its dicts are not safe to read from here)."""
-
-        async def call() -> T:
-            return fn()
-
-        return self._call(call())
 
     def connection_count(self, app_id: str | None = None) -> int:
         return self._on_loop(lambda: self.server.connection_count(app_id))
