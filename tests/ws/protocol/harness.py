@@ -107,7 +107,8 @@ class Harness:
                   shared_secret: bytes | None = None, socket_id: str | None = None) -> list[Output]:
         sid = socket_id if socket_id is not None else self.proto.socket_id
         assert sid is not None
-        self.proto.channel_authorized(channel, sid, ChannelAuthData(auth, channel_data, shared_secret), self.now)
+        auth_data = ChannelAuthData(auth, channel_data, shared_secret)
+        self.proto.channel_authorized(channel, sid, auth_data, self.now)
         return self.drain()
 
     def succeed(self, channel: str, data: Any = None) -> list[Output]:

@@ -110,14 +110,16 @@ def test_internal_events_are_never_surfaced(h: Harness) -> None:
 def test_error_frame_string_or_object(h: Harness) -> None:
     from quvel_ws.errors import ServerError
 
-    for data, encode in (({"code": 4301, "message": "rate"}, True), ({"code": 4301, "message": "rate"}, False)):
+    data = {"code": 4301, "message": "rate"}
+    for encode in (True, False):
         (error,) = errors(h.frame("pusher:error", data, encode=encode))
         assert isinstance(error, ServerError)
         assert (error.code, error.message) == (4301, "rate")
     (error,) = errors(h.frame("pusher:error", "not json at all", encode=False))
     assert isinstance(error, ServerError)
     assert (error.code, error.message) == (None, "not json at all")
-    (error,) = errors(h.frame("pusher:error", {"code": None, "message": "Existing subscription"}, encode=False))
+    existing = {"code": None, "message": "Existing subscription"}
+    (error,) = errors(h.frame("pusher:error", existing, encode=False))
     assert isinstance(error, ServerError)
     assert error.code is None
     assert h.proto.state is ConnectionState.CONNECTED

@@ -32,7 +32,8 @@ def test_connect_opens_the_transport_and_is_connecting() -> None:
 def test_connection_established(encode: bool) -> None:
     h = Harness()
     h.open()
-    out = h.frame("pusher:connection_established", {"socket_id": "1.2", "activity_timeout": 30}, encode=encode)
+    data = {"socket_id": "1.2", "activity_timeout": 30}
+    out = h.frame("pusher:connection_established", data, encode=encode)
     assert out == [StateChanged(S.CONNECTING, S.CONNECTED), Connected("1.2", 30.0)]
     assert h.proto.socket_id == "1.2"
     assert h.proto.activity_timeout == 30.0
@@ -70,7 +71,9 @@ def test_bad_connection_established_is_a_handshake_error_then_backoff(data: obje
     assert opens(h.advance(retry.delay)) == [OpenTransport(h.config.url, 2)]
 
 
-@pytest.mark.parametrize("first", ['{"event":"app-event","data":"{}"}', "not json", '{"event":"pusher:pong"}'])
+@pytest.mark.parametrize(
+    "first", ['{"event":"app-event","data":"{}"}', "not json", '{"event":"pusher:pong"}'],
+    ids=["app-event", "not-json", "pong"])
 def test_any_other_first_message_is_an_invalid_handshake(first: str) -> None:
     h = Harness()
     h.open()
