@@ -3,12 +3,7 @@ official server SDKs do, so the same back end broadcasts through the embedded se
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import logging
-import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +11,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import orjson
-from nacl.secret import SecretBox
+
+from quvel_ws.auth import encrypt_event
+from quvel_ws.server import sign_params
 
 logger = logging.getLogger(__name__)
 
@@ -42,37 +39,6 @@ class PusherCredentials:
     def __post_init__(self) -> None:
         if self.master_key is not None and len(self.master_key) != 32:
             raise ValueError(f"master_key must be 32 bytes, got {len(self.master_key)}")
-
-    def shared_secret(self, channel: str) -> bytes:
-        """The per-channel key of an encrypted channel: sha256(channel name + master key)."""
-        if self.master_key is None:
-            raise BroadcastError("encrypted channels need a master_key")
-        return hashlib.sha256(channel.encode() + self.master_key).digest()
-
-
-def sign_request(
-    method: str,
-    path: str,
-    params: dict[str, str],
-    body: bytes,
-    *,
-    key: str,
-    secret: str,
-    timestamp: int | None = None,
-) -> dict[str, str]:
-    """The query string of a signed Pusher HTTP API request (auth_key, auth_timestamp, auth_version,
-    body_md5, auth_signature), signed as the official SDKs sign it."""
-    query = dict(params)
-    query.update(
-        auth_key=key,
-        auth_timestamp=str(int(time.time()) if timestamp is None else timestamp),
-        auth_version="1.0",
-        body_md5=hashlib.md5(body).hexdigest(),
-    )
-    canonical = "&".join(f"{k}={query[k]}" for k in sorted(query))
-    to_sign = f"{method.upper()}\n{path}\n{canonical}"
-    query["auth_signature"] = hmac.new(secret.encode(), to_sign.encode(), hashlib.sha256).hexdigest()
-    return query
 
 
 class Broadcaster:
@@ -103,26 +69,17 @@ class Broadcaster:
         if any(n.startswith("private-encrypted-") for n in names):
             if len(names) != 1:
                 raise BroadcastError("an encrypted event goes to exactly one channel")
-            payload = self._encrypt(names[0], payload)
+            if self.credentials.master_key is None:
+                raise BroadcastError("encrypted channels need a master_key")
+            payload = encrypt_event(names[0], payload, self.credentials.master_key)
         message: dict[str, Any] = {"name": event, "channels": names, "data": payload}
         if socket_id:
             message["socket_id"] = socket_id
         await self._post(f"/apps/{self.credentials.app_id}/events", orjson.dumps(message))
 
-    def _encrypt(self, channel: str, payload: str) -> str:
-        nonce = os.urandom(SecretBox.NONCE_SIZE)
-        box = SecretBox(self.credentials.shared_secret(channel))
-        sealed = box.encrypt(payload.encode(), nonce)
-        return orjson.dumps(
-            {
-                "nonce": base64.b64encode(nonce).decode(),
-                "ciphertext": base64.b64encode(sealed.ciphertext).decode(),
-            }
-        ).decode()
-
     async def _post(self, path: str, body: bytes) -> None:
         creds = self.credentials
-        query = sign_request("POST", self._prefix + path, {}, body, key=creds.key, secret=creds.secret)
+        query = sign_params("POST", self._prefix + path, {}, key=creds.key, secret=creds.secret, body=body)
         try:
             response = await self._client.post(
                 self._base + path, params=query, content=body, headers={"Content-Type": "application/json"}
@@ -142,39 +99,3 @@ class Broadcaster:
             raise BroadcastError(
                 f"the Pusher HTTP API refused the event ({body.get('code')}): {body['error']}"
             )
-
-
-def _sign(secret: str, text: str) -> str:
-    return hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest()
-
-
-def channel_auth(
-    credentials: PusherCredentials,
-    socket_id: str,
-    channel: str,
-    user_id: str | int | None = None,
-    user_info: dict[str, Any] | None = None,
-) -> dict[str, str]:
-    """The ``/broadcasting/auth`` answer for ``channel``: private, encrypted (adds ``shared_secret``) or
-    presence (``channel_data`` carries ``user_id`` and ``user_info``)."""
-    body: dict[str, str] = {}
-    to_sign = f"{socket_id}:{channel}"
-    if channel.startswith("presence-"):
-        if user_id is None:
-            raise ValueError("a presence channel needs a user_id")
-        channel_data = orjson.dumps({"user_id": user_id, "user_info": user_info or {}}).decode()
-        body["channel_data"] = channel_data
-        to_sign = f"{to_sign}:{channel_data}"
-    if channel.startswith("private-encrypted-"):
-        body["shared_secret"] = base64.b64encode(credentials.shared_secret(channel)).decode()
-    body["auth"] = f"{credentials.key}:{_sign(credentials.secret, to_sign)}"
-    return body
-
-
-def user_auth(credentials: PusherCredentials, socket_id: str, user: dict[str, Any]) -> dict[str, str]:
-    """The ``/broadcasting/user-auth`` answer (``pusher:signin``): ``user`` must carry an ``id``."""
-    if "id" not in user:
-        raise ValueError("user data needs an 'id'")
-    user_data = orjson.dumps({**user, "id": str(user["id"])}).decode()
-    signature = _sign(credentials.secret, f"{socket_id}::user::{user_data}")
-    return {"auth": f"{credentials.key}:{signature}", "user_data": user_data}

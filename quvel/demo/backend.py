@@ -21,7 +21,9 @@ from types import TracebackType
 from typing import Any
 
 from quvel.demo._http import HTTPError, HTTPServer, Request, Response, Router
-from quvel.demo._pusher import Broadcaster, BroadcastError, PusherCredentials, channel_auth, user_auth
+from quvel.demo._pusher import Broadcaster, BroadcastError, PusherCredentials
+from quvel_ws.auth import Authorizer
+from quvel_ws.errors import InvalidArgument
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +171,7 @@ class DemoBackend:
         self._message_ids = itertools.count(1)
         self._rng = random.Random(seed)
         self._broadcaster = Broadcaster(credentials)
+        self._authorizer = Authorizer(credentials.key, credentials.secret, master_key=credentials.master_key)
         self._server = HTTPServer(self._routes(), host, port)
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -450,9 +453,9 @@ class DemoBackend:
             self.stats.auth_denied += 1
             raise HTTPError(403, "This action is unauthorized.")
         try:
-            body = channel_auth(self.credentials, socket_id, channel, user.id, user.public())
-        except BroadcastError as exc:  # encrypted channel without a master key
-            raise HTTPError(500, str(exc)) from None
+            body = self._authorizer.channel(socket_id, channel, user=user.public())
+        except InvalidArgument as exc:  # a malformed socket id or channel name
+            raise HTTPError(422, str(exc)) from None
         return Response.json(body)
 
     async def _broadcasting_user_auth(self, request: Request) -> Response:
@@ -464,7 +467,11 @@ class DemoBackend:
             user = self._user(request, csrf=False)
         except HTTPError:
             raise HTTPError(403, "This action is unauthorized.") from None
-        return Response.json(user_auth(self.credentials, socket_id, user.public()))
+        try:
+            body = self._authorizer.user(socket_id, {"id": user.id, "user_info": user.public()})
+        except InvalidArgument as exc:
+            raise HTTPError(422, str(exc)) from None
+        return Response.json(body)
 
 
 async def run_activity(
