@@ -383,6 +383,10 @@ class FaultProxy:
                 asyncio.ensure_future(link.pump(s_reader, c_writer, "down")),
             ]
             await asyncio.gather(*link.tasks, return_exceptions=True)
+        except asyncio.CancelledError:
+            # close() cancels handlers; end quietly (asyncio's start_server callback would log a
+            # cancelled handler as an error).
+            pass
         finally:
             link.reset()  # no-op after a graceful close
             self._links.discard(link)
