@@ -1,0 +1,200 @@
+"""pusher-js 8.6.0 and laravel-echo 2.5.0 (the reference clients) against the embedded server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pusher
+import pytest
+
+from quvel_ws.auth import AuthEndpoint, encrypt_event
+from quvel_ws.server import ServerThread
+from tests.interop.conftest import MASTER_KEY, NodePeer, bearer
+
+pytestmark = pytest.mark.peers
+
+Peer = Callable[[], NodePeer]
+
+
+def sdk(server: ServerThread, **kwargs: object) -> pusher.Pusher:
+    return pusher.Pusher(app_id="1", key="app-key", secret="app-secret", host="127.0.0.1", port=server.port,
+                         ssl=False, **kwargs)
+
+
+def test_public_channel_event_through_the_http_api(server: ServerThread, node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port)
+    js.send("subscribe", channel="news")
+    js.expect("subscribed", channel="news")
+    assert sdk(server).trigger("news", "NewUpdate", {"x": 1}) == {"ok": True}
+    got = js.expect("event", channel="news", event="NewUpdate")
+    assert got["data"] == {"x": 1}
+
+
+def test_echo_listens_on_a_public_channel(server: ServerThread, node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, lib="echo")
+    js.send("echo_listen", kind="channel", channel="orders", event=".OrderShipped")
+    js.expect("subscribed", channel="orders")
+    server.trigger("orders", "OrderShipped", {"id": 7})
+    assert js.expect("echo_event", channel="orders")["data"] == {"id": 7}
+
+
+def test_private_channel_with_the_auth_endpoint(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                               node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, authEndpoint=auth_endpoint.url, **bearer("token-ann"))
+    js.send("subscribe", channel="private-orders.1")
+    js.expect("subscribed", channel="private-orders.1")
+    sdk(server).trigger("private-orders.1", "Paid", {"amount": 3})
+    assert js.expect("event", channel="private-orders.1", event="Paid")["data"] == {"amount": 3}
+    assert auth_endpoint.requests[-1][2] == 200
+
+
+def test_private_channel_refused_by_the_auth_endpoint(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                     node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, authEndpoint=auth_endpoint.url)  # no token: presence needs a user
+    js.send("subscribe", channel="presence-room")
+    err = js.expect("subscription_error", channel="presence-room")
+    assert err["data"]["status"] == 403
+    assert server.channels() == {}
+
+
+def test_presence_here_joining_leaving_with_echo(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                node_peer: Peer) -> None:
+    ann, bob = node_peer(), node_peer()
+    ann.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer("token-ann"))
+    ann.send("echo_join", channel="room.1")
+    assert ann.expect("here", channel="room.1")["users"] == [{"id": 1, "name": "Ann"}]
+
+    bob.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer("token-bob"))
+    bob.send("echo_join", channel="room.1")
+    here = bob.expect("here", channel="room.1")["users"]
+    assert sorted(u["name"] for u in here) == ["Ann", "Bob"]
+    assert ann.expect("joining", channel="room.1")["user"] == {"id": 2, "name": "Bob"}
+    assert server.presence_members("presence-room.1") == {"1": {"id": 1, "name": "Ann"},
+                                                          "2": {"id": 2, "name": "Bob"}}
+
+    bob.send("disconnect")
+    assert ann.expect("leaving", channel="room.1")["user"] == {"id": 2, "name": "Bob"}
+    assert list(server.presence_members("presence-room.1")) == ["1"]
+
+
+def test_second_tab_of_the_same_user_is_not_a_new_member(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                         node_peer: Peer) -> None:
+    watcher, tab1, tab2 = node_peer(), node_peer(), node_peer()
+    for peer, token in ((watcher, "token-bob"), (tab1, "token-ann"), (tab2, "token-ann")):
+        peer.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer(token))
+    watcher.send("echo_join", channel="room.2")
+    watcher.expect("here")
+    tab1.send("echo_join", channel="room.2")
+    tab1.expect("here")
+    assert watcher.expect("joining")["user"]["name"] == "Ann"
+    tab2.send("echo_join", channel="room.2")
+    assert len(tab2.expect("here")["users"]) == 2
+    tab1.send("disconnect")  # Ann still has a tab open: no leaving
+    tab2.send("echo_leave", channel="room.2")
+    assert watcher.expect("leaving")["user"]["name"] == "Ann"
+    watcher.drain()
+    assert watcher.seen("joining") == []  # tab2 never produced a second joining
+
+
+def test_encrypted_channel_is_decrypted_by_pusher_js(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                    node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer("token-ann"))
+    js.send("echo_listen", kind="encryptedPrivate", channel="vault.1", event=".Secret")
+    js.expect("subscribed", channel="vault.1")
+    # Through the official SDK (which encrypts itself) and through our helper: both decrypt.
+    encrypting = sdk(server, encryption_master_key_base64=MASTER_KEY)
+    encrypting.trigger("private-encrypted-vault.1", "Secret", {"n": 1})
+    assert js.expect("echo_event", channel="vault.1")["data"] == {"n": 1}
+    server.trigger("private-encrypted-vault.1", "Secret",
+                   encrypt_event("private-encrypted-vault.1", {"n": 2}, MASTER_KEY))
+    assert js.expect("echo_event", channel="vault.1")["data"] == {"n": 2}
+
+
+def test_whisper_between_two_echo_clients(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                          node_peer: Peer) -> None:
+    ann, bob = node_peer(), node_peer()
+    for peer, token in ((ann, "token-ann"), (bob, "token-bob")):
+        peer.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer(token))
+        peer.send("echo_listen", kind="private", channel="chat.1", event=".noop")
+        peer.expect("subscribed", channel="chat.1")
+        peer.send("echo_listen_whisper", kind="private", channel="chat.1", event="typing")
+    bob.send("echo_whisper", kind="private", channel="chat.1", event="typing", data={"name": "Bob"})
+    assert ann.expect("whisper", channel="chat.1")["data"] == {"name": "Bob"}
+    bob.drain()
+    assert bob.seen("whisper") == []  # never echoed to the sender
+
+
+def test_whisper_on_presence_carries_the_user_id(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                node_peer: Peer) -> None:
+    ann, bob = node_peer(), node_peer()
+    for peer, token in ((ann, "token-ann"), (bob, "token-bob")):
+        peer.connect(server.port, authEndpoint=auth_endpoint.url, **bearer(token))
+        peer.send("subscribe", channel="presence-game")
+        peer.expect("subscribed", channel="presence-game")
+    ann.send("bind", channel="presence-game", event="client-move")
+    bob.send("trigger", channel="presence-game", event="client-move", data={"x": 1})
+    assert bob.expect("triggered")["ok"] is True
+    got = ann.expect("bound_event", channel="presence-game", event="client-move")
+    assert got["data"] == {"x": 1}
+    assert str(got["user_id"]) == "2"
+
+
+def test_event_excluded_by_socket_id(server: ServerThread, node_peer: Peer) -> None:
+    a, b = node_peer(), node_peer()
+    for peer in (a, b):
+        peer.connect(server.port)
+        peer.send("subscribe", channel="feed")
+        peer.expect("subscribed", channel="feed")
+    client = sdk(server)
+    client.trigger("feed", "First", {"n": 1}, socket_id=a.socket_id())
+    client.trigger("feed", "Second", {"n": 2})
+    assert b.expect("event", event="First")["data"] == {"n": 1}
+    assert b.expect("event", event="Second")["data"] == {"n": 2}
+    # Events arrive in order, so if ``a`` had received First it would be in its backlog by now.
+    a.expect("event", event="Second")
+    assert a.seen("event", event="First") == []
+
+
+def test_reconnects_and_resubscribes_after_a_server_restart(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                                          node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, authEndpoint=auth_endpoint.url, **bearer("token-ann"))
+    js.send("subscribe", channel="private-inbox")
+    js.expect("subscribed", channel="private-inbox")
+    first_id = js.socket_id()
+    server.restart()  # closes with 4200: pusher-js reconnects at once
+    js.expect("state", current="connecting")
+    js.expect("state", current="connected")
+    js.expect("subscribed", channel="private-inbox")  # re-authorised with the new socket id
+    assert js.socket_id() != first_id
+    server.trigger("private-inbox", "Mail", {"n": 1})
+    assert js.expect("event", event="Mail")["data"] == {"n": 1}
+    assert sum(1 for r in auth_endpoint.requests if r[1].get("channel_name") == "private-inbox") == 2
+
+
+def test_signin_user_channel_and_terminate(server: ServerThread, auth_endpoint: AuthEndpoint,
+                                           node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, userAuthEndpoint=auth_endpoint.user_auth_url, **bearer("token-ann"))
+    js.send("signin")
+    client = sdk(server)
+    # pusher-js subscribes #server-to-user-1 silently after pusher:signin_success: wait for the server.
+    _wait(lambda: "#server-to-user-1" in server.channels())
+    client.send_to_user("1", "Notice", {"text": "hi"})
+    assert js.expect("user_event", event="Notice")["data"] == {"text": "hi"}
+    client.terminate_user_connections("1")  # the SDK's path without /apps/{id}: accepted too
+    js.expect("state", current="disconnected")
+
+
+def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        time.sleep(0.02)
