@@ -25,6 +25,7 @@ __all__ = [
     "ContainerClosed",
     "I18nError",
     "QuvelError",
+    "SchemaError",
     "ServiceAlreadyRegistered",
     "ServiceError",
     "ServiceLifecycleError",
@@ -132,6 +133,10 @@ class ValidationFailed(QuvelError):
     def has(self, field: str) -> bool:
         """Whether ``field`` has at least one error."""
         return bool(self.errors.get(field))
+
+
+class SchemaError(QuvelError, TypeError):
+    """What was given as a model is not something pydantic can validate against."""
 
 
 # --------------------------------------------------------------------------------------------------------

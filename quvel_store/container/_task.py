@@ -8,15 +8,15 @@ field error bag of a :class:`ValidationFailed`), or subscribe to ``task.observe(
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, ParamSpec, TypeVar
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, cast, overload
 
 import reactivex
+from reactivex import abc
 from reactivex.subject import BehaviorSubject
 
 from quvel_store.errors import TaskError, ValidationFailed
@@ -56,7 +56,7 @@ class Task(Generic[P, T]):
 
     def __init__(
         self,
-        fn: Callable[P, Awaitable[T]] | Callable[P, T],
+        fn: Callable[P, Any],
         *,
         name: str | None = None,
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
@@ -106,8 +106,23 @@ class Task(Generic[P, T]):
         return self.state == "active"
 
     def observe(self) -> reactivex.Observable[TaskSnapshot[T]]:
-        """Snapshots: the current one on subscribe, then one per state change."""
-        return self._subject
+        """Snapshots: the current one on subscribe, then one per state change.
+
+        An observer whose ``on_next`` raises is logged and keeps its subscription; others are unaffected.
+        """
+
+        def subscribe(
+            observer: abc.ObserverBase[TaskSnapshot[T]], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
+            def on_next(snapshot: TaskSnapshot[T]) -> None:
+                try:
+                    observer.on_next(snapshot)
+                except Exception:
+                    logger.exception("task %r: an observer raised on %s", self.name, snapshot.state)
+
+            return self._subject.subscribe(on_next, observer.on_error, observer.on_completed)
+
+        return reactivex.create(subscribe)
 
     # Running ------------------------------------------------------------------------------------------------
 
@@ -183,7 +198,7 @@ class Task(Generic[P, T]):
         """Call the function; an async one runs as its own asyncio task so reset() can cancel just it."""
         value = self._fn(*args, **kwargs)
         if not inspect.isawaitable(value):
-            return value
+            return cast(T, value)
         inner: asyncio.Future[T] = asyncio.ensure_future(value)
         self._running.add(inner)
         try:
@@ -200,8 +215,7 @@ class Task(Generic[P, T]):
 
     def _emit(self, snapshot: TaskSnapshot[T]) -> None:
         if not self._subject.is_disposed:
-            with contextlib.suppress(Exception):  # a raising observer must not corrupt the task
-                self._subject.on_next(snapshot)
+            self._subject.on_next(snapshot)
 
     def __repr__(self) -> str:
         return f"<Task {self.name!r} {self.state}>"
@@ -213,19 +227,43 @@ class TaskService:
     def __init__(self) -> None:
         self._tasks: weakref.WeakSet[Task[Any, Any]] = weakref.WeakSet()
 
+    @overload
     def new_task(
         self,
-        fn: Callable[P, Awaitable[T]] | Callable[P, T],
+        fn: Callable[P, Awaitable[T]],
         *,
         name: str | None = None,
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
         on_success: Sequence[Callable[[T], Any]] = (),
         on_error: Sequence[Callable[[BaseException], Any]] = (),
         concurrency: TaskConcurrency = "drop",
-    ) -> Task[P, T]:
+    ) -> Task[P, T]: ...
+
+    @overload
+    def new_task(
+        self,
+        fn: Callable[P, T],
+        *,
+        name: str | None = None,
+        should_run: Callable[[], bool | Awaitable[bool]] | None = None,
+        on_success: Sequence[Callable[[T], Any]] = (),
+        on_error: Sequence[Callable[[BaseException], Any]] = (),
+        concurrency: TaskConcurrency = "drop",
+    ) -> Task[P, T]: ...
+
+    def new_task(
+        self,
+        fn: Callable[P, Any],
+        *,
+        name: str | None = None,
+        should_run: Callable[[], bool | Awaitable[bool]] | None = None,
+        on_success: Sequence[Callable[[Any], Any]] = (),
+        on_error: Sequence[Callable[[BaseException], Any]] = (),
+        concurrency: TaskConcurrency = "drop",
+    ) -> Task[P, Any]:
         """A new handle for ``fn`` (sync or async). ``should_run`` can veto a run; ``on_success`` /
         ``on_error`` handlers run after each outcome (their exceptions are logged, never raised)."""
-        task: Task[P, T] = Task(
+        task: Task[P, Any] = Task(
             fn,
             name=name,
             should_run=should_run,

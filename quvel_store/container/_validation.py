@@ -9,10 +9,10 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from quvel_store.errors import ValidationFailed
+from quvel_store.errors import SchemaError, ValidationFailed
 
 if TYPE_CHECKING:
     from pydantic_core import ErrorDetails
@@ -82,7 +82,11 @@ class ValidationService:
             return cast(T, model.model_validate(data, strict=strict))
         adapter = self._adapters.get(model)
         if adapter is None:
-            adapter = self._adapters[model] = TypeAdapter(model)
+            try:
+                adapter = TypeAdapter(model)
+            except (PydanticUserError, PydanticSchemaGenerationError, TypeError) as exc:
+                raise SchemaError(f"cannot validate against {model!r}: {exc}") from exc
+            self._adapters[model] = adapter
         if isinstance(data, str | bytes | bytearray):
             return cast(T, adapter.validate_json(data, strict=strict))
         return cast(T, adapter.validate_python(data, strict=strict))

@@ -11,10 +11,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pusher
 import pytest
 
 XSRF_RAW = "eyJpdiI6IkFCQyJ9%3D%3D"  # Laravel URL-encodes the cookie; the header carries it decoded
 XSRF_DECODED = "eyJpdiI6IkFCQyJ9=="
+WS_TOKEN = "ws-user-token"
+WS_APP_KEY = "app-key"
+WS_APP_SECRET = "app-secret"
 
 
 @dataclass
@@ -105,6 +109,18 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
                     self._reply(200, {"ok": True})
                 else:
                     self._reply(419, {"message": "CSRF token mismatch."})
+            elif path == "/broadcasting/auth" and self.command == "POST":
+                # Laravel's channel authorization behind Sanctum: session XSRF + bearer token required.
+                form = body if isinstance(body, dict) else {k: v[0] for k, v in parse_qs(str(body)).items()}
+                if headers.get("x-xsrf-token") != XSRF_DECODED:
+                    self._reply(419, {"message": "CSRF token mismatch."})
+                elif headers.get("authorization") != f"Bearer {WS_TOKEN}":
+                    self._reply(403, {"message": "This action is unauthorized."})
+                else:
+                    signer = pusher.Pusher(app_id="1", key=WS_APP_KEY, secret=WS_APP_SECRET)
+                    self._reply(
+                        200, signer.authenticate(channel=form["channel_name"], socket_id=form["socket_id"])
+                    )
             elif path == "/api/boom":
                 self._reply(500, {"message": "Server Error"})
             elif path.startswith("/api/status/"):
