@@ -24,6 +24,7 @@ import contextlib
 import enum
 import logging
 import socket
+import ssl as ssl_module
 import struct
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class _Link:
         self.tasks: list[asyncio.Task[None]] = []
         self.closed = False
         self._last_deadline = {"up": 0.0, "down": 0.0}
+        self.recorded: bytearray | None = None
+        self.index = 0
 
     def reset(self) -> None:
         if self.closed:
@@ -101,6 +104,16 @@ class _Link:
         for writer in (self.client, self.server):
             if writer is not None:
                 writer.close()
+
+    def _record(self, data: bytes) -> None:
+        limit = self.proxy.record
+        if self.recorded is None:
+            self.recorded = bytearray()
+            self.proxy.handshakes.append(b"")
+            self.index = len(self.proxy.handshakes) - 1
+        if len(self.recorded) < limit:
+            self.recorded += data[: limit - len(self.recorded)]
+            self.proxy.handshakes[self.index] = bytes(self.recorded)
 
     def _write(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         if not self.closed and not writer.transport.is_closing():
@@ -128,6 +141,8 @@ class _Link:
                     self.reset()
                     return
                 proxy._count(direction, len(data))
+                if direction == "up" and proxy.record:
+                    self._record(data)
                 if proxy._delay > 0:
                     # Strictly increasing deadlines keep the chunks in order even if the delay shrinks.
                     deadline = max(loop.time() + proxy._delay, self._last_deadline[direction] + 1e-6)
@@ -148,7 +163,14 @@ class _Link:
 class FaultProxy:
     """Loopback TCP proxy to ``target_host:target_port`` with switchable faults (see module doc)."""
 
-    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0,
+                 ssl: ssl_module.SSLContext | None = None, record: int = 0) -> None:
+        """``ssl``: terminate TLS on the listening side (the server behind stays plain), to put a TLS
+        endpoint in front of a server that has none. ``record``: keep the first ``record`` bytes each
+        client sent (its HTTP request / WebSocket handshake) in ``handshakes``."""
+        self.ssl = ssl
+        self.record = record
+        self.handshakes: list[bytes] = []
         self.target_host = target_host
         self.target_port = target_port
         self.host = host
@@ -338,7 +360,9 @@ class FaultProxy:
         task.add_done_callback(self._tasks.discard)
 
     async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._on_client, self.host, self._port, reuse_address=True)
+        self._server = await asyncio.start_server(
+            self._on_client, self.host, self._port, reuse_address=True, ssl=self.ssl
+        )
         self._port = int(self._server.sockets[0].getsockname()[1])
 
     def _count(self, direction: str, n: int) -> None:
