@@ -220,7 +220,7 @@ class Socket:
         problem = channel_name_problem(name, cfg.max_channel_name_length)
         if problem is not None:
             kind = "LimitReached" if len(name) > cfg.max_channel_name_length else "InvalidChannelName"
-            self._sub_error(name[: cfg.max_channel_name_length], kind, problem, 4009)
+            self._sub_error(name, kind, problem, 4009)
             return
         member: Member | None = None
         if name.startswith(SERVER_TO_USER_PREFIX):
