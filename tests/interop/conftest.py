@@ -35,8 +35,15 @@ class NodePeer:
         require_node_package("laravel-echo")
         env = dict(os.environ, NODE_PATH=str(NODE_MODULES), NODE_NO_WARNINGS="1")
         self.proc = subprocess.Popen(
-            ["node", str(PEER_SCRIPT)], cwd=PEERS_DIR, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+            ["node", str(PEER_SCRIPT)],
+            cwd=PEERS_DIR,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
         )
         self.backlog: list[dict[str, Any]] = []
         self.expect("ready")
@@ -77,8 +84,9 @@ class NodePeer:
             while True:
                 self.backlog.append(read_json_line(self.proc, timeout=quiet))
 
-    def connect(self, port: int, *, lib: str = "pusher", key: str = "app-key", wait: bool = True,
-                **options: Any) -> None:
+    def connect(
+        self, port: int, *, lib: str = "pusher", key: str = "app-key", wait: bool = True, **options: Any
+    ) -> None:
         self.send("connect", lib=lib, port=port, key=key, **options)
         if wait:
             self.expect("state", current="connected")

@@ -18,8 +18,15 @@ Peer = Callable[[], NodePeer]
 
 
 def sdk(server: ServerThread, **kwargs: object) -> pusher.Pusher:
-    return pusher.Pusher(app_id="1", key="app-key", secret="app-secret", host="127.0.0.1", port=server.port,
-                         ssl=False, **kwargs)
+    return pusher.Pusher(
+        app_id="1",
+        key="app-key",
+        secret="app-secret",
+        host="127.0.0.1",
+        port=server.port,
+        ssl=False,
+        **kwargs,
+    )
 
 
 def test_public_channel_event_through_the_http_api(server: ServerThread, node_peer: Peer) -> None:
@@ -41,8 +48,9 @@ def test_echo_listens_on_a_public_channel(server: ServerThread, node_peer: Peer)
     assert js.expect("echo_event", channel="orders")["data"] == {"id": 7}
 
 
-def test_private_channel_with_the_auth_endpoint(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                               node_peer: Peer) -> None:
+def test_private_channel_with_the_auth_endpoint(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     js = node_peer()
     js.connect(server.port, authEndpoint=auth_endpoint.url, **bearer("token-ann"))
     js.send("subscribe", channel="private-orders.1")
@@ -52,8 +60,9 @@ def test_private_channel_with_the_auth_endpoint(server: ServerThread, auth_endpo
     assert auth_endpoint.requests[-1][2] == 200
 
 
-def test_private_channel_refused_by_the_auth_endpoint(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                     node_peer: Peer) -> None:
+def test_private_channel_refused_by_the_auth_endpoint(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     js = node_peer()
     js.connect(server.port, authEndpoint=auth_endpoint.url)  # no token: presence needs a user
     js.send("subscribe", channel="presence-room")
@@ -62,8 +71,9 @@ def test_private_channel_refused_by_the_auth_endpoint(server: ServerThread, auth
     assert server.channels() == {}
 
 
-def test_presence_here_joining_leaving_with_echo(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                node_peer: Peer) -> None:
+def test_presence_here_joining_leaving_with_echo(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     ann, bob = node_peer(), node_peer()
     ann.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer("token-ann"))
     ann.send("echo_join", channel="room.1")
@@ -74,16 +84,19 @@ def test_presence_here_joining_leaving_with_echo(server: ServerThread, auth_endp
     here = bob.expect("here", channel="room.1")["users"]
     assert sorted(u["name"] for u in here) == ["Ann", "Bob"]
     assert ann.expect("joining", channel="room.1")["user"] == {"id": 2, "name": "Bob"}
-    assert server.presence_members("presence-room.1") == {"1": {"id": 1, "name": "Ann"},
-                                                          "2": {"id": 2, "name": "Bob"}}
+    assert server.presence_members("presence-room.1") == {
+        "1": {"id": 1, "name": "Ann"},
+        "2": {"id": 2, "name": "Bob"},
+    }
 
     bob.send("disconnect")
     assert ann.expect("leaving", channel="room.1")["user"] == {"id": 2, "name": "Bob"}
     assert list(server.presence_members("presence-room.1")) == ["1"]
 
 
-def test_second_tab_of_the_same_user_is_not_a_new_member(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                         node_peer: Peer) -> None:
+def test_second_tab_of_the_same_user_is_not_a_new_member(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     watcher, tab1, tab2 = node_peer(), node_peer(), node_peer()
     for peer, token in ((watcher, "token-bob"), (tab1, "token-ann"), (tab2, "token-ann")):
         peer.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer(token))
@@ -101,8 +114,9 @@ def test_second_tab_of_the_same_user_is_not_a_new_member(server: ServerThread, a
     assert watcher.seen("joining") == []  # tab2 never produced a second joining
 
 
-def test_encrypted_channel_is_decrypted_by_pusher_js(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                    node_peer: Peer) -> None:
+def test_encrypted_channel_is_decrypted_by_pusher_js(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     js = node_peer()
     js.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer("token-ann"))
     js.send("echo_listen", kind="encryptedPrivate", channel="vault.1", event=".Secret")
@@ -111,13 +125,17 @@ def test_encrypted_channel_is_decrypted_by_pusher_js(server: ServerThread, auth_
     encrypting = sdk(server, encryption_master_key_base64=MASTER_KEY)
     encrypting.trigger("private-encrypted-vault.1", "Secret", {"n": 1})
     assert js.expect("echo_event", channel="vault.1")["data"] == {"n": 1}
-    server.trigger("private-encrypted-vault.1", "Secret",
-                   encrypt_event("private-encrypted-vault.1", {"n": 2}, MASTER_KEY))
+    server.trigger(
+        "private-encrypted-vault.1",
+        "Secret",
+        encrypt_event("private-encrypted-vault.1", {"n": 2}, MASTER_KEY),
+    )
     assert js.expect("echo_event", channel="vault.1")["data"] == {"n": 2}
 
 
-def test_whisper_between_two_echo_clients(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                          node_peer: Peer) -> None:
+def test_whisper_between_two_echo_clients(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     ann, bob = node_peer(), node_peer()
     for peer, token in ((ann, "token-ann"), (bob, "token-bob")):
         peer.connect(server.port, lib="echo", authEndpoint=auth_endpoint.url, **bearer(token))
@@ -130,8 +148,9 @@ def test_whisper_between_two_echo_clients(server: ServerThread, auth_endpoint: A
     assert bob.seen("whisper") == []  # never echoed to the sender
 
 
-def test_whisper_on_presence_carries_the_user_id(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                node_peer: Peer) -> None:
+def test_whisper_on_presence_carries_the_user_id(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     ann, bob = node_peer(), node_peer()
     for peer, token in ((ann, "token-ann"), (bob, "token-bob")):
         peer.connect(server.port, authEndpoint=auth_endpoint.url, **bearer(token))
@@ -161,8 +180,9 @@ def test_event_excluded_by_socket_id(server: ServerThread, node_peer: Peer) -> N
     assert a.seen("event", event="First") == []
 
 
-def test_reconnects_and_resubscribes_after_a_server_restart(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                                          node_peer: Peer) -> None:
+def test_reconnects_and_resubscribes_after_a_server_restart(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     js = node_peer()
     js.connect(server.port, authEndpoint=auth_endpoint.url, **bearer("token-ann"))
     js.send("subscribe", channel="private-inbox")
@@ -178,8 +198,9 @@ def test_reconnects_and_resubscribes_after_a_server_restart(server: ServerThread
     assert sum(1 for r in auth_endpoint.requests if r[1].get("channel_name") == "private-inbox") == 2
 
 
-def test_signin_user_channel_and_terminate(server: ServerThread, auth_endpoint: AuthEndpoint,
-                                           node_peer: Peer) -> None:
+def test_signin_user_channel_and_terminate(
+    server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer
+) -> None:
     js = node_peer()
     js.connect(server.port, userAuthEndpoint=auth_endpoint.user_auth_url, **bearer("token-ann"))
     js.send("signin")

@@ -80,7 +80,9 @@ class Raw:
         while True:
             msg = await self.recv()
             if msg.get("channel") == channel and msg["event"] in (
-                "pusher_internal:subscription_succeeded", "pusher:subscription_error"):
+                "pusher_internal:subscription_succeeded",
+                "pusher:subscription_error",
+            ):
                 return msg
 
     async def closed(self, within: float = 5.0) -> int | None:
@@ -118,16 +120,36 @@ class Target:
     key: str = KEY
     secret: str = SECRET
 
-    async def api(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None,
-                  *, secret: str | None = None, timestamp: int | None = None) -> httpx.Response:
+    async def api(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        *,
+        secret: str | None = None,
+        timestamp: int | None = None,
+    ) -> httpx.Response:
         """A signed HTTP API request (``path`` relative to ``/apps/{id}``)."""
         full = f"/apps/{self.app_id}{path}"
         raw = b"" if body is None else json.dumps(body).encode()
-        signed = sign_params(method, full, params or {}, key=self.key, secret=secret or self.secret, body=raw,
-                             timestamp=timestamp)
+        signed = sign_params(
+            method,
+            full,
+            params or {},
+            key=self.key,
+            secret=secret or self.secret,
+            body=raw,
+            timestamp=timestamp,
+        )
         async with httpx.AsyncClient(timeout=10) as client:
-            return await client.request(method, self.http_url + full, params=signed, content=raw or None,
-                                        headers={"Content-Type": "application/json"} if raw else None)
+            return await client.request(
+                method,
+                self.http_url + full,
+                params=signed,
+                content=raw or None,
+                headers={"Content-Type": "application/json"} if raw else None,
+            )
 
     async def trigger(self, channel: str | list[str], name: str, data: Any, **extra: Any) -> httpx.Response:
         body: dict[str, Any] = {"name": name, "data": data if isinstance(data, str) else json.dumps(data)}
@@ -150,7 +172,8 @@ async def target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
         soketi = request.getfixturevalue("soketi")
         yield Target("soketi", soketi.ws_url, soketi.http_url)
         return
-    app = AppConfig(id=APP_ID, key=KEY, secret=SECRET, enable_client_events=True,
-                    max_client_events_per_second=1000)
+    app = AppConfig(
+        id=APP_ID, key=KEY, secret=SECRET, enable_client_events=True, max_client_events_per_second=1000
+    )
     async with PusherServer(apps=[app]) as server:
         yield Target("embedded", server.ws_url, server.http_url)

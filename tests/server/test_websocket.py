@@ -1,0 +1,282 @@
+"""The embedded server's WebSocket side: handshake refusals, limits, heartbeat, sign-in, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import websockets
+
+from quvel_ws.auth import Authorizer
+from quvel_ws.server import AppConfig, Limits, PusherServer
+from tests.server.conftest import KEY, SECRET, Raw, data_of
+
+AUTH = Authorizer(KEY, SECRET, master_key=bytes(32))
+
+
+def app(**options: object) -> AppConfig:
+    return AppConfig(id="1", key=KEY, secret=SECRET, **options)  # type: ignore[arg-type]
+
+
+async def test_starts_in_milliseconds_on_a_free_port() -> None:
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with PusherServer() as server:
+        assert loop.time() - started < 1.0  # generous: it is ~1 ms, but machines are shared
+        assert server.ws_url == f"ws://127.0.0.1:{server.port}/app/app-key"
+        assert server.http_url == f"http://127.0.0.1:{server.port}"
+
+
+async def test_unsupported_protocol_is_4007(embedded: PusherServer) -> None:
+    ws = await websockets.connect(embedded.ws_url + "?protocol=6")
+    msg = json.loads(await ws.recv())
+    assert msg["data"]["code"] == 4007
+    with pytest.raises(websockets.ConnectionClosed):
+        await ws.recv()
+    assert ws.close_code == 4007
+
+
+async def test_configurable_activity_timeout() -> None:
+    async with PusherServer(activity_timeout=120) as server:
+        raw = await Raw.connect(server.ws_url)
+        assert raw.established["activity_timeout"] == 120
+
+
+async def test_connection_quota_is_4004() -> None:
+    async with PusherServer(apps=[app(max_connections=1)]) as server:
+        first = await Raw.connect(server.ws_url)
+        ws = await websockets.connect(server.ws_url)
+        assert json.loads(await ws.recv())["data"]["code"] == 4004
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == 4004
+        await first.barrier()  # the first one is unaffected
+
+
+async def test_idle_socket_is_pinged_then_closed_with_4201() -> None:
+    async with PusherServer(activity_timeout=0.2, pong_timeout=0.2) as server:
+        silent = await Raw.connect(server.ws_url)
+        assert await silent.recv(within=3) == {"event": "pusher:ping", "data": {}}
+        code = await silent.closed(within=3)
+        assert code == 4201
+
+
+async def test_socket_answering_pings_stays_connected() -> None:
+    async with PusherServer(activity_timeout=0.2, pong_timeout=0.3) as server:
+        raw = await Raw.connect(server.ws_url)
+        for _ in range(3):
+            assert (await raw.recv(within=3))["event"] == "pusher:ping"
+            await raw.send("pusher:pong")
+        assert server.connection_count() == 1
+
+
+async def test_graceful_stop_closes_with_4200_and_restart_reuses_the_port(embedded: PusherServer) -> None:
+    port = embedded.port
+    raw = await Raw.connect(embedded.ws_url)
+    stopping = asyncio.create_task(embedded.stop())
+    error = await raw.recv()
+    assert error["event"] == "pusher:error"
+    assert error["data"]["code"] == 4200
+    assert await raw.closed() == 4200
+    await stopping
+    await embedded.start()
+    assert embedded.port == port
+    again = await Raw.connect(embedded.ws_url)
+    await again.close()
+
+
+async def test_client_events_disabled_is_4301() -> None:
+    async with PusherServer(apps=[app()]) as server:
+        raw = await Raw.connect(server.ws_url)
+        await raw.subscribe("private-a", **AUTH.private(raw.socket_id, "private-a"))
+        await raw.send("client-x", {}, channel="private-a")
+        err = await raw.expect("pusher:error")
+        assert err["data"]["code"] == 4301
+
+
+@pytest.mark.parametrize(("channel", "code"), [("public-chan", 4301), ("private-encrypted-x", 4301)])
+async def test_client_events_only_on_private_and_presence(
+    embedded: PusherServer, channel: str, code: int
+) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    extra = AUTH.private(raw.socket_id, channel) if channel.startswith("private-") else {}
+    extra.pop("shared_secret", None)
+    await raw.subscribe(channel, **extra)
+    await raw.send("client-x", {}, channel=channel)
+    assert (await raw.expect("pusher:error"))["data"]["code"] == code
+
+
+async def test_client_event_rate_limit() -> None:
+    async with PusherServer(apps=[app(enable_client_events=True)]) as server:
+        a, b = await Raw.connect(server.ws_url), await Raw.connect(server.ws_url)
+        for raw in (a, b):
+            await raw.subscribe("private-r", **AUTH.private(raw.socket_id, "private-r"))
+        for i in range(12):
+            await a.send("client-n", {"i": i}, channel="private-r")
+        answers = await a.barrier()
+        assert [m["data"]["code"] for m in answers] == [4301, 4301]
+        received = await b.barrier()
+        assert [m["data"]["i"] for m in received] == list(range(10))
+
+
+async def test_client_event_payload_limit() -> None:
+    async with PusherServer(apps=[app(enable_client_events=True, max_payload_bytes=100)]) as server:
+        raw = await Raw.connect(server.ws_url)
+        await raw.subscribe("private-p", **AUTH.private(raw.socket_id, "private-p"))
+        await raw.send("client-big", {"x": "y" * 200}, channel="private-p")
+        assert (await raw.expect("pusher:error"))["data"]["code"] == 4301
+
+
+async def test_client_event_name_limit(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    await raw.subscribe("private-n", **AUTH.private(raw.socket_id, "private-n"))
+    await raw.send("client-" + "x" * 200, {}, channel="private-n")
+    assert (await raw.expect("pusher:error"))["data"]["code"] == 4301
+
+
+async def test_presence_member_limit() -> None:
+    async with PusherServer(apps=[app(max_presence_members=2)]) as server:
+        clients = [await Raw.connect(server.ws_url) for _ in range(3)]
+        results = []
+        for i, raw in enumerate(clients):
+            results.append(
+                await raw.subscribe("presence-full", **AUTH.presence(raw.socket_id, "presence-full", i))
+            )
+        assert [r["event"] for r in results[:2]] == ["pusher_internal:subscription_succeeded"] * 2
+        assert results[2]["event"] == "pusher:subscription_error"
+        assert results[2]["data"] == {
+            "type": "LimitReached",
+            "status": 4100,
+            "error": "The maximum members per presence channel (2) was reached.",
+        }
+
+
+async def test_presence_needs_channel_data(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    auth = AUTH.presence(raw.socket_id, "presence-x", 1)
+    err = await raw.subscribe("presence-x", auth=auth["auth"])
+    assert err["event"] == "pusher:subscription_error"
+    assert err["data"]["type"] == "AuthError"
+    bad = '{"user_info": {}}'
+    signed = AUTH._sign(f"{raw.socket_id}:presence-x:{bad}")
+    err = await raw.subscribe("presence-x", auth=signed, channel_data=bad)
+    assert "user_id" in err["data"]["error"]
+
+
+async def test_signin_and_user_channel(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    refused = await raw.subscribe("#server-to-user-7")
+    assert refused["event"] == "pusher:subscription_error"
+    await raw.send("pusher:signin", AUTH.user(raw.socket_id, {"id": 7, "user_info": {"name": "Ann"}}))
+    ok = await raw.expect("pusher:signin_success")
+    assert json.loads(ok["data"]["user_data"])["id"] == "7"
+    assert (await raw.subscribe("#server-to-user-7"))["event"] == "pusher_internal:subscription_succeeded"
+    await embedded.trigger("#server-to-user-7", "Hello", {"x": 1})
+    assert data_of(await raw.expect("Hello")) == {"x": 1}
+
+
+async def test_bad_signin_closes_with_4009(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    signed = AUTH.user("1.1", {"id": 7})
+    await raw.send("pusher:signin", signed)
+    assert (await raw.expect("pusher:error"))["data"]["code"] == 4009
+    assert await raw.closed() == 4009
+
+
+async def test_user_authentication_timeout() -> None:
+    async with PusherServer(apps=[app(user_authentication_timeout=0.2)]) as server:
+        lazy = await Raw.connect(server.ws_url)
+        signed_in = await Raw.connect(server.ws_url)
+        await signed_in.send("pusher:signin", AUTH.user(signed_in.socket_id, {"id": 1}))
+        await signed_in.expect("pusher:signin_success")
+        assert await lazy.closed(within=3) == 4009
+        await signed_in.barrier()
+
+
+async def test_wrong_json_types_get_errors_and_the_socket_lives(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    frames = [
+        '{"event":"pusher:subscribe"}',
+        '{"event":"pusher:subscribe","data":{"channel":5}}',
+        '{"event":"pusher:subscribe","data":"not an object"}',
+        '{"event":"pusher:unsubscribe","data":[]}',
+        '{"event":"pusher:signin","data":{"auth":1,"user_data":2}}',
+        '{"event":"unknown-event","data":{}}',
+        '{"event":"client-x","channel":["a"],"data":{}}',
+    ]
+    for frame in frames[:-3]:
+        await raw.ws.send(frame)
+    answers = await raw.barrier()
+    assert [m["event"] for m in answers] == ["pusher:error", "pusher:error", "pusher:error", "pusher:error"]
+    await raw.ws.send(frames[-2])
+    await raw.ws.send(frames[-1])
+    answers = await raw.barrier()
+    assert [m["data"]["code"] for m in answers] == [4200, 4009]
+    await raw.ws.send(frames[-3])  # a bad signin closes, as Pusher does
+    assert await raw.closed() == 4009
+
+
+async def test_binary_frame_is_refused_politely(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    await raw.ws.send(b"\x00\x01binary")
+    answers = await raw.barrier()
+    assert answers[0]["data"]["code"] == 4200
+
+
+async def test_oversize_frame_closes_with_1009() -> None:
+    async with PusherServer(limits=Limits(max_frame_bytes=1024)) as server:
+        raw = await Raw.connect(server.ws_url)
+        await raw.ws.send(json.dumps({"event": "client-x", "data": "y" * 5000}))
+        assert await raw.closed() == 1009
+        other = await Raw.connect(server.ws_url)  # the server itself is fine
+        await other.barrier()
+
+
+async def test_flood_of_garbage_does_not_starve_a_good_client(embedded: PusherServer) -> None:
+    good, bad = await Raw.connect(embedded.ws_url), await Raw.connect(embedded.ws_url)
+    await good.subscribe("ticks")
+
+    async def flood() -> None:
+        junk = [
+            "{",
+            "[1,2,3]",
+            '{"event":7}',
+            "\xff" * 50,
+            '{"event":"pusher:subscribe","data":{"channel":"bad name"}}',
+        ]
+        for i in range(3000):
+            await bad.ws.send(junk[i % len(junk)])
+
+    async def drain_bad() -> None:
+        try:
+            while True:
+                await bad.ws.recv()
+        except websockets.ConnectionClosed:
+            pass
+
+    flooding = asyncio.create_task(flood())
+    draining = asyncio.create_task(drain_bad())
+    for i in range(200):
+        await embedded.trigger("ticks", "Tick", {"i": i})
+        if i % 20 == 0:
+            await asyncio.sleep(0)  # interleave with the flood
+    received = [data_of(await good.expect("Tick"))["i"] for _ in range(200)]
+    assert received == list(range(200))
+    await flooding
+    draining.cancel()
+    await asyncio.gather(draining, return_exceptions=True)
+    await bad.barrier()  # the flooder itself is still served (it gets its pong)
+
+
+async def test_several_apps_are_isolated() -> None:
+    apps = [AppConfig(id="1", key="key-one", secret="s1"), AppConfig(id="2", key="key-two", secret="s2")]
+    async with PusherServer(apps=apps) as server:
+        one = await Raw.connect(server.ws_url_for("key-one"))
+        two = await Raw.connect(server.ws_url_for("key-two"))
+        await one.subscribe("shared")
+        await two.subscribe("shared")
+        assert await server.trigger("shared", "E", {"app": 2}, app_id="2") == 1
+        assert data_of(await two.expect("E")) == {"app": 2}
+        assert await one.barrier() == []
+        assert server.channels("1") == {"shared": 1}
