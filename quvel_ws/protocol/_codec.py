@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 
 from quvel_ws.errors import InvalidArgument, PayloadTooLarge, ProtocolError
+from quvel_ws.protocol._events import ChannelEvent
 
 # First characters a JSON text can start with. pusher-js runs JSON.parse on every string ``data``; a
 # string starting with anything else cannot parse, so skipping the attempt changes no result.
@@ -18,6 +19,36 @@ _JSON_START = frozenset('{["-0123456789tfn \t\r\n')
 
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
+
+# ChannelEvent is a frozen dataclass, whose generated __init__ goes through object.__setattr__ per field
+# (~390 ns). Setting the slots through their descriptors builds the identical object in ~half the time;
+# it is made once per event on the ingest path, so this is worth its ugliness.
+_new = object.__new__
+_set_channel = vars(ChannelEvent)["channel"].__set__
+_set_event = vars(ChannelEvent)["event"].__set__
+_set_data = vars(ChannelEvent)["data"].__set__
+_set_user_id = vars(ChannelEvent)["user_id"].__set__
+
+
+def channel_event(channel: str, event: str, data: Any, user_id: str | None) -> ChannelEvent:
+    """``ChannelEvent(channel, event, data, user_id)``, built fast (see above)."""
+    ev: ChannelEvent = _new(ChannelEvent)
+    _set_channel(ev, channel)
+    _set_event(ev, event)
+    _set_data(ev, data)
+    _set_user_id(ev, user_id)
+    return ev
+
+
+def user_id_str(value: Any) -> str | None:
+    """A frame's ``user_id`` as a string (Laravel user ids are often ints); None when unusable."""
+    if value is None or type(value) is str:
+        return value
+    if type(value) is int:
+        return str(value)
+    if type(value) is float and value.is_integer():
+        return str(int(value))
+    return None
 
 
 def decode_data(data: Any) -> Any:
@@ -54,11 +85,7 @@ def decode_frame(text: str | bytes) -> tuple[str, str | None, Any, str | None]:
             data = _loads(data)
         except _JSONDecodeError:
             pass  # a plain string stays a string
-    user_id = msg.get("user_id")
-    if user_id is not None and type(user_id) is not str:
-        # Laravel user ids are often ints; ids are always strings here.
-        user_id = str(user_id) if type(user_id) in (int, float) else None
-    return event, channel, data, user_id
+    return event, channel, data, user_id_str(msg.get("user_id"))
 
 
 def encode_frame(event: str, data: Any, channel: str | None = None) -> str:

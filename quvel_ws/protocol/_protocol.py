@@ -42,13 +42,23 @@ from quvel_ws.protocol._channels import (
     channel_kind,
     validate_channel_name,
 )
-from quvel_ws.protocol._codec import PING, PONG, decode_data, decode_frame, encode_limited
+from quvel_ws.protocol._codec import (
+    _JSON_START,
+    PING,
+    PONG,
+    _JSONDecodeError,
+    _loads,
+    channel_event,
+    decode_data,
+    decode_frame,
+    encode_limited,
+    user_id_str,
+)
 from quvel_ws.protocol._crypto import DecryptFailed, decrypt, make_box
 from quvel_ws.protocol._events import (
     AuthorizeChannel,
     AuthorizeUser,
     ChannelAuthData,
-    ChannelEvent,
     ChannelState,
     CloseTransport,
     Connected,
@@ -423,13 +433,31 @@ class PusherProtocol:
             if self._phase == _HANDSHAKE:
                 self._handshake(text, now)
             return
+        # Hot path: decode_frame's logic inlined (no call, no tuple), one dict lookup for the channel.
         try:
-            event, channel, data, user_id = decode_frame(text)
-        except ProtocolError as exc:
-            self._events.append(ErrorRaised(exc))
+            msg = _loads(text)
+        except _JSONDecodeError:
+            self._bad_frame("frame is not valid JSON", text)
             return
+        if type(msg) is not dict:
+            self._bad_frame("frame is not a JSON object", text)
+            return
+        event = msg.get("event")
+        if type(event) is not str:
+            self._bad_frame("frame has no string 'event'", text)
+            return
+        data = msg.get("data")
+        if type(data) is str and data and data[0] in _JSON_START:
+            try:  # noqa: SIM105 (contextlib.suppress costs more on the hot path)
+                data = _loads(data)
+            except _JSONDecodeError:
+                pass  # a plain string stays a string
+        channel = msg.get("channel")
         if channel is None:
             self._global_frame(event, data, now)
+            return
+        if type(channel) is not str:
+            self._bad_frame("frame 'channel' is not a string", text)
             return
         ch = self._channels.get(channel)
         if ch is None:
@@ -447,17 +475,23 @@ class PusherProtocol:
                     self._server_subscription_error(ch, data)
                 elif not ch.cancelled and ch.kind is not _USER:
                     # pusher:cache_miss and friends: never encrypted, passed on as they are.
-                    self._events.append(ChannelEvent(channel, event, data, user_id))
+                    self._events.append(channel_event(channel, event, data, user_id_str(msg.get("user_id"))))
                 return
         if ch.cancelled:
             return
         kind = ch.kind
         if kind is _ENCRYPTED:
-            self._encrypted_event(ch, event, data, user_id, now)
+            self._encrypted_event(ch, event, data, user_id_str(msg.get("user_id")), now)
         elif kind is _USER:
             self._events.append(UserEvent(event, data))
         else:
-            self._events.append(ChannelEvent(channel, event, data, user_id))
+            user_id = msg.get("user_id")
+            if user_id is not None and type(user_id) is not str:
+                user_id = user_id_str(user_id)
+            self._events.append(channel_event(channel, event, data, user_id))
+
+    def _bad_frame(self, reason: str, text: str | bytes) -> None:
+        self._events.append(ErrorRaised(ProtocolError(reason, text)))
 
     def _global_frame(self, event: str, data: Any, now: float) -> None:
         if event == "pusher:ping":
@@ -905,7 +939,7 @@ class PusherProtocol:
             self._timed.add(ch.name)
             self._events.append(AuthorizeChannel(ch.name, self._socket_id, "refresh_key"))
             return
-        self._events.append(ChannelEvent(ch.name, event, plain, user_id))
+        self._events.append(channel_event(ch.name, event, plain, user_id))
 
     def _hold(self, ch: Channel, event: str, data: Any, user_id: str | None) -> None:
         if len(ch.held) >= self._config.max_held_events:
@@ -939,7 +973,7 @@ class PusherProtocol:
                 self._events.append(ErrorRaised(DecryptionError(
                     ch.name, event, f"{exc.reason} (also with the refreshed key)"), ch.name))
                 continue
-            self._events.append(ChannelEvent(ch.name, event, plain, user_id))
+            self._events.append(channel_event(ch.name, event, plain, user_id))
 
     def _flush_held(self, ch: Channel, reason: str) -> None:
         """Report every held encrypted event as undecryptable (never drop them silently)."""
