@@ -64,7 +64,8 @@ class HandshakeError(WsError):
 
 class ConnectionClosed(WsError):
     """The WebSocket closed. ``code``/``reason`` are the close frame's (``1006`` when there was none);
-    ``action`` is what the client does next: ``reconnect``, ``backoff``, ``tls_only`` or ``refused``."""
+    ``action`` is what the client does next: ``reconnect`` (with backoff), ``backoff`` (at least 1 s),
+    ``retry`` (4200-4299: now, with a little jitter), ``tls_only`` or ``refused``."""
 
     def __init__(self, code: int, reason: str, action: str) -> None:
         self.code = code
