@@ -1,1 +1,60 @@
-"""quvel_store: Pinia-style typed stores (pydantic state, getters, actions) with an injected service container."""
+"""quvel_store: Pinia-style typed stores (pydantic state, getters, actions) with an injected service container.
+
+```python
+from quvel_store import Store, getter, action, create_app
+```
+"""
+
+from quvel_store._actions import ActionCall, AsyncAction, Concurrency, SyncAction, action
+from quvel_store._app import App, Scope, create_app
+from quvel_store._errors import (
+    ActionError,
+    HydrationError,
+    LoopBindingError,
+    PluginError,
+    StateMutationError,
+    StateValidationError,
+    StoreDefinitionError,
+    StoreDisposedError,
+    StoreError,
+)
+from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
+from quvel_store._getters import Getter, getter
+from quvel_store._plugins import Plugin, PluginContext
+from quvel_store._select import Selection
+from quvel_store._store import Store
+from quvel_store.container import ServiceContainer
+from quvel_store.errors import QuvelError
+
+__all__ = [
+    "ActionCall",
+    "ActionError",
+    "ActionEvent",
+    "ActionPhase",
+    "App",
+    "AsyncAction",
+    "Concurrency",
+    "Getter",
+    "HydrationError",
+    "LoopBindingError",
+    "MutationEvent",
+    "MutationKind",
+    "Plugin",
+    "PluginContext",
+    "PluginError",
+    "QuvelError",
+    "Scope",
+    "Selection",
+    "ServiceContainer",
+    "StateMutationError",
+    "StateValidationError",
+    "Store",
+    "StoreDefinitionError",
+    "StoreDisposedError",
+    "StoreError",
+    "StoreErrorEvent",
+    "SyncAction",
+    "action",
+    "create_app",
+    "getter",
+]

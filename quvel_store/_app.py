@@ -1,0 +1,474 @@
+"""The app (Pinia's root instance): store registry, commit queue, plugins, snapshot/hydrate, threads."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import inspect
+import itertools
+import logging
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Any, ParamSpec, TypeVar, overload
+
+from pydantic import BaseModel, ValidationError
+from reactivex import Observable, abc
+from reactivex.subject import Subject
+
+from quvel_store._errors import (
+    HydrationError,
+    LoopBindingError,
+    PluginError,
+    StoreDefinitionError,
+    StoreDisposedError,
+)
+from quvel_store._events import ActionEvent, MutationEvent, MutationKind
+from quvel_store._plugins import Plugin, PluginContext
+from quvel_store._schema import StateSchema
+from quvel_store._store import RESERVED, Store
+from quvel_store.container import ServiceContainer
+
+__all__ = ["App", "Scope", "create_app"]
+
+logger = logging.getLogger(__name__)
+
+StoreT = TypeVar("StoreT", bound=Store[Any])
+R = TypeVar("R")
+P = ParamSpec("P")
+
+
+class Scope:
+    """A group of subscriptions that end together (Vue's effect scope).
+
+    While a scope is active (``with scope:``), non-detached ``subscribe``/``on_action``/``observe``/
+    ``select`` subscriptions also join it; ``scope.dispose()`` ends them all. Each store has one: what
+    it subscribes to in ``on_init`` or its actions ends when it is disposed.
+    """
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._disposables: list[abc.DisposableBase] = []
+        self._tokens: list[contextvars.Token[Scope | None]] = []
+        self.disposed = False
+
+    def add(self, disposable: abc.DisposableBase) -> None:
+        if self.disposed:
+            disposable.dispose()
+        else:
+            self._disposables.append(disposable)
+
+    def dispose(self) -> None:
+        self.disposed = True
+        items, self._disposables = self._disposables, []
+        for d in reversed(items):
+            try:
+                d.dispose()
+            except Exception:
+                logger.exception("disposing a subscription of a scope failed")
+
+    def __enter__(self) -> Scope:
+        self._tokens.append(self._app._scope_var.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._app._scope_var.reset(self._tokens.pop())
+
+
+class App:
+    """Holds one instance of each store (per key), the service container, plugins and the commit queue.
+
+    Single-threaded by design: use it from the thread running its event loop (bound on first use
+    inside a running loop, or with ``bind_loop``); from other threads go through ``call_threadsafe``.
+    """
+
+    def __init__(
+        self,
+        container: ServiceContainer | None = None,
+        *,
+        stores: Iterable[type[Store[Any]]] = (),
+        plugins: Iterable[Plugin] = (),
+    ) -> None:
+        self._owns_container = container is None
+        self.container: ServiceContainer = container if container is not None else ServiceContainer()
+        self._schema = StateSchema()
+        self._stores: dict[str, Store[Any]] = {}
+        self._classes: dict[str, type[Store[Any]]] = {}
+        self._pending: dict[str, BaseModel] = {}
+        self._plugins: list[Plugin] = []
+        self._queue: deque[tuple[Store[Any], MutationEvent, Any]] = deque()
+        self._draining = False
+        self._tracking: list[set[Store[Any]]] = []
+        self._evaluating: set[tuple[Store[Any], str]] = set()
+        self._call_ids = itertools.count(1)
+        self._action_var: contextvars.ContextVar[tuple[Store[Any], str, int] | None] = contextvars.ContextVar(
+            f"quvel_store_action_{id(self):x}", default=None
+        )
+        self._scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+            f"quvel_store_scope_{id(self):x}", default=None
+        )
+        self._mutations: Subject[MutationEvent] = Subject()
+        self._actions: Subject[ActionEvent] = Subject()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread_id: int | None = None
+        self._disposed = False
+        for cls in stores:
+            self.register(cls)
+        for plugin in plugins:
+            self.use_plugin(plugin)
+
+    # ---- streams --------------------------------------------------------------------------------------
+    @property
+    def mutations(self) -> Observable[MutationEvent]:
+        """Every store's commits, in delivery order."""
+        return self._mutations
+
+    @property
+    def actions(self) -> Observable[ActionEvent]:
+        """Every store's action starts, results and errors."""
+        return self._actions
+
+    def _emit_action(self, event: ActionEvent) -> None:
+        if self._actions.observers:
+            self._actions.on_next(event)
+
+    def _deliver(self, store: Store[Any], event: MutationEvent, state: Any) -> None:
+        """Queue one commit's notification and drain the queue unless a drain is already running
+        (a commit made by a subscriber is delivered after the current one, never inside it)."""
+        store._undelivered += 1
+        self._queue.append((store, event, state))
+        if not self._draining:
+            self._drain()
+
+    def _drain(self) -> None:
+        queue = self._queue
+        self._draining = True
+        try:
+            while queue:
+                target, event, state = queue.popleft()
+                target._notify(event, state)
+                if self._mutations.observers:
+                    try:
+                        self._mutations.on_next(event)
+                    except Exception as exc:
+                        target._report("subscriber", exc)
+                del target, event, state
+        finally:
+            self._draining = False
+
+    # ---- stores ---------------------------------------------------------------------------------------
+    def register(self, *classes: type[Store[Any]]) -> None:
+        """Make store classes known by id before use (needed to hydrate stores not created yet)."""
+        for cls in classes:
+            sid = getattr(cls, "id", None)
+            if not isinstance(sid, str):
+                raise StoreDefinitionError(f"{cls.__qualname__} has no `id` class attribute")
+            known = self._classes.get(sid)
+            if known is not None and known is not cls:
+                raise StoreDefinitionError(
+                    f"two store classes use id {sid!r}: {known.__qualname__} and {cls.__qualname__}"
+                )
+            self._classes[sid] = cls
+
+    @overload
+    def use(self, cls: type[StoreT]) -> StoreT: ...
+
+    @overload
+    def use(self, cls: type[StoreT], key: str) -> StoreT: ...
+
+    def use(self, cls: type[StoreT], key: str | None = None) -> StoreT:
+        """The app's instance of ``cls`` (one per ``key``), created on first use."""
+        if self._disposed:
+            raise StoreDisposedError("the app is disposed")
+        sid = getattr(cls, "id", None)
+        store_id = sid if key is None else f"{sid}:{key}"
+        existing = self._stores.get(store_id) if isinstance(store_id, str) else None
+        if existing is not None:
+            if type(existing) is not cls:
+                raise StoreDefinitionError(
+                    f"store id {store_id!r} is taken by {type(existing).__qualname__}, not {cls.__qualname__}"
+                )
+            return existing  # type: ignore[return-value]
+        self.register(cls)
+        self._bind_if_running()
+        store = cls(self, key)
+        store._set_state_quietly(self._initial_state_for(store))
+        self._stores[store.store_id] = store
+        try:
+            with store._scope:
+                for plugin in tuple(self._plugins):
+                    self._apply_plugin(plugin, store)
+                store.on_init()
+        except BaseException:
+            store.dispose()
+            raise
+        return store
+
+    def _initial_state_for(self, store: Store[Any]) -> Any:
+        pending = self._pending.pop(store.store_id, None)
+        if pending is not None:
+            return pending
+        return store._prepare_state(store.initial_state())
+
+    def get(self, store_id: str) -> Store[Any] | None:
+        """The live store with this id (``"items"`` or ``"room:room-1"``), if it exists."""
+        return self._stores.get(store_id)
+
+    @property
+    def stores(self) -> tuple[Store[Any], ...]:
+        """The live stores, in creation order."""
+        return tuple(self._stores.values())
+
+    def _forget(self, store: Store[Any]) -> None:
+        if self._stores.get(store.store_id) is store:
+            del self._stores[store.store_id]
+
+    # ---- plugins --------------------------------------------------------------------------------------
+    def use_plugin(self, plugin: Plugin) -> App:
+        """Apply ``plugin`` to every existing store now and to every store created later."""
+        self._plugins.append(plugin)
+        for store in tuple(self._stores.values()):
+            with store._scope:
+                self._apply_plugin(plugin, store)
+        return self
+
+    def _apply_plugin(self, plugin: Plugin, store: Store[Any]) -> None:
+        context = PluginContext(app=self, store=store, options=type(store).options, container=self.container)
+        name = getattr(plugin, "__qualname__", repr(plugin))
+        try:
+            extensions = plugin(context)
+        except Exception as exc:
+            raise PluginError(f"plugin {name} failed on store {store.store_id!r}: {exc!r}") from exc
+        if extensions is None:
+            return
+        if not isinstance(extensions, Mapping):
+            raise PluginError(f"plugin {name} returned {type(extensions).__name__}; return a mapping or None")
+        for attr, value in extensions.items():
+            if attr in RESERVED or attr.startswith("_"):
+                raise PluginError(f"plugin {name} may not set {attr!r} on store {store.store_id!r}")
+            setattr(store, attr, value)
+
+    # ---- snapshot and hydration -----------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        """Every store's state as JSON-safe data: live stores and hydrated-but-unused ones."""
+        out: dict[str, Any] = {sid: state.model_dump(mode="json") for sid, state in self._pending.items()}
+        for sid, store in self._stores.items():
+            out[sid] = store._state.model_dump(mode="json")
+        return out
+
+    def _class_for(self, store_id: str) -> type[Store[Any]] | None:
+        base_id = store_id.partition(":")[0]
+        return self._classes.get(base_id)
+
+    def hydrate(self, data: Mapping[str, Any]) -> None:
+        """Validate ``data`` (store id -> state) and apply it: live stores get a ``hydrate`` commit, the
+        others start from it when first used. All-or-nothing: on any error no store changes."""
+        if self._disposed:
+            raise StoreDisposedError("the app is disposed")
+        if not isinstance(data, Mapping):
+            raise TypeError(f"hydrate() takes a mapping of store id -> state, not {type(data).__name__}")
+        errors: dict[str, list[dict[str, Any]]] = {}
+        ready: dict[str, BaseModel] = {}
+        for store_id, value in data.items():
+            cls = self._class_for(store_id) if isinstance(store_id, str) else None
+            if cls is None:
+                errors[str(store_id)] = [{
+                    "loc": (),
+                    "msg": "no store class with this id is known to the app; use it or app.register() it first",
+                    "type": "unknown_store",
+                }]
+                continue
+            model = cls.state_model
+            extra = None if model.model_config.get("extra") == "allow" else "forbid"
+            try:
+                if isinstance(value, BaseModel):
+                    value = value.model_dump()
+                ready[store_id] = model.__pydantic_validator__.validate_python(value, extra=extra)
+            except ValidationError as exc:
+                errors[store_id] = [
+                    {"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+                ]
+        for store_id in ready:
+            live = self._stores.get(store_id)
+            if live is not None and live.disposed is False and live._txn is not None:
+                errors[store_id] = [{"loc": (), "msg": "the store is in the middle of a patch", "type": "busy"}]
+        if errors:
+            raise HydrationError(errors)
+        # Apply everything before anyone is notified, so observers never see half-hydrated apps.
+        was_draining = self._draining
+        self._draining = True
+        try:
+            for store_id, model_value in ready.items():
+                sealed = self._schema.seal(model_value)
+                live = self._stores.get(store_id)
+                if live is None:
+                    self._pending[store_id] = sealed
+                else:
+                    live._commit(sealed, MutationKind.HYDRATE, sealed, frozenset({()}))
+        finally:
+            self._draining = was_draining
+        if not was_draining and self._queue:
+            self._drain()
+
+    def reset_all(self) -> None:
+        """``reset()`` every live store."""
+        for store in tuple(self._stores.values()):
+            store.reset()
+
+    # ---- event loop and threads -----------------------------------------------------------------------
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop that owns this app (None until bound)."""
+        return self._loop
+
+    def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Bind the app to ``loop`` (default: the running loop) and to the thread calling this."""
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                raise LoopBindingError("bind_loop() without a loop must be called inside a running loop") from None
+        if self._loop is not None and self._loop is not loop and not self._loop.is_closed():
+            raise LoopBindingError("the app is already bound to another event loop that is still open")
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+
+    def _bind_if_running(self) -> None:
+        if self._loop is not None and not self._loop.is_closed():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+
+    def _bind_running(self, loop: asyncio.AbstractEventLoop) -> None:
+        current = self._loop
+        if current is loop:
+            return
+        if current is not None and not current.is_closed():
+            raise LoopBindingError(
+                "this app belongs to another event loop; call it from there or through app.call_threadsafe()"
+            )
+        self._loop = loop
+        self._thread_id = threading.get_ident()
+
+    @overload
+    def call_threadsafe(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[R]: ...
+
+    @overload
+    def call_threadsafe(
+        self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> concurrent.futures.Future[R]: ...
+
+    def call_threadsafe(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+        """Run ``fn(*args, **kwargs)`` on the app's event loop from any thread; if it returns an
+        awaitable (an async action's task, a coroutine) the future resolves with its result.
+
+        Do not block on the future from the loop's own thread (that would deadlock).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise LoopBindingError(
+                "the app has no open event loop; use it inside a running loop first or call app.bind_loop()"
+            )
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                future.set_exception(exc)
+                return
+            if not inspect.isawaitable(result):
+                future.set_result(result)
+                return
+            inner = asyncio.ensure_future(result)
+
+            def copy_outcome(f: asyncio.Future[Any]) -> None:
+                if f.cancelled():
+                    future.cancel()
+                elif f.exception() is not None:
+                    future.set_exception(f.exception())  # type: ignore[arg-type]
+                else:
+                    future.set_result(f.result())
+
+            inner.add_done_callback(copy_outcome)
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError as exc:
+            raise LoopBindingError(f"the app's event loop cannot take calls: {exc}") from exc
+        return future
+
+    # ---- scopes ---------------------------------------------------------------------------------------
+    def scope(self) -> Scope:
+        """A new :class:`Scope` (``with scope:`` to collect subscriptions, ``scope.dispose()`` to end them)."""
+        return Scope(self)
+
+    # ---- test hooks -----------------------------------------------------------------------------------
+    def _stub_action(self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        """Whether to skip running this action (``quvel_store.testing`` overrides this)."""
+        return False
+
+    # ---- teardown -------------------------------------------------------------------------------------
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    def dispose(self) -> None:
+        """Dispose every store (newest first) and complete ``mutations`` and ``actions``.
+
+        The container is left alone; ``await app.aclose()`` also shuts down a container the app made.
+        """
+        if self._disposed:
+            return
+        for store in reversed(tuple(self._stores.values())):
+            store.dispose()
+        self._disposed = True
+        self._pending.clear()
+        self._mutations.on_completed()
+        self._actions.on_completed()
+
+    async def aclose(self) -> None:
+        """``dispose()``, then shut down the service container if the app created it."""
+        self.dispose()
+        if self._owns_container:
+            await self.container.shutdown()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.dispose()
+
+    async def __aenter__(self) -> App:
+        self._bind_if_running()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"<App stores={list(self._stores)}{' disposed' if self._disposed else ''}>"
+
+
+def create_app(
+    container: ServiceContainer | None = None,
+    *,
+    stores: Iterable[type[Store[Any]]] = (),
+    plugins: Iterable[Plugin] = (),
+) -> App:
+    """Create an app (the Pinia instance). Without ``container`` it builds a default ``ServiceContainer()``."""
+    return App(container, stores=stores, plugins=plugins)

@@ -1,0 +1,160 @@
+"""What the draft needs to know about a state model: per-field plans and validators, per app.
+
+A field is *simple* when its type is a plain ``list[T]`` / ``dict[K, V]`` / ``set[T]`` / model (optionally
+``| None``) with no constraints or validators of its own: then a write validates only the new element,
+which is what keeps appends O(1). Anything else is revalidated as a whole field on commit.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, TypeAdapter
+
+from quvel_store._frozen import frozen_base, make_frozen_class, seal
+
+__all__ = ["ModelPlan", "StateSchema", "TypePlan"]
+
+Kind = Literal["model", "list", "dict", "set", "leaf"]
+Extra = Literal["forbid", "ignore", "allow"] | None
+
+
+@dataclass(eq=False)
+class TypePlan:
+    """How to draft and validate a value of one declared type."""
+
+    kind: Kind
+    model: type[BaseModel] | None = None
+    elem: TypePlan | None = None  # list/set element, dict value
+    validate_elem: Callable[[Any], Any] | None = None  # returns the validated (unsealed) element
+    validate_key: Callable[[Any], Any] | None = None
+
+
+@dataclass(eq=False)
+class FieldPlan:
+    name: str
+    simple: bool
+    plan: TypePlan
+
+
+@dataclass(eq=False)
+class ModelPlan:
+    cls: type[BaseModel]
+    eager: bool  # validate each assignment at once (no model validators, not frozen)
+    extra: Extra
+    fields: dict[str, FieldPlan] = field(default_factory=dict)
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+class StateSchema:
+    """Per-app cache of frozen classes and model plans (nothing here is shared between apps)."""
+
+    def __init__(self) -> None:
+        self._frozen: dict[type[BaseModel], type[BaseModel]] = {}
+        self._models: dict[type[BaseModel], ModelPlan] = {}
+        self._types: dict[Any, TypePlan] = {}
+
+    # ---- sealing --------------------------------------------------------------------------------------
+    def frozen_class(self, cls: type[BaseModel]) -> type[BaseModel]:
+        cls = frozen_base(cls)
+        fc = self._frozen.get(cls)
+        if fc is None:
+            fc = self._frozen[cls] = make_frozen_class(cls)
+        return fc
+
+    def seal(self, value: Any) -> Any:
+        return seal(value, self.frozen_class)
+
+    # ---- plans ----------------------------------------------------------------------------------------
+    def model_plan(self, cls: type[BaseModel]) -> ModelPlan:
+        cls = frozen_base(cls)
+        plan = self._models.get(cls)
+        if plan is not None:
+            return plan
+        decorators = cls.__pydantic_decorators__
+        has_model_validators = bool(decorators.model_validators) or bool(getattr(decorators, "root_validators", {}))
+        cfg = cls.model_config
+        frozen = bool(cfg.get("frozen"))
+        extra: Extra = None if cfg.get("extra") == "allow" else "forbid"
+        plan = ModelPlan(cls=cls, eager=not has_model_validators and not frozen, extra=extra)
+        self._models[cls] = plan  # before recursing: models may refer to themselves
+        validated_fields: set[str] = set()
+        for dec in decorators.field_validators.values():
+            validated_fields.update(dec.info.fields)
+        strict = bool(cfg.get("strict"))
+        for name, info in cls.model_fields.items():
+            tp = _unwrap_optional(info.annotation)
+            tplan = self.type_plan(tp, strict=strict, extra=extra)
+            simple = (
+                plan.eager
+                and not info.metadata
+                and name not in validated_fields
+                and "*" not in validated_fields
+                and info.frozen is not True
+            )
+            plan.fields[name] = FieldPlan(name=name, simple=simple, plan=tplan)
+        return plan
+
+    def type_plan(self, tp: Any, *, strict: bool, extra: Extra) -> TypePlan:
+        key = (tp, strict, extra)
+        try:
+            cached = self._types.get(key)
+        except TypeError:  # unhashable annotation: plan it without caching
+            cached = None
+            key = None
+        if cached is not None:
+            return cached
+        plan = self._build_type_plan(tp, strict=strict, extra=extra)
+        if key is not None:
+            self._types[key] = plan
+        return plan
+
+    def _build_type_plan(self, tp: Any, *, strict: bool, extra: Extra) -> TypePlan:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            return TypePlan(kind="model", model=tp)
+        origin = typing.get_origin(tp)
+        args = typing.get_args(tp)
+        if origin in (list, set) and len(args) == 1:
+            elem_tp = args[0]
+            return TypePlan(
+                kind="list" if origin is list else "set",
+                elem=self.type_plan(_unwrap_optional(elem_tp), strict=strict, extra=extra),
+                validate_elem=self._validator(elem_tp, strict=strict, extra=extra),
+            )
+        if origin is dict and len(args) == 2:
+            return TypePlan(
+                kind="dict",
+                elem=self.type_plan(_unwrap_optional(args[1]), strict=strict, extra=extra),
+                validate_elem=self._validator(args[1], strict=strict, extra=extra),
+                validate_key=self._validator(args[0], strict=strict, extra=extra),
+            )
+        return TypePlan(kind="leaf")
+
+    def _validator(self, tp: Any, *, strict: bool, extra: Extra) -> Callable[[Any], Any]:
+        if isinstance(tp, type) and issubclass(tp, BaseModel):
+            core = tp.__pydantic_validator__
+            own_extra: Extra = None if tp.model_config.get("extra") == "allow" else extra
+
+            def validate_model(value: Any) -> Any:
+                return core.validate_python(value, extra=own_extra)
+
+            return validate_model
+        adapter: TypeAdapter[Any] = TypeAdapter(tp)
+        strict_opt = True if strict else None
+
+        def validate(value: Any) -> Any:
+            return adapter.validate_python(value, strict=strict_opt, extra=extra)
+
+        return validate

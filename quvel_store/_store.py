@@ -1,0 +1,798 @@
+"""``Store[S]``: typed state, writes as commits, getters, actions, observation, streams and disposal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import inspect
+import logging
+import threading
+import typing
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
+
+from pydantic import BaseModel, ValidationError
+from reactivex import Observable, abc
+from reactivex.disposable import Disposable
+from reactivex.subject import Subject
+
+from quvel_store._actions import Action, ActionCall
+from quvel_store._draft import DraftModel, Txn, merge_into
+from quvel_store._errors import (
+    ActionError,
+    LoopBindingError,
+    StateMutationError,
+    StateValidationError,
+    StoreDefinitionError,
+    StoreDisposedError,
+)
+from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
+from quvel_store._frozen import is_frozen_model
+from quvel_store._getters import Getter
+from quvel_store._select import Selection
+
+if TYPE_CHECKING:
+    from quvel_store._app import App, Scope
+    from quvel_store.container import ServiceContainer
+
+__all__ = ["Store"]
+
+logger = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=BaseModel)
+T = TypeVar("T")
+Loc = tuple[str | int, ...]
+_WHOLE: frozenset[Loc] = frozenset({()})
+
+# Names a store subclass, a getter, an action or a plugin may not take over.
+RESERVED: frozenset[str] = frozenset(
+    {
+        "app", "container", "key", "store_id", "state", "state_model", "options", "errors", "disposed",
+        "patch", "replace", "reset", "batch", "observe", "select", "subscribe", "on_action", "connect",
+        "dispose", "on_init", "on_dispose", "initial_state", "id",
+    }
+)
+
+
+class _Listener:
+    __slots__ = ("active", "fn")
+
+    def __init__(self, fn: Callable[[MutationEvent, Any], object]) -> None:
+        self.fn = fn
+        self.active = True
+
+
+class _Batch:
+    __slots__ = ("changed", "start", "writes")
+
+    def __init__(self, start: BaseModel) -> None:
+        self.start = start
+        self.writes: list[tuple[MutationKind, Any]] = []
+        self.changed: set[Loc] = set()
+
+
+class _ActionSlot:
+    """Per store and async action: the calls in flight (for switch/exhaust) and the queue tail (concat)."""
+
+    __slots__ = ("running", "tail")
+
+    def __init__(self) -> None:
+        self.running: list[asyncio.Task[Any]] = []
+        self.tail: asyncio.Task[Any] | None = None
+
+
+def _state_model_of(cls: type) -> type[BaseModel] | None:
+    for base in getattr(cls, "__orig_bases__", ()):
+        origin = typing.get_origin(base)
+        if isinstance(origin, type) and issubclass(origin, Store):
+            for arg in typing.get_args(base):
+                if isinstance(arg, type) and issubclass(arg, BaseModel):
+                    return arg
+    return None
+
+
+class Store(Generic[S]):
+    """A store of typed state ``S`` (a pydantic model). Subclass it; get instances with ``app.use``.
+
+    Class attributes: ``id`` (unique per app, no ':'), optionally ``state_model`` (inferred from
+    ``Store[YourState]``), and any custom options plugins read (e.g. ``persist = {...}``).
+    """
+
+    id: ClassVar[str]
+    state_model: ClassVar[type[BaseModel]]
+    options: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+
+    app: App
+    container: ServiceContainer
+    key: str | None
+    store_id: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        model = _state_model_of(cls)
+        if model is not None and "state_model" not in cls.__dict__:
+            cls.state_model = model
+        sid = cls.__dict__.get("id")
+        if sid is not None and (not isinstance(sid, str) or not sid or ":" in sid):
+            raise StoreDefinitionError(f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}")
+        options: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if klass is Store or not issubclass(klass, Store):
+                continue
+            for name, value in vars(klass).items():
+                if name in RESERVED and isinstance(value, Getter | Action):
+                    raise StoreDefinitionError(f"{cls.__qualname__}.{name}: {name!r} is part of the Store API")
+                if name.startswith("_") or name in RESERVED:
+                    continue
+                if isinstance(value, Getter | Action | property | classmethod | staticmethod) or callable(value):
+                    continue
+                options[name] = value
+        cls.options = MappingProxyType(options)
+
+    def __init__(self, app: App, key: str | None = None) -> None:
+        """Internal: stores are created by ``app.use(StoreClass)``; put set-up code in ``on_init``."""
+        cls = type(self)
+        if not isinstance(getattr(cls, "id", None), str):
+            raise StoreDefinitionError(f"{cls.__qualname__} has no `id = \"...\"` class attribute")
+        if not isinstance(getattr(cls, "state_model", None), type):
+            raise StoreDefinitionError(
+                f"{cls.__qualname__}: declare the state model as Store[YourState] or `state_model = YourState`"
+            )
+        self.app = app
+        self.container = app.container
+        self.key = key
+        self.store_id = cls.id if key is None else f"{cls.id}:{key}"
+        self._app = app
+        self._schema = app._schema
+        self._state: S = cast(S, None)
+        self._version = 0
+        self._txn: Txn | None = None
+        self._batch: _Batch | None = None
+        self._listeners: list[_Listener] = []
+        self._listener_tuple: tuple[_Listener, ...] = ()
+        self._state_observers: list[abc.ObserverBase[S]] = []
+        self._selections_by_top: dict[str, set[Selection[Any]]] = {}
+        self._selections_all: set[Selection[Any]] = set()
+        self._selections: set[Selection[Any]] = set()
+        self._getter_cache: dict[str, tuple[Any, tuple[Store[Any], ...]]] = {}
+        self._getter_overrides: dict[str, Any] = {}
+        self._dependents: set[tuple[Store[Any], str]] = set()
+        self._action_hooks: tuple[Callable[[ActionCall], object], ...] = ()
+        self._action_slots: dict[str, _ActionSlot] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connections: set[abc.DisposableBase] = set()
+        self._cleanups: list[Callable[[], object]] = []
+        self._errors: Subject[StoreErrorEvent] = Subject()
+        self._undelivered = 0
+        self._delivered: S | None = None
+        self._disposed = False
+        self._scope: Scope = app.scope()
+
+    # ---- hooks users override -------------------------------------------------------------------------
+    def initial_state(self) -> S:
+        """The state a new store starts with and ``reset()`` returns to (default: ``state_model()``)."""
+        return cast(S, self.state_model())
+
+    def on_init(self) -> None:
+        """Runs once after the store is created and plugins are applied."""
+
+    def on_dispose(self) -> None:
+        """Runs once when the store is disposed, before its subscriptions and tasks are released."""
+
+    # ---- state ----------------------------------------------------------------------------------------
+    @property
+    def state(self) -> S:
+        """The current state: a read-only snapshot (writes raise ``StateMutationError``)."""
+        app = self._app
+        if app._tracking:
+            app._tracking[-1].add(self)
+        if self._txn is not None:
+            self._txn.detach()
+        return self._state
+
+    @property
+    def disposed(self) -> bool:
+        return self._disposed
+
+    @property
+    def errors(self) -> Observable[StoreErrorEvent]:
+        """Errors the store caught to keep going: raising ``connect`` handlers and subscribers."""
+        return self._errors
+
+    def _check_writable(self) -> None:
+        if self._disposed:
+            raise StoreDisposedError(f"store {self.store_id!r} is disposed; get a new one with app.use()")
+        if self._txn is not None:
+            raise StateMutationError(
+                f"store {self.store_id!r}: patch() inside one of its own patch functions; edit the draft instead"
+            )
+
+    def _prepare_state(self, value: S | Mapping[str, Any]) -> S:
+        """Validate a whole new state (model instance or mapping), rejecting unknown keys."""
+        model = self.state_model
+        if is_frozen_model(value) and isinstance(value, model):
+            return value  # already a sealed, valid snapshot (e.g. replace(old_snapshot))
+        extra = None if model.model_config.get("extra") == "allow" else "forbid"
+        try:
+            if isinstance(value, BaseModel):
+                if not isinstance(value, model):
+                    raise TypeError(f"expected a {model.__name__}, got {type(value).__name__}")
+                validated = model.__pydantic_validator__.validate_python(copy.deepcopy(value))
+            elif isinstance(value, Mapping):
+                validated = model.__pydantic_validator__.validate_python(dict(value), extra=extra)
+            else:
+                raise TypeError(f"expected a {model.__name__} or a mapping, got {type(value).__name__}")
+        except ValidationError as exc:
+            raise StateValidationError(
+                self.store_id, [{"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            ) from None
+        return cast(S, self._schema.seal(validated))
+
+    # ---- writes ---------------------------------------------------------------------------------------
+    @overload
+    def patch(self, changes: Mapping[str, Any], /) -> None: ...
+
+    @overload
+    def patch(self, changes: Callable[[S], object], /) -> None: ...
+
+    def patch(self, changes: Mapping[str, Any] | Callable[[S], object], /) -> None:
+        """Change state in one validated commit.
+
+        ``patch({...})`` deep-merges: mappings merge into nested models and dicts, lists and other values
+        replace. ``patch(fn)`` calls ``fn(draft)``; the draft is typed as the state and edited like it.
+        If anything raises, nothing is committed and the state is exactly as before.
+        """
+        self._check_writable()
+        if isinstance(changes, Mapping):
+            kind = MutationKind.PATCH_OBJECT
+        elif callable(changes):
+            kind = MutationKind.PATCH_FUNCTION
+        else:
+            raise TypeError(f"patch() takes a mapping or a function, not {type(changes).__name__}")
+        txn = Txn(self._schema, self.store_id)
+        root = DraftModel(txn, None, None, self._state)
+        self._txn = txn
+        try:
+            if kind is MutationKind.PATCH_OBJECT:
+                merge_into(root, cast(Mapping[str, Any], changes))
+            else:
+                result = cast(Callable[[Any], object], changes)(root)
+                if inspect.isawaitable(result):
+                    if inspect.iscoroutine(result):
+                        result.close()
+                    raise TypeError("patch functions must be synchronous; await first, then patch")
+            new, _ = root._q_finalize()
+        except BaseException:
+            self._txn = None
+            txn.rollback(root)
+            raise
+        self._txn = None
+        changed = frozenset(txn.changed)
+        txn.close(root)
+        del root
+        self._commit(new, kind, changes, changed)
+
+    def replace(self, state: S | Mapping[str, Any]) -> None:
+        """Replace the whole state (validated; fields missing from a mapping take their defaults)."""
+        self._check_writable()
+        new = self._prepare_state(state)
+        self._commit(new, MutationKind.REPLACE, new, _WHOLE)
+
+    def reset(self) -> None:
+        """Go back to ``initial_state()`` in one commit."""
+        self._check_writable()
+        new = self._prepare_state(self.initial_state())
+        self._commit(new, MutationKind.RESET, None, _WHOLE)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Group every write inside the block into one commit; if the block raises, none of them stay."""
+        self._check_writable()
+        if self._batch is not None:
+            yield
+            return
+        batch = _Batch(self._state)
+        self._batch = batch
+        try:
+            yield
+        except BaseException:
+            self._batch = None
+            if self._state is not batch.start:
+                self._state = cast(S, batch.start)
+                self._bump()
+            raise
+        self._batch = None
+        if batch.writes:
+            if not self._undelivered and self._app._draining:
+                self._delivered = cast(S, batch.start)
+            self._emit(MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
+
+    def _bump(self) -> None:
+        self._version += 1
+        if self._getter_cache:
+            self._getter_cache.clear()
+        dependents = self._dependents
+        if dependents:
+            for store, name in dependents:
+                store._getter_cache.pop(name, None)
+            dependents.clear()
+
+    def _commit(self, new: S, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
+        batch = self._batch
+        if batch is None and not self._undelivered and self._app._draining:
+            # Observers have not seen ``new`` yet and will get it from the queue; until then a new
+            # observer starts from the state they last saw.
+            self._delivered = self._state
+        self._state = new
+        self._bump()
+        if batch is not None:
+            batch.writes.append((kind, payload))
+            batch.changed.update(changed)
+            return
+        self._emit(kind, payload, changed)
+
+    def _emit(self, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
+        current = self._app._action_var.get()
+        event = MutationEvent(
+            kind,
+            self.store_id,
+            payload,
+            current[1] if current is not None else None,
+            current[2] if current is not None else None,
+            changed,
+        )
+        self._app._deliver(self, event, self._state)
+
+    def _set_state_quietly(self, new: S) -> None:
+        """Install state without an event (store creation, hydration before anyone can observe)."""
+        self._state = new
+        self._bump()
+
+    # ---- delivery (called by the app's queue, in commit order, never re-entrantly) --------------------
+    def _replay_state(self) -> S:
+        """The latest state already delivered to observers (what a new observer should start from)."""
+        if self._undelivered and self._delivered is not None:
+            return self._delivered
+        return self._state
+
+    def _notify(self, event: MutationEvent, state: S) -> None:
+        self._undelivered -= 1
+        self._delivered = state
+        try:
+            for listener in self._listener_tuple:
+                if listener.active:
+                    try:
+                        listener.fn(event, state)
+                    except Exception as exc:
+                        self._report("subscriber", exc)
+            if self._selections:
+                changed = event.changed
+                if () in changed:
+                    targets: set[Selection[Any]] = set(self._selections)
+                else:
+                    targets = set(self._selections_all)
+                    by_top = self._selections_by_top
+                    for path in changed:
+                        hits = by_top.get(path[0])  # type: ignore[arg-type]
+                        if hits:
+                            targets.update(hits)
+                for selection in targets:
+                    selection._on_commit(state, changed)
+        finally:
+            if not self._undelivered:
+                self._delivered = None
+
+    def _reindex_selection(
+        self,
+        selection: Selection[Any],
+        old: frozenset[str] | None,
+        new: frozenset[str] | None,
+        remove: bool = False,
+    ) -> None:
+        by_top = self._selections_by_top
+        if old is None:
+            self._selections_all.discard(selection)
+        else:
+            for top in old:
+                group = by_top.get(top)
+                if group is not None:
+                    group.discard(selection)
+                    if not group:
+                        del by_top[top]
+        if remove:
+            self._selections.discard(selection)
+            return
+        self._selections.add(selection)
+        if new is None:
+            self._selections_all.add(selection)
+        else:
+            for top in new:
+                by_top.setdefault(top, set()).add(selection)
+
+    def _report(self, source: str, error: BaseException, item: Any = None) -> None:
+        if self._errors.observers:
+            logger.debug("store %r caught an error from %s: %r", self.store_id, source, error)
+            self._errors.on_next(StoreErrorEvent(self.store_id, source, error, item))
+        else:
+            logger.error("store %r: %s raised %r", self.store_id, source, error, exc_info=error)
+
+    # ---- observation ----------------------------------------------------------------------------------
+    def _adopt(self, disposable: abc.DisposableBase, detached: bool) -> None:
+        if detached:
+            return
+        scope = self._app._scope_var.get()
+        if scope is not None and scope is not self._scope:
+            scope.add(disposable)
+
+    def subscribe(
+        self, callback: Callable[[MutationEvent, S], object], *, detached: bool = False
+    ) -> abc.DisposableBase:
+        """Call ``callback(event, state)`` after every commit (Pinia's ``$subscribe``).
+
+        Ends when the store is disposed, when you dispose the returned object, or when the scope it was
+        made in ends (another store's ``on_init``/action, or an ``app.scope()``) unless ``detached``.
+        """
+        self._check_alive()
+        listener = _Listener(callback)
+        self._listeners.append(listener)
+        self._listener_tuple = tuple(self._listeners)
+
+        def remove() -> None:
+            if listener.active:
+                listener.active = False
+                self._listeners.remove(listener)
+                self._listener_tuple = tuple(self._listeners)
+
+        disposable = Disposable(remove)
+        self._adopt(disposable, detached)
+        return disposable
+
+    def observe(self) -> Observable[S]:
+        """An Observable of state snapshots: the current one at once, then one per commit."""
+
+        def subscribe(observer: abc.ObserverBase[S], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+            if self._disposed:
+                observer.on_completed()
+                return Disposable()
+            self._state_observers.append(observer)
+
+            def forward(_event: MutationEvent, state: S) -> None:
+                observer.on_next(state)
+
+            sub = self.subscribe(forward, detached=True)
+            observer.on_next(self._replay_state())
+
+            def dispose() -> None:
+                sub.dispose()
+                with contextlib.suppress(ValueError):
+                    self._state_observers.remove(observer)
+
+            disposable = Disposable(dispose)
+            self._adopt(disposable, detached=False)
+            return disposable
+
+        return Observable(subscribe)
+
+    def select(self, fn: Callable[[S], T], *, equal: Callable[[T, T], bool] | None = None) -> Selection[T]:
+        """An Observable of ``fn(state)`` that replays its value and emits only when it changes.
+
+        One computation is shared by all subscribers. ``fn`` re-runs only after commits that write a
+        field it read. ``equal`` (default ``==``) decides what counts as a change.
+        """
+        self._check_alive()
+        return Selection(self, fn, equal)
+
+    def on_action(self, callback: Callable[[ActionCall], object], *, detached: bool = False) -> abc.DisposableBase:
+        """Call ``callback(call)`` before every action; ``call.after``/``call.on_error`` see how it ended."""
+        self._check_alive()
+        self._action_hooks = (*self._action_hooks, callback)
+
+        def remove() -> None:
+            hooks = list(self._action_hooks)
+            with contextlib.suppress(ValueError):
+                hooks.remove(callback)
+            self._action_hooks = tuple(hooks)
+
+        disposable = Disposable(remove)
+        self._adopt(disposable, detached)
+        return disposable
+
+    def _check_alive(self) -> None:
+        if self._disposed:
+            raise StoreDisposedError(f"store {self.store_id!r} is disposed; get a new one with app.use()")
+
+    # ---- getters --------------------------------------------------------------------------------------
+    def _read_getter(self, getter: Getter[Any]) -> Any:
+        name = getter.name
+        if self._getter_overrides and name in self._getter_overrides:
+            return self._getter_overrides[name]
+        app = self._app
+        cached = self._getter_cache.get(name)
+        if cached is not None:
+            if app._tracking:
+                app._tracking[-1].update(cached[1])
+            return cached[0]
+        marker = (self, name)
+        if marker in app._evaluating:
+            raise RecursionError(f"getter {self.store_id}.{name} depends on itself")
+        app._evaluating.add(marker)
+        app._tracking.append(set())
+        try:
+            value = getter.fn(self)
+        finally:
+            deps = tuple(app._tracking.pop())
+            app._evaluating.discard(marker)
+        if self._txn is None and not self._disposed:
+            self._getter_cache[name] = (value, deps)
+            for store in deps:
+                if store is not self:
+                    store._dependents.add(marker)
+        if app._tracking:
+            app._tracking[-1].update(deps)
+        return value
+
+    # ---- actions --------------------------------------------------------------------------------------
+    def _run_action(self, action: Action[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        self._check_alive()
+        app = self._app
+        if app._stub_action(self, action.name, args, kwargs):
+            return _completed_task(None) if action.is_async else None
+        if action.is_async:
+            return self._start_async_action(action, args, kwargs)
+        call_id = next(app._call_ids)
+        call = self._action_started(action.name, args, kwargs, call_id)
+        token = app._action_var.set((self, action.name, call_id))
+        try:
+            if action.atomic:
+                with self.batch():
+                    result = action.fn(self, *args, **kwargs)
+            else:
+                result = action.fn(self, *args, **kwargs)
+        except BaseException as exc:
+            app._action_var.reset(token)
+            self._action_failed(call, action.name, args, kwargs, call_id, exc)
+            raise
+        app._action_var.reset(token)
+        self._action_succeeded(call, action.name, args, kwargs, call_id, result)
+        return result
+
+    def _action_started(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int
+    ) -> ActionCall | None:
+        call: ActionCall | None = None
+        if self._action_hooks:
+            call = ActionCall(self, name, args, kwargs, call_id)
+            for hook in self._action_hooks:
+                try:
+                    hook(call)
+                except Exception as exc:
+                    self._report("hook", exc)
+        self._app._emit_action(ActionEvent(ActionPhase.START, self.store_id, name, call_id, args, kwargs))
+        return call
+
+    def _action_succeeded(
+        self, call: ActionCall | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int,
+        result: Any,
+    ) -> None:
+        if call is not None:
+            for cb in call._after:
+                try:
+                    cb(result)
+                except Exception as exc:
+                    self._report("hook", exc)
+        self._app._emit_action(
+            ActionEvent(ActionPhase.SUCCESS, self.store_id, name, call_id, args, kwargs, result=result)
+        )
+
+    def _action_failed(
+        self, call: ActionCall | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int,
+        error: BaseException,
+    ) -> None:
+        if call is not None:
+            for cb in call._on_error:
+                try:
+                    cb(error)
+                except Exception as exc:
+                    self._report("hook", exc)
+        self._app._emit_action(
+            ActionEvent(ActionPhase.ERROR, self.store_id, name, call_id, args, kwargs, error=error)
+        )
+
+    def _start_async_action(
+        self, action: Action[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Task[Any]:
+        app = self._app
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ActionError(
+                f"async action {self.store_id}.{action.name} needs a running event loop; call it from async "
+                f"code, or from another thread with app.call_threadsafe(store.{action.name}, ...)"
+            ) from None
+        app._bind_running(loop)
+        slot = self._action_slots.get(action.name)
+        if slot is None:
+            slot = self._action_slots[action.name] = _ActionSlot()
+        policy = action.concurrency
+        if policy == "exhaust" and slot.running:
+            return slot.running[0]
+        if policy == "switch":
+            for running in slot.running:
+                running.cancel()
+        previous = slot.tail if policy == "concat" else None
+        call_id = next(app._call_ids)
+        call = self._action_started(action.name, args, kwargs, call_id)
+        task = loop.create_task(self._async_body(action, call, args, kwargs, call_id, previous))
+        slot.running.append(task)
+        if policy == "concat":
+            slot.tail = task
+        self._tasks.add(task)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            with contextlib.suppress(ValueError):
+                slot.running.remove(t)
+            if slot.tail is t:
+                slot.tail = None
+            if not t.cancelled() and t.exception() is not None:
+                logger.debug("async action %s.%s failed: %r", self.store_id, action.name, t.exception())
+
+        task.add_done_callback(done)
+        return task
+
+    async def _async_body(
+        self,
+        action: Action[Any, Any],
+        call: ActionCall | None,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        call_id: int,
+        previous: asyncio.Task[Any] | None,
+    ) -> Any:
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait({previous})
+            self._app._action_var.set((self, action.name, call_id))
+            result = await action.fn(self, *args, **kwargs)
+        except BaseException as exc:
+            self._action_failed(call, action.name, args, kwargs, call_id, exc)
+            raise
+        self._action_succeeded(call, action.name, args, kwargs, call_id, result)
+        return result
+
+    # ---- streams into state ---------------------------------------------------------------------------
+    def connect(
+        self,
+        source: Observable[T],
+        handler: Callable[[T], object] | None = None,
+        *,
+        reducer: Callable[[S, T], object] | None = None,
+    ) -> abc.DisposableBase:
+        """Fold an Observable into this store: each item goes to ``handler(item)`` (e.g. an action) or
+        to ``reducer(draft, item)`` (one patch per item).
+
+        The subscription belongs to the store and ends on dispose (that is what releases a WebSocket
+        channel). A handler that raises sends the error to ``store.errors``; later items still flow.
+        Items emitted on another thread are moved onto the app's event loop first.
+        """
+        self._check_alive()
+        if (handler is None) == (reducer is None):
+            raise TypeError("connect() takes exactly one of handler or reducer=")
+        app = self._app
+
+        def process(item: T) -> None:
+            if self._disposed:
+                return
+            try:
+                if reducer is not None:
+                    self.patch(lambda draft: reducer(draft, item))
+                    return
+                assert handler is not None
+                result = handler(item)
+            except Exception as exc:
+                self._report("connect", exc, item)
+                return
+            if inspect.isawaitable(result):
+                self._watch_awaitable(result, item)
+
+        def on_next(item: T) -> None:
+            loop = app._loop
+            if loop is not None and threading.get_ident() != app._thread_id:
+                try:
+                    loop.call_soon_threadsafe(process, item)
+                except RuntimeError:
+                    logger.warning("store %r dropped an item: its event loop is closed", self.store_id)
+                return
+            process(item)
+
+        finished: list[bool] = []
+        handles: list[abc.DisposableBase] = []
+
+        def release() -> None:
+            finished.append(True)
+            for handle in handles:
+                self._connections.discard(handle)
+
+        def on_error(error: Exception) -> None:
+            self._report("connect", error)
+            release()
+
+        subscription = source.subscribe(on_next, on_error, release)
+
+        def end() -> None:
+            subscription.dispose()
+            release()
+
+        handle = Disposable(end)
+        handles.append(handle)
+        if not finished:
+            self._connections.add(handle)
+        return handle
+
+    def _watch_awaitable(self, result: Awaitable[Any], item: Any) -> None:
+        future = asyncio.ensure_future(result)
+
+        def done(f: asyncio.Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                self._report("connect", cast(BaseException, f.exception()), item)
+
+        future.add_done_callback(done)
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+    def add_cleanup(self, fn: Callable[[], object]) -> None:
+        """Run ``fn`` when the store is disposed (after ``on_dispose``)."""
+        self._cleanups.append(fn)
+
+    def dispose(self) -> None:
+        """Dispose the store: ``on_dispose``, cancel its tasks, end its connections and subscriptions,
+        complete its Observables, and forget it (a later ``app.use`` builds a fresh one)."""
+        if self._disposed:
+            return
+        try:
+            self.on_dispose()
+        except Exception as exc:
+            self._report("lifecycle", exc)
+        self._disposed = True
+        for task in list(self._tasks):
+            task.cancel()
+        for handle in list(self._connections):
+            handle.dispose()
+        self._connections.clear()
+        self._scope.dispose()
+        for fn in reversed(self._cleanups):
+            try:
+                fn()
+            except Exception as exc:
+                self._report("lifecycle", exc)
+        self._cleanups.clear()
+        for selection in list(self._selections):
+            selection._complete()
+        for observer in list(self._state_observers):
+            with contextlib.suppress(Exception):
+                observer.on_completed()
+        self._state_observers.clear()
+        for listener in self._listeners:
+            listener.active = False
+        self._listeners.clear()
+        self._listener_tuple = ()
+        self._action_hooks = ()
+        self._getter_cache.clear()
+        self._dependents.clear()
+        self._errors.on_completed()
+        self._app._forget(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.store_id!r}{' disposed' if self._disposed else ''}>"
+
+
+def _completed_task(value: Any) -> asyncio.Task[Any]:
+    async def done() -> Any:
+        return value
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise LoopBindingError("a stubbed async action still needs a running event loop") from None
+    return loop.create_task(done())
