@@ -180,7 +180,10 @@ class PusherProtocol:
         self._socket_id: str | None = None
         self._activity_timeout = config.activity_timeout
         self._channels: dict[str, Channel] = {}
-        self._timed: set[str] = set()  # channels with a subscription or key-refresh deadline
+        # Channels with a subscription or key-refresh deadline, in the order the deadlines were set. Every
+        # deadline is `now + subscription_timeout`, so the first entry is the earliest: next_deadline()
+        # stays O(1) while a thousand channels resubscribe after a reconnect.
+        self._timed: dict[str, None] = {}
         self._last_rx = 0.0
         self._ping_at: float | None = None
         self._retry_at: float | None = None
@@ -371,14 +374,22 @@ class PusherProtocol:
         if self._unavailable_at is not None and (best is None or self._unavailable_at < best):
             best = self._unavailable_at
         if self._timed:
-            for name in self._timed:
-                ch = self._channels.get(name)
-                if ch is None:
-                    continue
-                for d in (ch.deadline, ch.refresh_deadline):
-                    if d is not None and (best is None or d < best):
-                        best = d
+            d = self._first_channel_deadline()
+            if d is not None and (best is None or d < best):
+                best = d
         return best
+
+    def _first_channel_deadline(self) -> float | None:
+        timed = self._timed
+        while timed:
+            name = next(iter(timed))
+            ch = self._channels.get(name)
+            if ch is not None:
+                d, r = ch.deadline, ch.refresh_deadline
+                if d is not None or r is not None:
+                    return d if r is None else r if d is None else min(d, r)
+            del timed[name]  # stale entry
+        return None
 
     def tick(self, now: float) -> None:
         """Fire every timer due at ``now``."""
@@ -410,11 +421,11 @@ class PusherProtocol:
             self._tick_channels(now)
 
     def _tick_channels(self, now: float) -> None:
-        for name in list(self._timed):
-            ch = self._channels.get(name)
-            if ch is None:
-                self._timed.discard(name)
-                continue
+        while True:
+            first = self._first_channel_deadline()
+            if first is None or first > now:
+                return
+            ch = self._channels[next(iter(self._timed))]
             if ch.deadline is not None and now >= ch.deadline:
                 self._subscription_timed_out(ch)
             if ch.refresh_deadline is not None and now >= ch.refresh_deadline:
@@ -656,11 +667,11 @@ class PusherProtocol:
                 self._flush_held(ch, "the connection dropped before a new key arrived")
             if ch.cancelled or ch.kind is _USER:
                 del self._channels[name]
-                self._timed.discard(name)
+                self._timed.pop(name, None)
                 continue
             was_subscribed = ch.subscribed
             ch.disconnect()
-            self._timed.discard(name)
+            self._timed.pop(name, None)
             if ch.presence is not None and was_subscribed:
                 self._events.append(MembersCleared(name))
 
@@ -701,14 +712,14 @@ class PusherProtocol:
             self._events.append(Unsubscribed(channel))
             return
         del self._channels[channel]
-        self._timed.discard(channel)
+        self._timed.pop(channel, None)
         if ch.subscribed and self._phase == _OPEN:
             self._send_unsubscribe(channel)
         self._events.append(Unsubscribed(channel))
 
     def _begin_subscribe(self, ch: Channel, now: float) -> None:
         ch.start(now + self._config.subscription_timeout)
-        self._timed.add(ch.name)
+        self._time(ch)
         if ch.kind is _PUBLIC or ch.kind is _USER:
             self._send_subscribe(ch, "", None)
         else:
@@ -731,9 +742,14 @@ class PusherProtocol:
         self._events.append(SendFrame(orjson.dumps(
             {"event": "pusher:unsubscribe", "data": {"channel": channel}}).decode()))
 
+    def _time(self, ch: Channel) -> None:
+        """``ch`` just got a deadline: (re)queue it last, where the latest deadline belongs."""
+        self._timed.pop(ch.name, None)
+        self._timed[ch.name] = None
+
     def _untime(self, ch: Channel) -> None:
         if ch.deadline is None and ch.refresh_deadline is None:
-            self._timed.discard(ch.name)
+            self._timed.pop(ch.name, None)
 
     def _fail_subscription(self, ch: Channel, error: SubscriptionError) -> None:
         ch.fail()
@@ -771,7 +787,7 @@ class PusherProtocol:
             return
         if ch.cancelled:
             del self._channels[channel]
-            self._timed.discard(channel)
+            self._timed.pop(channel, None)
             return
         if ch.kind is _ENCRYPTED:
             if auth.shared_secret is None:
@@ -830,7 +846,7 @@ class PusherProtocol:
             return
         if ch.cancelled:
             del self._channels[channel]
-            self._timed.discard(channel)
+            self._timed.pop(channel, None)
             return
         self._fail_subscription(ch, error)
 
@@ -872,7 +888,7 @@ class PusherProtocol:
         if ch.cancelled:
             # Unsubscribed while pending: now that the server has us, leave (pusher-js semantics).
             del self._channels[ch.name]
-            self._timed.discard(ch.name)
+            self._timed.pop(ch.name, None)
             self._send_unsubscribe(ch.name)
             return
         ch.succeeded()
@@ -905,7 +921,7 @@ class PusherProtocol:
             status=status if type(status) is int else None)
         if ch.cancelled:
             del self._channels[ch.name]
-            self._timed.discard(ch.name)
+            self._timed.pop(ch.name, None)
             return
         if not ch.pending and not ch.subscribed:
             self._events.append(ErrorRaised(error, ch.name))
@@ -936,7 +952,7 @@ class PusherProtocol:
             self._hold(ch, event, data, user_id)
             ch.refreshing = True
             ch.refresh_deadline = now + self._config.subscription_timeout
-            self._timed.add(ch.name)
+            self._time(ch)
             self._events.append(AuthorizeChannel(ch.name, self._socket_id, "refresh_key"))
             return
         self._events.append(channel_event(ch.name, event, plain, user_id))

@@ -114,7 +114,10 @@ def check_invariants(proto: PusherProtocol, now: float) -> None:
         assert isinstance(proto.channel_state(name), ChannelState)
     if proto.state is not ConnectionState.CONNECTED:
         assert not any(ch.subscribed for ch in proto._channels.values())
-    assert proto._timed <= set(proto._channels)
+    assert set(proto._timed) <= set(proto._channels)
+    for name, ch in proto._channels.items():
+        if ch.deadline is not None or ch.refresh_deadline is not None:
+            assert name in proto._timed, name
     for out in proto.events_to_process():
         if isinstance(out, ErrorRaised):
             assert isinstance(out.error, WsError)

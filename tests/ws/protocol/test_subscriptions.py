@@ -489,3 +489,22 @@ def test_unsubscribe_while_disconnected_sends_nothing() -> None:
     assert of_type(out, Unsubscribed) == [Unsubscribed("chat")]
     assert subscribes(h.reopen("5.5")) == []
     assert sent_events(h.drain()) == []
+
+
+def test_subscription_timeouts_fire_in_order_for_many_channels() -> None:
+    h = connected()  # subscription_timeout=10
+    names = [f"private-c{i}" for i in range(300)]
+    for i, name in enumerate(names):
+        h.now = 1000.0 + i * 0.01
+        h.proto.subscribe(name, h.now)
+    h.drain()
+    assert h.proto.next_deadline() == pytest.approx(1010.0)
+    h.authorize(names[0])
+    wait(h, names[0])  # the earliest one succeeds: the next deadline moves to the second
+    assert h.proto.next_deadline() == pytest.approx(1010.01)
+    out = h.advance(10.005 - (h.now - 1000.0))  # up to 1010.005: names[1] is not due yet either
+    assert of_type(out, SubscriptionFailed) == []
+    out = h.advance(1)  # to ~1011.005: the ones subscribed within the first second time out, in order
+    assert [f.channel for f in of_type(out, SubscriptionFailed)] == names[1:101]
+    out = h.advance(5)
+    assert [f.channel for f in of_type(out, SubscriptionFailed)] == names[101:]
