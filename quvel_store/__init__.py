@@ -1,4 +1,4 @@
-"""quvel_store: Pinia-style typed stores (pydantic state, getters, actions) with an injected service container.
+"""quvel_store: Pinia-style typed stores (pydantic state, getters, actions) with an injected container.
 
 ```python
 from quvel_store import Store, getter, action, create_app

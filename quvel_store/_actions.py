@@ -114,14 +114,18 @@ class AsyncAction(Action[P, R]):
 
 class _ActionDecorator(Protocol):
     @overload
-    def __call__(self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]) -> AsyncAction[P, R]: ...
+    def __call__(  # type: ignore[overload-overlap]
+        self, fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]]
+    ) -> AsyncAction[P, R]: ...
 
     @overload
     def __call__(self, fn: Callable[Concatenate[Any, P], R]) -> SyncAction[P, R]: ...
 
 
 @overload
-def action(fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /) -> AsyncAction[P, R]: ...
+def action(  # type: ignore[overload-overlap]
+    fn: Callable[Concatenate[Any, P], Coroutine[Any, Any, R]], /
+) -> AsyncAction[P, R]: ...
 
 
 @overload

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 from reactivex import Observable, abc
@@ -190,7 +190,7 @@ class App:
                 raise StoreDefinitionError(
                     f"store id {store_id!r} is taken by {type(existing).__qualname__}, not {cls.__qualname__}"
                 )
-            return existing  # type: ignore[return-value]
+            return existing
         self.register(cls)
         self._bind_if_running()
         store = cls(self, key)
@@ -274,18 +274,19 @@ class App:
         for store_id, value in data.items():
             cls = self._class_for(store_id) if isinstance(store_id, str) else None
             if cls is None:
-                errors[str(store_id)] = [{
-                    "loc": (),
-                    "msg": "no store class with this id is known to the app; use it or app.register() it first",
-                    "type": "unknown_store",
-                }]
+                errors[str(store_id)] = [
+                    {
+                        "loc": (),
+                        "msg": "no store class with this id is known; use or app.register() it first",
+                        "type": "unknown_store",
+                    }
+                ]
                 continue
             model = cls.state_model
-            extra = None if model.model_config.get("extra") == "allow" else "forbid"
+            extra: Literal["forbid"] | None = None if model.model_config.get("extra") == "allow" else "forbid"
             try:
-                if isinstance(value, BaseModel):
-                    value = value.model_dump()
-                ready[store_id] = model.__pydantic_validator__.validate_python(value, extra=extra)
+                raw = value.model_dump() if isinstance(value, BaseModel) else value
+                ready[store_id] = model.__pydantic_validator__.validate_python(raw, extra=extra)
             except ValidationError as exc:
                 errors[store_id] = [
                     {"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
@@ -293,7 +294,9 @@ class App:
         for store_id in ready:
             live = self._stores.get(store_id)
             if live is not None and live.disposed is False and live._txn is not None:
-                errors[store_id] = [{"loc": (), "msg": "the store is in the middle of a patch", "type": "busy"}]
+                errors[store_id] = [
+                    {"loc": (), "msg": "the store is in the middle of a patch", "type": "busy"}
+                ]
         if errors:
             raise HydrationError(errors)
         # Apply everything before anyone is notified, so observers never see half-hydrated apps.
@@ -329,7 +332,9 @@ class App:
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:
-                raise LoopBindingError("bind_loop() without a loop must be called inside a running loop") from None
+                raise LoopBindingError(
+                    "bind_loop() without a loop must be called inside a running loop"
+                ) from None
         if self._loop is not None and self._loop is not loop and not self._loop.is_closed():
             raise LoopBindingError("the app is already bound to another event loop that is still open")
         self._loop = loop
@@ -366,7 +371,9 @@ class App:
         self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     ) -> concurrent.futures.Future[R]: ...
 
-    def call_threadsafe(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> concurrent.futures.Future[Any]:
+    def call_threadsafe(
+        self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> concurrent.futures.Future[Any]:
         """Run ``fn(*args, **kwargs)`` on the app's event loop from any thread; if it returns an
         awaitable (an async action's task, a coroutine) the future resolves with its result.
 
@@ -395,8 +402,8 @@ class App:
             def copy_outcome(f: asyncio.Future[Any]) -> None:
                 if f.cancelled():
                     future.cancel()
-                elif f.exception() is not None:
-                    future.set_exception(f.exception())  # type: ignore[arg-type]
+                elif (error := f.exception()) is not None:
+                    future.set_exception(error)
                 else:
                     future.set_result(f.result())
 
@@ -410,11 +417,13 @@ class App:
 
     # ---- scopes ---------------------------------------------------------------------------------------
     def scope(self) -> Scope:
-        """A new :class:`Scope` (``with scope:`` to collect subscriptions, ``scope.dispose()`` to end them)."""
+        """A new :class:`Scope`: ``with scope:`` collects subscriptions, ``scope.dispose()`` ends them."""
         return Scope(self)
 
     # ---- test hooks -----------------------------------------------------------------------------------
-    def _stub_action(self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    def _stub_action(
+        self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
         """Whether to skip running this action (``quvel_store.testing`` overrides this)."""
         return False
 
@@ -470,5 +479,5 @@ def create_app(
     stores: Iterable[type[Store[Any]]] = (),
     plugins: Iterable[Plugin] = (),
 ) -> App:
-    """Create an app (the Pinia instance). Without ``container`` it builds a default ``ServiceContainer()``."""
+    """Create an app (the Pinia instance); without ``container`` it builds ``ServiceContainer()``."""
     return App(container, stores=stores, plugins=plugins)

@@ -9,6 +9,7 @@ with an undo log, which keeps 20,000 one-at-a-time appends linear instead of qua
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -55,8 +56,13 @@ class Txn:
     def unknown(self, loc: Loc, cls: type[BaseModel]) -> StateValidationError:
         return StateValidationError(
             self.store_id,
-            [{"loc": loc, "msg": f"{cls.__name__} has no field {loc[-1]!r} (unknown keys are rejected)",
-              "type": "extra_forbidden"}],
+            [
+                {
+                    "loc": loc,
+                    "msg": f"{cls.__name__} has no field {loc[-1]!r} (unknown keys are rejected)",
+                    "type": "extra_forbidden",
+                }
+            ],
         )
 
     def rollback(self, root: _Node | None = None) -> None:
@@ -110,6 +116,12 @@ def _plain(value: Any) -> Any:
 
 class _Node:
     __slots__ = ("_q_alive", "_q_base", "_q_key", "_q_parent", "_q_path", "_q_txn")
+    _q_alive: bool
+    _q_base: Any
+    _q_key: str | int | None
+    _q_parent: _Node | None
+    _q_path: Loc
+    _q_txn: Txn
 
     def __init__(self, txn: Txn, parent: _Node | None, key: str | int | None, base: Any) -> None:
         object.__setattr__(self, "_q_txn", txn)
@@ -152,7 +164,11 @@ class _Node:
         node: _Node | None = self
         while node is not None:
             parent = node._q_parent
-            extra = parent._q_slot_extra(node._q_key, node._q_base) if parent is not None else 0  # type: ignore[arg-type]
+            extra = (
+                parent._q_slot_extra(node._q_key, node._q_base)
+                if parent is not None and node._q_key is not None
+                else 0
+            )
             if sys.getrefcount(node._q_base) > _OWNED_REFCOUNT + extra:
                 return False
             node = parent
@@ -163,6 +179,10 @@ class DraftModel(_Node):
     """Draft of a model instance: read fields, assign fields (validated at once), mutate nested values."""
 
     __slots__ = ("_q_children", "_q_plan", "_q_raw", "_q_work")
+    _q_children: dict[str, _Node]
+    _q_plan: ModelPlan
+    _q_raw: dict[str, Any]
+    _q_work: Any
 
     def __init__(self, txn: Txn, parent: _Node | None, key: str | int | None, base: BaseModel) -> None:
         super().__init__(txn, parent, key, base)
@@ -251,7 +271,7 @@ class DraftModel(_Node):
             if work is None:
                 work = shallow_model_copy(base, txn.schema.frozen_class(plan.cls))
                 object.__setattr__(self, "_q_work", work)
-            if isinstance(child, DraftModel) or child._q_plan is not None:
+            if isinstance(child, DraftModel) or getattr(child, "_q_plan", None) is not None:
                 work.__dict__[name] = value
                 work.__pydantic_fields_set__.add(name)
             else:
@@ -297,6 +317,10 @@ class _Container(_Node):
     """Shared machinery of list/dict/set drafts: untouched, edited in place (with undo), or copied."""
 
     __slots__ = ("_q_children", "_q_mode", "_q_plan", "_q_work")
+    _q_children: dict[Any, _Node]
+    _q_mode: int
+    _q_plan: TypePlan | None
+    _q_work: Any
 
     def __init__(self, txn: Txn, parent: _Node, key: str | int, base: Any, plan: TypePlan | None) -> None:
         super().__init__(txn, parent, key, base)
@@ -354,10 +378,8 @@ class _Container(_Node):
         self._q_restore()
         object.__setattr__(self, "_q_work", work)
         object.__setattr__(self, "_q_mode", 2)
-        try:
+        with contextlib.suppress(ValueError):
             self._q_txn.inplace.remove(self)
-        except ValueError:
-            pass
 
     def _q_validate(self, value: Any, loc: Loc) -> Any:
         value = _plain(value)
@@ -447,6 +469,8 @@ class DraftList(_Container):
     """Draft of a list field: the list API, with element drafts for models and nested containers."""
 
     __slots__ = ("_q_overwritten", "_q_start")
+    _q_overwritten: dict[int, Any]
+    _q_start: int
 
     def __init__(self, txn: Txn, parent: _Node, key: str | int, base: Any, plan: TypePlan | None) -> None:
         super().__init__(txn, parent, key, base, plan)
@@ -587,6 +611,7 @@ class DraftDict(_Container):
     """Draft of a dict field: the dict API, with drafts for model and container values."""
 
     __slots__ = ("_q_overwritten",)
+    _q_overwritten: dict[Any, Any]
 
     def __init__(self, txn: Txn, parent: _Node, key: str | int, base: Any, plan: TypePlan | None) -> None:
         super().__init__(txn, parent, key, base, plan)

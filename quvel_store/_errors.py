@@ -73,9 +73,9 @@ class HydrationError(StateValidationError):
         self.by_store: dict[str, list[dict[str, Any]]] = {}
         merged: list[dict[str, Any]] = []
         for sid, errs in by_store.items():
-            errs = list(errs)
-            self.by_store[sid] = [dict(e) for e in errs]
-            merged.extend(errs)
+            copied = [dict(e) for e in errs]
+            self.by_store[sid] = copied
+            merged.extend(copied)
         first = next(iter(self.by_store), "?")
         super().__init__(first, merged, what="hydration data")
         if len(self.by_store) > 1:

@@ -11,7 +11,7 @@ __all__ = ["ActionEvent", "ActionPhase", "MutationEvent", "MutationKind", "Store
 Loc = tuple[str | int, ...]
 
 
-class MutationKind(str, enum.Enum):
+class MutationKind(enum.StrEnum):
     """What kind of write made a commit."""
 
     PATCH_OBJECT = "patch_object"  # store.patch({...})
@@ -39,7 +39,7 @@ class MutationEvent:
     changed: frozenset[Loc] = field(default_factory=frozenset)
 
 
-class ActionPhase(str, enum.Enum):
+class ActionPhase(enum.StrEnum):
     START = "start"
     SUCCESS = "success"
     ERROR = "error"

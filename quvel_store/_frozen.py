@@ -74,10 +74,10 @@ class FrozenList(list[T]):
     def __delitem__(self, key: Any) -> NoReturn:
         _refuse("delete an item of a state list")
 
-    def __iadd__(self, other: Iterable[T]) -> NoReturn:  # type: ignore[misc]
+    def __iadd__(self, other: Iterable[T]) -> NoReturn:  # type: ignore[misc,override]
         _refuse("extend a state list")
 
-    def __imul__(self, n: SupportsIndex) -> NoReturn:  # type: ignore[misc]
+    def __imul__(self, n: SupportsIndex) -> NoReturn:
         _refuse("repeat a state list in place")
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
@@ -101,7 +101,7 @@ class FrozenDict(dict[K, V]):
     def __delitem__(self, key: K) -> NoReturn:
         _refuse("delete a key of a state dict")
 
-    def pop(self, *args: Any) -> NoReturn:  # type: ignore[override]
+    def pop(self, *args: Any) -> NoReturn:
         _refuse("pop from a state dict")
 
     def popitem(self) -> NoReturn:
@@ -113,10 +113,10 @@ class FrozenDict(dict[K, V]):
     def update(self, *args: Any, **kwargs: Any) -> NoReturn:
         _refuse("update a state dict")
 
-    def setdefault(self, *args: Any) -> NoReturn:  # type: ignore[override]
+    def setdefault(self, *args: Any) -> NoReturn:
         _refuse("setdefault on a state dict")
 
-    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc,override]
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
         _refuse("update a state dict")
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
@@ -137,7 +137,7 @@ class FrozenSet(set[T]):
     def add(self, element: T, /) -> NoReturn:
         _refuse("add to a state set")
 
-    def discard(self, element: T, /) -> NoReturn:
+    def discard(self, element: object, /) -> NoReturn:
         _refuse("discard from a state set")
 
     def remove(self, element: T, /) -> NoReturn:
@@ -161,16 +161,16 @@ class FrozenSet(set[T]):
     def symmetric_difference_update(self, s: Iterable[T], /) -> NoReturn:
         _refuse("update a state set")
 
-    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc,override]
+    def __ior__(self, other: Any) -> NoReturn:  # type: ignore[misc]
         _refuse("update a state set")
 
-    def __iand__(self, other: Any) -> NoReturn:  # type: ignore[misc,override]
+    def __iand__(self, other: Any) -> NoReturn:  # type: ignore[misc]
         _refuse("update a state set")
 
-    def __isub__(self, other: Any) -> NoReturn:  # type: ignore[misc,override]
+    def __isub__(self, other: Any) -> NoReturn:  # type: ignore[misc]
         _refuse("update a state set")
 
-    def __ixor__(self, other: Any) -> NoReturn:  # type: ignore[misc,override]
+    def __ixor__(self, other: Any) -> NoReturn:  # type: ignore[misc]
         _refuse("update a state set")
 
     def __reduce_ex__(self, protocol: SupportsIndex) -> tuple[Any, ...]:
@@ -205,12 +205,12 @@ def _frozen_delattr(self: BaseModel, name: str) -> NoReturn:
     _refuse(f"delete {type(self).__name__}.{name}")
 
 
-def _frozen_eq(self: BaseModel, other: object) -> bool:
+def _frozen_eq(self: BaseModel, other: object) -> object:
     if not isinstance(other, BaseModel):
         return NotImplemented
     if frozen_base(type(self)) is not frozen_base(type(other)):
         return False
-    return (
+    return bool(
         self.__dict__ == other.__dict__
         and self.__pydantic_private__ == other.__pydantic_private__
         and self.__pydantic_extra__ == other.__pydantic_extra__
@@ -279,7 +279,9 @@ def make_frozen_class(base: type[BaseModel]) -> type[BaseModel]:
         "model_copy": _frozen_model_copy,
         _BASE_ATTR: base,
     }
-    return type(base)(base.__name__, (base,), namespace)
+    meta: Any = type(base)
+    frozen: type[BaseModel] = meta(base.__name__, (base,), namespace)
+    return frozen
 
 
 def shallow_model_copy(obj: BaseModel, cls: type[BaseModel]) -> BaseModel:

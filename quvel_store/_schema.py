@@ -84,7 +84,9 @@ class StateSchema:
         if plan is not None:
             return plan
         decorators = cls.__pydantic_decorators__
-        has_model_validators = bool(decorators.model_validators) or bool(getattr(decorators, "root_validators", {}))
+        has_model_validators = bool(decorators.model_validators) or bool(
+            getattr(decorators, "root_validators", {})
+        )
         cfg = cls.model_config
         frozen = bool(cfg.get("frozen"))
         extra: Extra = None if cfg.get("extra") == "allow" else "forbid"
@@ -112,13 +114,10 @@ class StateSchema:
         try:
             cached = self._types.get(key)
         except TypeError:  # unhashable annotation: plan it without caching
-            cached = None
-            key = None
+            return self._build_type_plan(tp, strict=strict, extra=extra)
         if cached is not None:
             return cached
-        plan = self._build_type_plan(tp, strict=strict, extra=extra)
-        if key is not None:
-            self._types[key] = plan
+        plan = self._types[key] = self._build_type_plan(tp, strict=strict, extra=extra)
         return plan
 
     def _build_type_plan(self, tp: Any, *, strict: bool, extra: Extra) -> TypePlan:

@@ -42,6 +42,9 @@ class _Tracker:
     """Read-through view of a model that records the field paths read from it."""
 
     __slots__ = ("_t_deps", "_t_obj", "_t_path")
+    _t_deps: set[Loc]
+    _t_obj: BaseModel
+    _t_path: Loc
 
     def __init__(self, obj: BaseModel, path: Loc, deps: set[Loc]) -> None:
         object.__setattr__(self, "_t_obj", obj)
@@ -70,7 +73,8 @@ class _Tracker:
 
     def _t_whole(self) -> BaseModel:
         self._t_deps.add(self._t_path)
-        return self._t_obj
+        obj: BaseModel = self._t_obj
+        return obj
 
     def __eq__(self, other: object) -> bool:
         return bool(self._t_whole() == _unwrap(other))
@@ -127,9 +131,7 @@ class Selection(Observable[T], Generic[T]):
         self.recomputations += 1
         value, deps = evaluate(self._fn, state)
         self._deps = deps
-        tops: frozenset[str] | None = (
-            None if ROOT in deps or not deps else frozenset(str(d[0]) for d in deps)
-        )
+        tops: frozenset[str] | None = None if ROOT in deps or not deps else frozenset(str(d[0]) for d in deps)
         if tops != self._tops:
             self._store._reindex_selection(self, self._tops, tops)
             self._tops = tops

@@ -11,7 +11,7 @@ import threading
 import typing
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
 
 from pydantic import BaseModel, ValidationError
 from reactivex import Observable, abc
@@ -49,9 +49,29 @@ _WHOLE: frozenset[Loc] = frozenset({()})
 # Names a store subclass, a getter, an action or a plugin may not take over.
 RESERVED: frozenset[str] = frozenset(
     {
-        "app", "container", "key", "store_id", "state", "state_model", "options", "errors", "disposed",
-        "patch", "replace", "reset", "batch", "observe", "select", "subscribe", "on_action", "connect",
-        "dispose", "on_init", "on_dispose", "initial_state", "id",
+        "app",
+        "container",
+        "key",
+        "store_id",
+        "state",
+        "state_model",
+        "options",
+        "errors",
+        "disposed",
+        "patch",
+        "replace",
+        "reset",
+        "batch",
+        "observe",
+        "select",
+        "subscribe",
+        "on_action",
+        "connect",
+        "dispose",
+        "on_init",
+        "on_dispose",
+        "initial_state",
+        "id",
     }
 )
 
@@ -116,17 +136,23 @@ class Store(Generic[S]):
             cls.state_model = model
         sid = cls.__dict__.get("id")
         if sid is not None and (not isinstance(sid, str) or not sid or ":" in sid):
-            raise StoreDefinitionError(f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}")
+            raise StoreDefinitionError(
+                f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}"
+            )
         options: dict[str, Any] = {}
         for klass in reversed(cls.__mro__):
             if klass is Store or not issubclass(klass, Store):
                 continue
             for name, value in vars(klass).items():
                 if name in RESERVED and isinstance(value, Getter | Action):
-                    raise StoreDefinitionError(f"{cls.__qualname__}.{name}: {name!r} is part of the Store API")
+                    raise StoreDefinitionError(
+                        f"{cls.__qualname__}.{name}: {name!r} is part of the Store API"
+                    )
                 if name.startswith("_") or name in RESERVED:
                     continue
-                if isinstance(value, Getter | Action | property | classmethod | staticmethod) or callable(value):
+                if isinstance(value, Getter | Action | property | classmethod | staticmethod) or callable(
+                    value
+                ):
                     continue
                 options[name] = value
         cls.options = MappingProxyType(options)
@@ -135,10 +161,10 @@ class Store(Generic[S]):
         """Internal: stores are created by ``app.use(StoreClass)``; put set-up code in ``on_init``."""
         cls = type(self)
         if not isinstance(getattr(cls, "id", None), str):
-            raise StoreDefinitionError(f"{cls.__qualname__} has no `id = \"...\"` class attribute")
+            raise StoreDefinitionError(f'{cls.__qualname__} has no `id = "..."` class attribute')
         if not isinstance(getattr(cls, "state_model", None), type):
             raise StoreDefinitionError(
-                f"{cls.__qualname__}: declare the state model as Store[YourState] or `state_model = YourState`"
+                f"{cls.__qualname__}: state model missing: use Store[YourState] or `state_model = YourState`"
             )
         self.app = app
         self.container = app.container
@@ -206,7 +232,7 @@ class Store(Generic[S]):
             raise StoreDisposedError(f"store {self.store_id!r} is disposed; get a new one with app.use()")
         if self._txn is not None:
             raise StateMutationError(
-                f"store {self.store_id!r}: patch() inside one of its own patch functions; edit the draft instead"
+                f"store {self.store_id!r}: patch() inside its own patch function; edit the draft instead"
             )
 
     def _prepare_state(self, value: S | Mapping[str, Any]) -> S:
@@ -214,7 +240,7 @@ class Store(Generic[S]):
         model = self.state_model
         if is_frozen_model(value) and isinstance(value, model):
             return value  # already a sealed, valid snapshot (e.g. replace(old_snapshot))
-        extra = None if model.model_config.get("extra") == "allow" else "forbid"
+        extra: Literal["forbid"] | None = None if model.model_config.get("extra") == "allow" else "forbid"
         try:
             if isinstance(value, BaseModel):
                 if not isinstance(value, model):
@@ -226,7 +252,8 @@ class Store(Generic[S]):
                 raise TypeError(f"expected a {model.__name__} or a mapping, got {type(value).__name__}")
         except ValidationError as exc:
             raise StateValidationError(
-                self.store_id, [{"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+                self.store_id,
+                [{"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
             ) from None
         return cast(S, self._schema.seal(validated))
 
@@ -452,7 +479,9 @@ class Store(Generic[S]):
     def observe(self) -> Observable[S]:
         """An Observable of state snapshots: the current one at once, then one per commit."""
 
-        def subscribe(observer: abc.ObserverBase[S], scheduler: abc.SchedulerBase | None = None) -> abc.DisposableBase:
+        def subscribe(
+            observer: abc.ObserverBase[S], scheduler: abc.SchedulerBase | None = None
+        ) -> abc.DisposableBase:
             if self._disposed:
                 observer.on_completed()
                 return Disposable()
@@ -484,7 +513,9 @@ class Store(Generic[S]):
         self._check_alive()
         return Selection(self, fn, equal)
 
-    def on_action(self, callback: Callable[[ActionCall], object], *, detached: bool = False) -> abc.DisposableBase:
+    def on_action(
+        self, callback: Callable[[ActionCall], object], *, detached: bool = False
+    ) -> abc.DisposableBase:
         """Call ``callback(call)`` before every action; ``call.after``/``call.on_error`` see how it ended."""
         self._check_alive()
         self._action_hooks = (*self._action_hooks, callback)
@@ -552,10 +583,10 @@ class Store(Generic[S]):
                 result = action.fn(self, *args, **kwargs)
         except BaseException as exc:
             app._action_var.reset(token)
-            self._action_failed(call, action.name, args, kwargs, call_id, exc)
+            self._action_failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
             raise
         app._action_var.reset(token)
-        self._action_succeeded(call, action.name, args, kwargs, call_id, result)
+        self._action_succeeded(call, action.name, args, kwargs, call_id=call_id, result=result)
         return result
 
     def _action_started(
@@ -573,7 +604,13 @@ class Store(Generic[S]):
         return call
 
     def _action_succeeded(
-        self, call: ActionCall | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int,
+        self,
+        call: ActionCall | None,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        call_id: int,
         result: Any,
     ) -> None:
         if call is not None:
@@ -587,7 +624,13 @@ class Store(Generic[S]):
         )
 
     def _action_failed(
-        self, call: ActionCall | None, name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int,
+        self,
+        call: ActionCall | None,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        *,
+        call_id: int,
         error: BaseException,
     ) -> None:
         if call is not None:
@@ -624,7 +667,9 @@ class Store(Generic[S]):
         previous = slot.tail if policy == "concat" else None
         call_id = next(app._call_ids)
         call = self._action_started(action.name, args, kwargs, call_id)
-        task = loop.create_task(self._async_body(action, call, args, kwargs, call_id, previous))
+        task = loop.create_task(
+            self._async_body(action, call, args, kwargs, call_id=call_id, previous=previous)
+        )
         slot.running.append(task)
         if policy == "concat":
             slot.tail = task
@@ -648,6 +693,7 @@ class Store(Generic[S]):
         call: ActionCall | None,
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
+        *,
         call_id: int,
         previous: asyncio.Task[Any] | None,
     ) -> Any:
@@ -657,9 +703,9 @@ class Store(Generic[S]):
             self._app._action_var.set((self, action.name, call_id))
             result = await action.fn(self, *args, **kwargs)
         except BaseException as exc:
-            self._action_failed(call, action.name, args, kwargs, call_id, exc)
+            self._action_failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
             raise
-        self._action_succeeded(call, action.name, args, kwargs, call_id, result)
+        self._action_succeeded(call, action.name, args, kwargs, call_id=call_id, result=result)
         return result
 
     # ---- streams into state ---------------------------------------------------------------------------
