@@ -123,3 +123,15 @@ def test_error_frame_string_or_object(h: Harness) -> None:
     assert isinstance(error, ServerError)
     assert error.code is None
     assert h.proto.state is ConnectionState.CONNECTED
+
+
+def test_fast_channel_event_is_identical_to_the_dataclass() -> None:
+    from quvel_ws.protocol._codec import channel_event
+
+    fast = channel_event("c", "e", {"a": [1]}, "7")
+    slow = ChannelEvent("c", "e", {"a": [1]}, "7")
+    assert fast == slow
+    assert repr(fast) == repr(slow)
+    assert type(fast) is ChannelEvent
+    with pytest.raises(AttributeError):
+        fast.data = 1  # type: ignore[misc]  # still frozen

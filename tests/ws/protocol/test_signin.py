@@ -36,6 +36,16 @@ def signed_in() -> Harness:
     return h
 
 
+def test_signin_success_with_string_encoded_data() -> None:
+    h = Harness()
+    h.connect("1.1")
+    h.proto.signin(h.now)
+    h.proto.user_authorized("1.1", UserAuthData("a", USER_DATA), h.now)
+    h.drain()
+    out = h.frame("pusher:signin_success", {"user_data": USER_DATA})  # data as a JSON string (Pusher)
+    assert [s.user_id for s in of_type(out, SignedIn)] == ["42"]
+
+
 def test_signin_flow_and_user_events() -> None:
     h = signed_in()
     assert h.proto.user_id == "42"
