@@ -4,6 +4,7 @@ See ``docs/internals/protocol-core.md``. The asyncio driver in :mod:`quvel_ws` r
 tests run it with a fake clock.
 """
 
+from quvel_ws.protocol._config import ProtocolConfig
 from quvel_ws.protocol._events import (
     AuthorizeChannel,
     AuthorizeUser,
@@ -32,7 +33,7 @@ from quvel_ws.protocol._events import (
     UserAuthData,
     UserEvent,
 )
-from quvel_ws.protocol._protocol import ProtocolConfig, PusherProtocol
+from quvel_ws.protocol._protocol import PusherProtocol
 
 __all__ = [
     "AuthorizeChannel",

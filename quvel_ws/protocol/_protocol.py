@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
@@ -54,6 +53,7 @@ from quvel_ws.protocol._codec import (
     encode_limited,
     user_id_str,
 )
+from quvel_ws.protocol._config import ProtocolConfig
 from quvel_ws.protocol._crypto import DecryptFailed, decrypt, make_box
 from quvel_ws.protocol._events import (
     AuthorizeChannel,
@@ -106,40 +106,6 @@ _CONNECTING = ConnectionState.CONNECTING
 MAX_EVENT_NAME = 200
 _PONG_TIMEOUT_CODE = 4201  # "Pong reply not received", the protocol's own name for it
 _HANDSHAKE_FAILED_CODE = 1002
-
-
-@dataclass(frozen=True, slots=True)
-class ProtocolConfig:
-    """Settings of the core; every time is in seconds. See ``docs/internals/protocol-core.md``."""
-
-    url: str
-    activity_timeout: float = 120.0
-    pong_timeout: float = 30.0
-    unavailable_timeout: float = 10.0
-    subscription_timeout: float = 30.0
-    connect_timeout: float = 15.0
-    handshake_timeout: float = 15.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 30.0
-    immediate_retry_jitter: float = 1.0
-    max_frame_bytes: int = 10_000
-    encrypted_channels: bool = True
-    max_held_events: int = 1_000  # encrypted events held while a key is refreshed; beyond: reported
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.url, str) or not self.url.startswith(("ws://", "wss://")):
-            raise InvalidArgument(f"url must start with ws:// or wss://, got {self.url!r}")
-        for name in ("activity_timeout", "pong_timeout", "unavailable_timeout", "subscription_timeout",
-                     "connect_timeout", "handshake_timeout", "backoff_initial", "backoff_max"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0:
-                raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")
-        if not self.immediate_retry_jitter >= 0:
-            raise InvalidArgument(f"immediate_retry_jitter must be >= 0, got {self.immediate_retry_jitter!r}")
-        if self.max_frame_bytes < 64:
-            raise InvalidArgument(f"max_frame_bytes must be at least 64, got {self.max_frame_bytes!r}")
-        if self.max_held_events < 0:
-            raise InvalidArgument(f"max_held_events must be >= 0, got {self.max_held_events!r}")
 
 
 def _error_fields(data: Any) -> tuple[int | None, str]:
