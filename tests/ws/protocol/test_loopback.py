@@ -12,6 +12,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -242,3 +243,41 @@ async def test_client_events_relayed_between_two_clients_with_presence_user_id()
         (event,) = [e for e in b.log if isinstance(e, ChannelEvent)]
         assert (event.event, event.data, event.user_id) == ("client-typing", {"on": True}, "1")
         assert n_of(ChannelEvent, a.log) == 0  # never echoed to the sender
+
+
+async def test_scripted_server_expect_times_out_with_what_it_received() -> None:
+    async with ScriptedServer() as srv:
+        async with connect(srv.url) as ws:
+            await ws.recv()
+            await ws.send('{"event":"pusher:ping","data":{}}')
+            await srv.expect(lambda f: f.event == "pusher:ping")
+            with pytest.raises(TimeoutError, match="pusher:ping"):
+                await srv.expect(lambda f: f.event == "pusher:ping", timeout=0.2)  # already consumed
+        assert srv.connection_count == 1
+        assert [f.event for f in srv.frames()] == ["pusher:ping"]
+
+
+@pytest.mark.parametrize(("code", "seen"), [(None, 1005), (4001, 4001), (4100, 4100), (1004, 1006)])
+async def test_scripted_server_closes_with_any_code(code: int | None, seen: int) -> None:
+    async with ScriptedServer() as srv, connect(srv.url) as ws:
+        await ws.recv()
+        await srv.close(code, "bye")
+        with pytest.raises(ConnectionClosed):
+            await ws.recv()
+        assert ws.close_code == seen  # 1004 may not be sent: websockets fails the connection instead
+
+
+async def test_scripted_server_presence_members_leave_when_a_client_drops() -> None:
+    async with ScriptedServer() as srv, connect(srv.url) as a, connect(srv.url) as b:
+        for ws, uid in ((a, 1), (b, 2)):
+            await ws.recv()
+            await ws.send('{"event":"pusher:subscribe","data":{"channel":"presence-r","auth":"k:s",'
+                          f'"channel_data":"{{\\"user_id\\":{uid}}}"}}}}')
+            await ws.recv()  # subscription_succeeded
+        added = orjson.loads(await a.recv())
+        assert added["event"] == "pusher_internal:member_added"
+        assert orjson.loads(added["data"])["user_id"] == "2"
+        await srv.connections[1].drop()
+        removed = orjson.loads(await a.recv())
+        assert (removed["event"], orjson.loads(removed["data"])) == ("pusher_internal:member_removed",
+                                                                     {"user_id": "2"})
