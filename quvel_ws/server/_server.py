@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from ssl import SSLContext
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -47,6 +48,7 @@ class PusherServer:
         pong_timeout: float = 30,
         close_timeout: float = 2.0,
         limits: Limits | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.apps: list[AppConfig] = check_apps(apps if apps is not None else [AppConfig()])
         if activity_timeout <= 0 or pong_timeout <= 0:
@@ -57,6 +59,7 @@ class PusherServer:
         self.pong_timeout = pong_timeout
         self.close_timeout = close_timeout
         self.limits = limits or Limits()
+        self.ssl = ssl
         self.http_api = HttpApi(self)
         self.connections: set[Connection] = set()
         self.closing = False
@@ -87,12 +90,13 @@ class PusherServer:
         return self.ws_url_for(self.apps[0].key)
 
     def ws_url_for(self, key: str) -> str:
-        return f"ws://{self._url_host}:{self.port}/app/{quote(key, safe='')}"
+        scheme = "wss" if self.ssl else "ws"
+        return f"{scheme}://{self._url_host}:{self.port}/app/{quote(key, safe='')}"
 
     @property
     def http_url(self) -> str:
         """Base URL of the HTTP API (``{http_url}/apps/{id}/events``)."""
-        return f"http://{self._url_host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{self._url_host}:{self.port}"
 
     @property
     def running(self) -> bool:
@@ -113,7 +117,7 @@ class PusherServer:
         self._states = {app.id: AppState(app, self._webhooks) for app in self.apps}
         self._by_key = {s.config.key: s for s in self._states.values()}
         self._server = await loop.create_server(
-            lambda: Connection(self), self.host, self._port, reuse_address=True, backlog=4096
+            lambda: Connection(self), self.host, self._port, reuse_address=True, backlog=4096, ssl=self.ssl
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._heartbeat_task = loop.create_task(self._heartbeat(), name="quvel-server-heartbeat")

@@ -6,8 +6,10 @@ import base64
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 
 from quvel_ws.auth import AuthEndpoint
 from quvel_ws.server import AppConfig, PusherServer, ServerThread
-from tests.peers import NODE_MODULES, PEERS_DIR, read_json_line, require_node_package
+from tests.peers import NODE_MODULES, PEERS_DIR, require_node_package
 
 PEER_SCRIPT = Path(__file__).parent / "node" / "peer.mjs"
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
@@ -46,7 +48,30 @@ class NodePeer:
             start_new_session=True,
         )
         self.backlog: list[dict[str, Any]] = []
+        # A reader thread, not select() on the pipe: select() cannot see lines already sitting in the
+        # TextIOWrapper's buffer, so two lines arriving in one chunk would look like a timeout.
+        self._lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self.expect("ready")
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.startswith("{"):
+                self._lines.put(json.loads(line))
+        self._lines.put(None)
+
+    def _next(self, within: float) -> dict[str, Any]:
+        try:
+            line = self._lines.get(timeout=within)
+        except queue.Empty:
+            raise TimeoutError("no report from node") from None
+        if line is None:
+            self._lines.put(None)
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise EOFError(f"node exited ({self.proc.poll()}): {err}")
+        return line
 
     def send(self, cmd: str, **fields: Any) -> None:
         assert self.proc.stdin is not None
@@ -67,7 +92,10 @@ class NodePeer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"no {ev} {match} from node; seen: {self.backlog[-10:]}")
-            line = read_json_line(self.proc, timeout=remaining)
+            try:
+                line = self._next(remaining)
+            except TimeoutError:
+                raise TimeoutError(f"no {ev} {match} from node; seen: {self.backlog[-10:]}") from None
             if line.get("ev") == "command_error":
                 raise AssertionError(f"node command failed: {line}")
             if matches(line):
@@ -82,7 +110,7 @@ class NodePeer:
         """Read everything that arrives until ``quiet`` seconds pass without a report."""
         with contextlib.suppress(TimeoutError):
             while True:
-                self.backlog.append(read_json_line(self.proc, timeout=quiet))
+                self.backlog.append(self._next(quiet))
 
     def connect(
         self, port: int, *, lib: str = "pusher", key: str = "app-key", wait: bool = True, **options: Any
@@ -106,6 +134,7 @@ class NodePeer:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
+        self._reader.join(timeout=5)  # it ends at EOF; closing stdout under it would raise in the thread
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()
