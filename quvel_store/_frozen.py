@@ -8,7 +8,6 @@ read-only subclasses of the builtins. Snapshots share every untouched subtree wi
 from __future__ import annotations
 
 import copy
-import copyreg
 import sys
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn, SupportsIndex, TypeVar
@@ -259,8 +258,15 @@ def _frozen_deepcopy(self: BaseModel, memo: dict[int, Any] | None = None) -> Bas
     return thaw(out)  # type: ignore[no-any-return]
 
 
+def _rebuild_model(cls: type[BaseModel], state: Any) -> BaseModel:
+    """Unpickle a snapshot as an ordinary (mutable) instance of the user's class."""
+    obj = cls.__new__(cls)
+    obj.__setstate__(state)
+    return obj
+
+
 def _frozen_reduce_ex(self: BaseModel, protocol: SupportsIndex) -> tuple[Any, ...]:
-    return (copyreg.__newobj__, (frozen_base(type(self)),), self.__getstate__())  # type: ignore[attr-defined]
+    return (_rebuild_model, (frozen_base(type(self)), self.__getstate__()))
 
 
 def make_frozen_class(base: type[BaseModel]) -> type[BaseModel]:
