@@ -9,37 +9,30 @@ The driver acts on :meth:`~PusherProtocol.events_to_process` in order. See
 from __future__ import annotations
 
 import logging
-import random
-from typing import Any, Final
-
-import orjson
+from typing import Any
 
 from quvel_ws.errors import (
-    AuthorizationError,
-    ClientEventError,
     ConnectionClosed,
     ConnectionRefused,
-    DecryptionError,
     HandshakeError,
-    InvalidArgument,
-    InvalidChannelName,
-    NotConnected,
-    PayloadTooLarge,
     ProtocolError,
     ServerError,
-    SigninError,
-    SubscriptionError,
-    SubscriptionTimeout,
     TransportError,
-    WsError,
 )
-from quvel_ws.protocol._backoff import Backoff, RetryKind
-from quvel_ws.protocol._channels import (
-    USER_CHANNEL_PREFIX,
-    Channel,
-    ChannelKind,
-    channel_kind,
-    validate_channel_name,
+from quvel_ws.protocol._backoff import RetryKind
+from quvel_ws.protocol._base import (
+    _CLOSING,
+    _CONNECTED,
+    _CONNECTING,
+    _ENCRYPTED,
+    _HANDSHAKE,
+    _HANDSHAKE_FAILED_CODE,
+    _IDLE,
+    _OPEN,
+    _OPENING,
+    _PONG_TIMEOUT_CODE,
+    _USER,
+    _WAITING,
 )
 from quvel_ws.protocol._codec import (
     _JSON_START,
@@ -48,64 +41,25 @@ from quvel_ws.protocol._codec import (
     _JSONDecodeError,
     _loads,
     channel_event,
-    decode_data,
     decode_frame,
-    encode_limited,
     user_id_str,
 )
-from quvel_ws.protocol._config import ProtocolConfig
-from quvel_ws.protocol._crypto import DecryptFailed, decrypt, make_box
 from quvel_ws.protocol._events import (
-    AuthorizeChannel,
-    AuthorizeUser,
-    ChannelAuthData,
-    ChannelState,
     CloseTransport,
     Connected,
     ConnectionState,
     ErrorRaised,
     GlobalEvent,
-    Member,
-    MemberAdded,
-    MemberRemoved,
     MembersCleared,
     OpenTransport,
-    Output,
     RetryScheduled,
     SendFrame,
-    SignedIn,
-    StateChanged,
-    SubscriptionCount,
-    SubscriptionFailed,
-    SubscriptionSucceeded,
-    Unsubscribed,
-    UserAuthData,
     UserEvent,
 )
 from quvel_ws.protocol._policy import ABNORMAL_CLOSURE, CloseAction, close_action, handshake_error_action
-from quvel_ws.protocol._presence import member_id
+from quvel_ws.protocol._user import _UserAuthentication
 
 logger = logging.getLogger(__name__)
-
-# Transport phases (internal; finer than ConnectionState). Plain ints: compared on every frame.
-_IDLE: Final = 0  # no socket, nothing scheduled
-_OPENING: Final = 1  # OpenTransport emitted, waiting for transport_opened / transport_failed
-_HANDSHAKE: Final = 2  # socket open, waiting for pusher:connection_established
-_OPEN: Final = 3  # connected
-_CLOSING: Final = 4  # CloseTransport emitted, waiting for transport_closed
-_WAITING: Final = 5  # waiting for the retry time
-
-_PUBLIC = ChannelKind.PUBLIC
-_PRESENCE = ChannelKind.PRESENCE
-_ENCRYPTED = ChannelKind.ENCRYPTED
-_USER = ChannelKind.USER
-
-_CONNECTED = ConnectionState.CONNECTED
-_CONNECTING = ConnectionState.CONNECTING
-
-MAX_EVENT_NAME = 200
-_PONG_TIMEOUT_CODE = 4201  # "Pong reply not received", the protocol's own name for it
-_HANDSHAKE_FAILED_CODE = 1002
 
 
 def _error_fields(data: Any) -> tuple[int | None, str]:
@@ -126,108 +80,18 @@ def _error_fields(data: Any) -> tuple[int | None, str]:
     return None, "" if data is None else str(data)
 
 
-class PusherProtocol:
+class PusherProtocol(_UserAuthentication):
     """The whole Pusher protocol 7 client logic as a state machine with no I/O.
 
     Feed it with the input methods (each takes ``now``), then drain :meth:`events_to_process` and act
     on every item in order. Errors about what the server sent never raise: they come out as
     :class:`~quvel_ws.protocol.ErrorRaised`. Only the user-facing calls (``subscribe``,
     ``send_client_event``...) raise, for bad arguments.
+
+    This module holds the connection (handshake, heartbeat, close codes, retries) and frame dispatch;
+    the rest is inherited, one concern per module: ``_user`` (sign-in) ← ``_subscriptions`` (channels)
+    ← ``_encrypted`` (decryption) ← ``_base`` (fields and read-only views).
     """
-
-    def __init__(self, config: ProtocolConfig, *, rng: random.Random | None = None) -> None:
-        self._config = config
-        self._url = config.url
-        self._backoff = Backoff(config.backoff_initial, config.backoff_max, config.immediate_retry_jitter,
-                                rng if rng is not None else random.Random())
-        self._events: list[Output] = []
-        self._state = ConnectionState.INITIALIZED
-        self._phase = _IDLE
-        self._socket_id: str | None = None
-        self._activity_timeout = config.activity_timeout
-        self._channels: dict[str, Channel] = {}
-        # Channels with a subscription or key-refresh deadline, in the order the deadlines were set. Every
-        # deadline is `now + subscription_timeout`, so the first entry is the earliest: next_deadline()
-        # stays O(1) while a thousand channels resubscribe after a reconnect.
-        self._timed: dict[str, None] = {}
-        self._last_rx = 0.0
-        self._ping_at: float | None = None
-        self._retry_at: float | None = None
-        self._phase_deadline: float | None = None  # connect or handshake timeout
-        self._unavailable_at: float | None = None
-        self._attempt = 0
-        self._signin_requested = False
-        self._signin_pending = False
-        self._user_id: str | None = None
-        self._user_data: dict[str, Any] | None = None
-        self._parked: dict[str, ChannelAuthData] = {}  # presence auths waiting for sign-in (no channel_data)
-
-    # --- read-only views -------------------------------------------------------------------------
-
-    @property
-    def config(self) -> ProtocolConfig:
-        return self._config
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._state
-
-    @property
-    def socket_id(self) -> str | None:
-        return self._socket_id
-
-    @property
-    def activity_timeout(self) -> float:
-        """The effective activity timeout: min(config, server's ``activity_timeout``)."""
-        return self._activity_timeout
-
-    @property
-    def url(self) -> str:
-        """The URL the next ``OpenTransport`` uses (``wss://`` after a 4000 close)."""
-        return self._url
-
-    @property
-    def user_id(self) -> str | None:
-        """The signed-in user's id (after ``pusher:signin_success``), else None."""
-        return self._user_id
-
-    @property
-    def user_data(self) -> dict[str, Any] | None:
-        """The signed-in user's decoded ``user_data``, else None."""
-        return self._user_data
-
-    def channel_state(self, name: str) -> ChannelState:
-        ch = self._channels.get(name)
-        return ChannelState.UNSUBSCRIBED if ch is None else ch.state
-
-    def channels(self) -> list[str]:
-        """Names in the channel map (what a reconnect resubscribes, plus cancelled ones in flight)."""
-        return [name for name, ch in self._channels.items() if ch.kind is not _USER]
-
-    def members(self, name: str) -> tuple[Member, ...] | None:
-        ch = self._channels.get(name)
-        if ch is None or ch.presence is None:
-            return None
-        return ch.presence.members
-
-    def me(self, name: str) -> Member | None:
-        ch = self._channels.get(name)
-        if ch is None or ch.presence is None:
-            return None
-        return ch.presence.me
-
-    def subscription_count(self, name: str) -> int | None:
-        """The last ``pusher_internal:subscription_count`` of a channel, if the server sent one."""
-        ch = self._channels.get(name)
-        return None if ch is None else ch.subscription_count
-
-    def events_to_process(self) -> list[Output]:
-        """Take the outputs produced so far, oldest first."""
-        events = self._events
-        self._events = []
-        return events
-
-    # --- connection ------------------------------------------------------------------------------
 
     def connect(self, now: float) -> None:
         """Start connecting (no-op while connecting or connected)."""
@@ -323,8 +187,6 @@ class PusherProtocol:
             self._events.append(SendFrame(PING))
             self._ping_at = now
 
-    # --- timers ----------------------------------------------------------------------------------
-
     def next_deadline(self) -> float | None:
         """The earliest time the core needs a ``tick`` (None: nothing scheduled)."""
         phase = self._phase
@@ -397,8 +259,6 @@ class PusherProtocol:
             if ch.refresh_deadline is not None and now >= ch.refresh_deadline:
                 self._flush_held(ch, f"no new key within {self._config.subscription_timeout:g}s")
             self._untime(ch)
-
-    # --- inbound frames --------------------------------------------------------------------------
 
     def receive(self, text: str | bytes, now: float) -> None:
         """One inbound text frame. Never raises: a bad frame becomes ``ErrorRaised(ProtocolError)``."""
@@ -543,14 +403,6 @@ class PusherProtocol:
         for ch in list(self._channels.values()):
             self._begin_subscribe(ch, now)
 
-    # --- connection helpers ----------------------------------------------------------------------
-
-    def _set_state(self, state: ConnectionState) -> None:
-        previous = self._state
-        if previous is not state:
-            self._state = state
-            self._events.append(StateChanged(previous, state))
-
     def _open(self, now: float) -> None:
         self._attempt += 1
         self._phase = _OPENING
@@ -640,426 +492,3 @@ class PusherProtocol:
             self._timed.pop(name, None)
             if ch.presence is not None and was_subscribed:
                 self._events.append(MembersCleared(name))
-
-    # --- channels --------------------------------------------------------------------------------
-
-    def subscribe(self, channel: str, now: float) -> None:
-        """Subscribe (idempotent; reinstates a cancelled pending subscription). Raises
-        :class:`InvalidChannelName` for a bad name. Sent once connected, never before."""
-        name = validate_channel_name(channel)
-        kind = channel_kind(name)
-        if kind is _ENCRYPTED and not self._config.encrypted_channels:
-            raise InvalidArgument(f"encrypted channels are disabled in this client: {name!r}")
-        ch = self._channels.get(name)
-        if ch is None:
-            ch = Channel(name, kind)
-            self._channels[name] = ch
-        elif ch.pending:
-            ch.cancelled = False  # reinstate (pusher-js): the attempt in flight goes on
-            return
-        elif ch.subscribed:
-            return
-        if self._state is _CONNECTED:
-            self._begin_subscribe(ch, now)
-
-    def unsubscribe(self, channel: str, now: float) -> None:
-        """Leave a channel (idempotent). A pending subscription is cancelled: it is released when the
-        server answers, and no event of it is delivered from now on."""
-        if not isinstance(channel, str):
-            raise InvalidChannelName(repr(channel), "a channel name must be a string")
-        ch = self._channels.get(channel)
-        if ch is None or ch.cancelled or ch.kind is _USER:
-            return
-        ch.held.clear()
-        ch.refreshing = False
-        ch.refresh_deadline = None
-        if ch.pending:
-            ch.cancelled = True
-            self._events.append(Unsubscribed(channel))
-            return
-        del self._channels[channel]
-        self._timed.pop(channel, None)
-        if ch.subscribed and self._phase == _OPEN:
-            self._send_unsubscribe(channel)
-        self._events.append(Unsubscribed(channel))
-
-    def _begin_subscribe(self, ch: Channel, now: float) -> None:
-        ch.start(now + self._config.subscription_timeout)
-        self._time(ch)
-        if ch.kind is _PUBLIC or ch.kind is _USER:
-            self._send_subscribe(ch, "", None)
-        else:
-            assert self._socket_id is not None
-            self._events.append(AuthorizeChannel(ch.name, self._socket_id))
-
-    def _send_subscribe(self, ch: Channel, auth: str, channel_data: str | None) -> None:
-        data: dict[str, Any] = {"channel": ch.name, "auth": auth}
-        if channel_data is not None:
-            data["channel_data"] = channel_data  # verbatim: the signature covers these exact bytes
-        try:
-            text = encode_limited("pusher:subscribe", data, None, self._config.max_frame_bytes)
-        except (PayloadTooLarge, InvalidArgument) as exc:
-            self._fail_subscription(ch, SubscriptionError(ch.name, str(exc), type="PayloadTooLarge"))
-            return
-        ch.auth_sent = True
-        self._events.append(SendFrame(text))
-
-    def _send_unsubscribe(self, channel: str) -> None:
-        self._events.append(SendFrame(orjson.dumps(
-            {"event": "pusher:unsubscribe", "data": {"channel": channel}}).decode()))
-
-    def _time(self, ch: Channel) -> None:
-        """``ch`` just got a deadline: (re)queue it last, where the latest deadline belongs."""
-        self._timed.pop(ch.name, None)
-        self._timed[ch.name] = None
-
-    def _untime(self, ch: Channel) -> None:
-        if ch.deadline is None and ch.refresh_deadline is None:
-            self._timed.pop(ch.name, None)
-
-    def _fail_subscription(self, ch: Channel, error: SubscriptionError) -> None:
-        ch.fail()
-        self._untime(ch)
-        self._parked.pop(ch.name, None)
-        if ch.kind is _USER:
-            self._channels.pop(ch.name, None)
-            self._events.append(ErrorRaised(SigninError(f"server-to-user channel failed: {error.message}")))
-            return
-        self._events.append(SubscriptionFailed(ch.name, error))
-
-    def _subscription_timed_out(self, ch: Channel) -> None:
-        ch.deadline = None
-        if not ch.pending:
-            return
-        if ch.cancelled:
-            del self._channels[ch.name]
-            self._parked.pop(ch.name, None)
-            if ch.auth_sent and self._phase == _OPEN:
-                self._send_unsubscribe(ch.name)  # in case the server subscribed us after all
-            return
-        self._fail_subscription(ch, SubscriptionTimeout(ch.name, self._config.subscription_timeout))
-
-    def channel_authorized(self, channel: str, socket_id: str, auth: ChannelAuthData, now: float) -> None:
-        """Answer to ``AuthorizeChannel``; ignored when ``socket_id`` is not the current one."""
-        ch = self._channels.get(channel)
-        if ch is None or socket_id != self._socket_id or self._phase != _OPEN:
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("stale authorisation for %s (socket %s) ignored", channel, socket_id)
-            return
-        if ch.refreshing and not ch.pending:
-            self._key_refreshed(ch, auth)
-            return
-        if not ch.pending or ch.auth_sent:
-            return
-        if ch.cancelled:
-            del self._channels[channel]
-            self._timed.pop(channel, None)
-            return
-        if ch.kind is _ENCRYPTED:
-            if auth.shared_secret is None:
-                self._fail_subscription(ch, AuthorizationError(
-                    channel, f"No shared_secret key in auth payload for encrypted channel: {channel}",
-                    status=200))
-                return
-            try:
-                ch.box = make_box(auth.shared_secret)
-            except ValueError as exc:
-                self._fail_subscription(ch, AuthorizationError(channel, str(exc), status=200))
-                return
-            ch.key = auth.shared_secret
-        elif ch.kind is _PRESENCE:
-            assert ch.presence is not None
-            if auth.channel_data is None:
-                if self._user_id is not None:
-                    ch.presence.my_id = self._user_id
-                elif self._signin_requested and self._signin_pending:
-                    self._parked[channel] = auth  # pusher-js waits for sign-in to learn "me"
-                    return
-                else:
-                    self._fail_subscription(ch, AuthorizationError(
-                        channel, "Invalid auth response: presence channels need channel_data "
-                        "(or a signed-in user)", status=200))
-                    return
-            else:
-                my_id = self._presence_user_id(auth.channel_data)
-                if my_id is None:
-                    self._fail_subscription(ch, AuthorizationError(
-                        channel, "channel_data is not a JSON object with a user_id", status=200,
-                        body=auth.channel_data))
-                    return
-                ch.presence.my_id = my_id
-        self._send_subscribe(ch, auth.auth, auth.channel_data)
-
-    @staticmethod
-    def _presence_user_id(channel_data: str) -> str | None:
-        try:
-            parsed = orjson.loads(channel_data)
-        except orjson.JSONDecodeError:
-            return None
-        return member_id(parsed.get("user_id")) if type(parsed) is dict else None
-
-    def channel_authorization_failed(self, channel: str, socket_id: str, error: SubscriptionError,
-                                     now: float) -> None:
-        """Answer to ``AuthorizeChannel`` when the auth endpoint failed (status carried by ``error``)."""
-        ch = self._channels.get(channel)
-        if ch is None or socket_id != self._socket_id or self._phase != _OPEN:
-            return
-        if ch.refreshing and not ch.pending:
-            self._flush_held(ch, f"could not fetch a new key: {error.message}")
-            self._untime(ch)
-            return
-        if not ch.pending or ch.auth_sent:
-            return
-        if ch.cancelled:
-            del self._channels[channel]
-            self._timed.pop(channel, None)
-            return
-        self._fail_subscription(ch, error)
-
-    def _internal_event(self, ch: Channel, event: str, data: Any, now: float) -> None:
-        if event == "pusher_internal:subscription_succeeded":
-            self._subscription_succeeded(ch, data)
-        elif event == "pusher_internal:member_added":
-            if ch.presence is None or ch.cancelled:
-                return
-            try:
-                member, updated = ch.presence.add(data)
-            except ProtocolError as exc:
-                self._events.append(ErrorRaised(exc, ch.name))
-                return
-            self._events.append(MemberAdded(ch.name, member, updated))
-        elif event == "pusher_internal:member_removed":
-            if ch.presence is None or ch.cancelled:
-                return
-            try:
-                removed = ch.presence.remove(data)
-            except ProtocolError as exc:
-                self._events.append(ErrorRaised(exc, ch.name))
-                return
-            if removed is not None:
-                self._events.append(MemberRemoved(ch.name, removed))
-        elif event == "pusher_internal:subscription_count":
-            count = data.get("subscription_count") if type(data) is dict else None
-            if type(count) is not int:
-                self._events.append(ErrorRaised(ProtocolError("subscription_count without an integer count"),
-                                                ch.name))
-                return
-            ch.subscription_count = count
-            if not ch.cancelled and ch.kind is not _USER:
-                self._events.append(SubscriptionCount(ch.name, count))
-        elif logger.isEnabledFor(logging.DEBUG):
-            logger.debug("ignoring %s on %s", event, ch.name)
-
-    def _subscription_succeeded(self, ch: Channel, data: Any) -> None:
-        if ch.cancelled:
-            # Unsubscribed while pending: now that the server has us, leave (pusher-js semantics).
-            del self._channels[ch.name]
-            self._timed.pop(ch.name, None)
-            self._send_unsubscribe(ch.name)
-            return
-        ch.succeeded()
-        self._untime(ch)
-        if ch.kind is _USER:
-            return
-        presence = ch.presence
-        if presence is None:
-            self._events.append(SubscriptionSucceeded(ch.name, data))
-            return
-        try:
-            presence.load(data)
-        except ProtocolError as exc:
-            self._events.append(ErrorRaised(exc, ch.name))
-        if presence.my_id is None and self._user_id is not None:
-            presence.my_id = self._user_id
-        self._events.append(SubscriptionSucceeded(ch.name, data, presence.members, presence.me))
-
-    def _server_subscription_error(self, ch: Channel, data: Any) -> None:
-        """Soketi's ``pusher:subscription_error`` ``{type, error, status}``: the attempt is over."""
-        if type(data) is dict:
-            type_ = data.get("type")
-            message = data.get("error")
-            status = data.get("status")
-        else:
-            type_, message, status = None, data, None
-        error = SubscriptionError(
-            ch.name, message if type(message) is str else "the server refused the subscription",
-            type=type_ if type(type_) is str else "SubscriptionError",
-            status=status if type(status) is int else None)
-        if ch.cancelled:
-            del self._channels[ch.name]
-            self._timed.pop(ch.name, None)
-            return
-        if not ch.pending and not ch.subscribed:
-            self._events.append(ErrorRaised(error, ch.name))
-            return
-        self._fail_subscription(ch, error)
-
-    # --- encrypted channels ----------------------------------------------------------------------
-
-    def _encrypted_event(self, ch: Channel, event: str, data: Any, user_id: str | None, now: float) -> None:
-        box = ch.box
-        if box is None:
-            self._events.append(ErrorRaised(DecryptionError(
-                ch.name, event, "the event arrived before the channel's key"), ch.name))
-            return
-        if ch.refreshing:
-            self._hold(ch, event, data, user_id)
-            return
-        try:
-            plain = decrypt(box, data)
-        except DecryptFailed as exc:
-            if not exc.wrong_key:
-                self._events.append(ErrorRaised(DecryptionError(ch.name, event, exc.reason), ch.name))
-                return
-            if self._socket_id is None:
-                self._events.append(ErrorRaised(DecryptionError(ch.name, event, exc.reason), ch.name))
-                return
-            # The key may have been rotated: fetch it again once, hold events until it comes.
-            self._hold(ch, event, data, user_id)
-            ch.refreshing = True
-            ch.refresh_deadline = now + self._config.subscription_timeout
-            self._time(ch)
-            self._events.append(AuthorizeChannel(ch.name, self._socket_id, "refresh_key"))
-            return
-        self._events.append(channel_event(ch.name, event, plain, user_id))
-
-    def _hold(self, ch: Channel, event: str, data: Any, user_id: str | None) -> None:
-        if len(ch.held) >= self._config.max_held_events:
-            self._events.append(ErrorRaised(DecryptionError(
-                ch.name, event, f"over {self._config.max_held_events} events wait for a new key"), ch.name))
-            return
-        ch.held.append((event, data, user_id))
-
-    def _key_refreshed(self, ch: Channel, auth: ChannelAuthData) -> None:
-        if auth.shared_secret is None:
-            self._flush_held(ch, "the new auth response has no shared_secret")
-            self._untime(ch)
-            return
-        try:
-            box = make_box(auth.shared_secret)
-        except ValueError as exc:
-            self._flush_held(ch, str(exc))
-            self._untime(ch)
-            return
-        ch.box = box
-        ch.key = auth.shared_secret
-        held = ch.held
-        ch.held = []
-        ch.refreshing = False
-        ch.refresh_deadline = None
-        self._untime(ch)
-        for event, data, user_id in held:
-            try:
-                plain = decrypt(box, data)
-            except DecryptFailed as exc:
-                self._events.append(ErrorRaised(DecryptionError(
-                    ch.name, event, f"{exc.reason} (also with the refreshed key)"), ch.name))
-                continue
-            self._events.append(channel_event(ch.name, event, plain, user_id))
-
-    def _flush_held(self, ch: Channel, reason: str) -> None:
-        """Report every held encrypted event as undecryptable (never drop them silently)."""
-        held = ch.held
-        ch.held = []
-        ch.refreshing = False
-        ch.refresh_deadline = None
-        for event, _data, _user_id in held:
-            self._events.append(ErrorRaised(DecryptionError(ch.name, event, reason), ch.name))
-
-    # --- client events ---------------------------------------------------------------------------
-
-    def send_client_event(self, channel: str, event: str, data: Any, now: float) -> None:
-        """Send a client event (whisper). Raises :class:`ClientEventError`, :class:`NotConnected` or
-        :class:`PayloadTooLarge`; nothing is sent or queued then."""
-        if not isinstance(event, str) or not event.startswith("client-"):
-            raise ClientEventError(f"client event names must start with 'client-', got {event!r}")
-        if len(event) > MAX_EVENT_NAME:
-            raise ClientEventError(f"client event name is over {MAX_EVENT_NAME} characters: {event[:40]!r}")
-        if not isinstance(channel, str):
-            raise ClientEventError(f"channel must be a string, got {channel!r}")
-        ch = self._channels.get(channel)
-        kind = ch.kind if ch is not None else channel_kind(channel)
-        if kind is _ENCRYPTED:
-            raise ClientEventError(f"client events are not supported on encrypted channels ({channel!r})")
-        if kind is not ChannelKind.PRIVATE and kind is not _PRESENCE:
-            raise ClientEventError(f"client events need a private or presence channel, not {channel!r}")
-        if self._state is not _CONNECTED:
-            raise NotConnected(f"cannot send {event!r} on {channel!r}: the connection is {self._state}")
-        if ch is None or not ch.subscribed or ch.cancelled:
-            raise ClientEventError(f"cannot send {event!r}: {channel!r} is not subscribed")
-        self._events.append(SendFrame(encode_limited(event, data, channel, self._config.max_frame_bytes)))
-
-    # --- user authentication ---------------------------------------------------------------------
-
-    def signin(self, now: float) -> None:
-        """Request user authentication, now if connected, and again after every reconnect."""
-        self._signin_requested = True
-        if self._state is _CONNECTED and self._user_id is None and not self._signin_pending:
-            self._request_signin()
-
-    def _request_signin(self) -> None:
-        assert self._socket_id is not None
-        self._signin_pending = True
-        self._events.append(AuthorizeUser(self._socket_id))
-
-    def user_authorized(self, socket_id: str, auth: UserAuthData, now: float) -> None:
-        """Answer to ``AuthorizeUser``: sends ``pusher:signin``."""
-        if socket_id != self._socket_id or self._phase != _OPEN or not self._signin_pending:
-            return
-        try:
-            text = encode_limited("pusher:signin", {"auth": auth.auth, "user_data": auth.user_data}, None,
-                                  self._config.max_frame_bytes)
-        except (PayloadTooLarge, InvalidArgument) as exc:
-            self._signin_failed(SigninError(str(exc)))
-            return
-        self._events.append(SendFrame(text))
-
-    def user_authorization_failed(self, socket_id: str, error: SigninError, now: float) -> None:
-        """Answer to ``AuthorizeUser`` when the user-auth endpoint failed."""
-        if socket_id != self._socket_id or self._phase != _OPEN or not self._signin_pending:
-            return
-        self._signin_failed(error)
-
-    def _signin_failed(self, error: WsError) -> None:
-        self._signin_pending = False
-        self._events.append(ErrorRaised(error))
-        for name in list(self._parked):
-            del self._parked[name]
-            ch = self._channels.get(name)
-            if ch is not None and ch.pending:
-                self._fail_subscription(ch, AuthorizationError(
-                    name, "Invalid auth response: no channel_data and the user sign-in failed", status=200))
-
-    def _signin_success(self, data: Any, now: float) -> None:
-        raw = data.get("user_data") if type(data) is dict else None
-        user_data = decode_data(raw) if type(raw) is str else raw
-        uid = member_id(user_data.get("id")) if type(user_data) is dict else None
-        if uid is None or type(user_data) is not dict:
-            self._signin_failed(SigninError("signin_success carries no user_data with a non-empty 'id'"))
-            return
-        self._signin_pending = False
-        self._user_id = uid
-        self._user_data = user_data
-        self._events.append(SignedIn(uid, user_data))
-        name = USER_CHANNEL_PREFIX + uid
-        ch = self._channels.get(name)
-        if ch is None:
-            ch = Channel(name, _USER)
-            self._channels[name] = ch
-        if not ch.pending and not ch.subscribed:
-            self._begin_subscribe(ch, now)
-        for parked_name in list(self._parked):
-            auth = self._parked.pop(parked_name)
-            self.channel_authorized(parked_name, self._socket_id or "", auth, now)
-
-    def _watchlist(self, data: Any) -> None:
-        events = data.get("events") if type(data) is dict else None
-        if type(events) is not list:
-            self._events.append(ErrorRaised(ProtocolError("watchlist_events without an 'events' list")))
-            return
-        for entry in events:
-            name = entry.get("name") if type(entry) is dict else None
-            if type(name) is not str:
-                self._events.append(ErrorRaised(ProtocolError("watchlist entry without a 'name'")))
-                continue
-            self._events.append(GlobalEvent(name, entry))
