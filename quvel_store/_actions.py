@@ -147,6 +147,9 @@ def action(
     actions) makes all of the action's writes one commit that is rolled back if the action raises.
     """
 
+    if concurrency not in _POLICIES:
+        raise ValueError(f"concurrency must be one of {sorted(_POLICIES)}, not {concurrency!r}")
+
     def decorate(f: Callable[..., Any]) -> Any:
         if inspect.iscoroutinefunction(f):
             if atomic:

@@ -229,9 +229,13 @@ class App:
     def use_plugin(self, plugin: Plugin) -> App:
         """Apply ``plugin`` to every existing store now and to every store created later."""
         self._plugins.append(plugin)
-        for store in tuple(self._stores.values()):
-            with store._scope:
-                self._apply_plugin(plugin, store)
+        try:
+            for store in tuple(self._stores.values()):
+                with store._scope:
+                    self._apply_plugin(plugin, store)
+        except BaseException:
+            self._plugins.remove(plugin)  # stores it already reached keep what it did
+            raise
         return self
 
     def _apply_plugin(self, plugin: Plugin, store: Store[Any]) -> None:

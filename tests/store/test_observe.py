@@ -51,7 +51,8 @@ def test_cross_store_writes_from_subscribers_keep_global_order(app: App) -> None
     items.subscribe(lambda e, s: counter.inc() if len(s.items) == 1 else None)
     counter.inc()
     assert order == ["counter:patch_object", "items:patch_function", "counter:patch_object"]
-    assert counter.state.n == 2 and len(items.state.items) == 1
+    assert counter.state.n == 2
+    assert len(items.state.items) == 1
 
 
 def test_a_raising_subscriber_is_reported_and_others_still_run(app: App) -> None:
@@ -121,7 +122,9 @@ def test_observe_replays_the_current_state_then_every_commit(app: App) -> None:
     sub.dispose()
     store.inc()
     store.dispose()
-    assert seen == [1, 2, 3] and late == [3, 4] and done == []
+    assert seen == [1, 2, 3]
+    assert late == [3, 4]
+    assert done == []
 
 
 def test_observe_completes_on_dispose(app: App) -> None:
@@ -161,7 +164,8 @@ def test_select_emits_distinct_values_and_replays(app: App) -> None:
     store.patch(lambda s: setattr(s.items[0], "read", True))
     later: list[int] = []
     unread.subscribe(later.append)
-    assert seen == [0, 1, 2, 1] and later == [1]
+    assert seen == [0, 1, 2, 1]
+    assert later == [1]
 
 
 def test_select_is_shared_and_recomputes_only_for_fields_it_read(app: App) -> None:
@@ -177,9 +181,11 @@ def test_select_is_shared_and_recomputes_only_for_fields_it_read(app: App) -> No
     store.patch({"count": 1})
     store.add("x")
     store.patch({"profile": {"tags": ["t"]}})
-    assert name.recomputations == 1 and tags.recomputations == 2
+    assert name.recomputations == 1
+    assert tags.recomputations == 2
     store.patch({"profile": {"name": "ann"}})
-    assert name.recomputations == 2 and a == b == ["", "ann"]
+    assert name.recomputations == 2
+    assert a == b == ["", "ann"]
 
 
 def test_a_thousand_selections_only_the_reader_recomputes(app: App) -> None:
@@ -210,7 +216,8 @@ def test_select_with_custom_equality_and_whole_state_reads(app: App) -> None:
     store.add("a")
     store.patch(lambda s: setattr(s.items[0], "title", "renamed"))
     store.patch({"count": 9})
-    assert t == [[], ["a"]] and d == [0, 9]
+    assert t == [[], ["a"]]
+    assert d == [0, 9]
 
 
 def test_select_function_errors_reach_the_observer(app: App) -> None:
@@ -256,7 +263,8 @@ def test_getters_are_cached_until_state_changes(app: App) -> None:
     assert (store.total, store.total, store.double, store.double) == (0, 0, 0, 0)
     assert store.calls == {"total": 1, "double": 1, "with_counter": 0}
     store.patch(lambda s: s.values.append(5))
-    assert store.double == 10 and store.total == 5
+    assert store.double == 10
+    assert store.total == 5
     assert store.calls == {"total": 2, "double": 2, "with_counter": 0}
 
 
@@ -267,7 +275,8 @@ def test_getters_across_stores_invalidate_correctly(app: App) -> None:
     assert store.with_counter == 0
     counter.inc(3)
     assert store.with_counter == 3
-    assert store.calls["with_counter"] == 2 and store.calls["total"] == 1
+    assert store.calls["with_counter"] == 2
+    assert store.calls["total"] == 1
     store.patch(lambda s: s.values.append(1))
     assert store.with_counter == 5
 
@@ -291,7 +300,8 @@ def test_getters_are_read_only_and_can_be_overridden_in_tests(app: App) -> None:
     with pytest.raises(AttributeError):
         store.total = 3  # type: ignore[misc]
     override_getter(store, "total", 42)
-    assert store.total == 42 and store.double == 84
+    assert store.total == 42
+    assert store.double == 84
     reset_getter(store, "total")
     assert store.total == 0
 
@@ -311,7 +321,8 @@ def test_two_apps_share_nothing() -> None:
     one, two = create_app(), create_app()
     a, b = one.use(ItemsStore), two.use(ItemsStore)
     a.add("only in one")
-    assert b.state.items == [] and a.state.items == [Item(id=1, title="only in one")]
+    assert b.state.items == []
+    assert a.state.items == [Item(id=1, title="only in one")]
     assert type(a.state) is not type(b.state)  # each app seals with its own classes
     assert a.state == ItemsState(items=[Item(id=1, title="only in one")])
     one.dispose()

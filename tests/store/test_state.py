@@ -1,4 +1,4 @@
-"""State: read-only snapshots, validated writes, deep-merge patches, drafts with rollback, replace/reset/batch."""
+"""State: read-only snapshots, validated writes, deep-merge patches, drafts, replace/reset/batch."""
 
 from __future__ import annotations
 
@@ -83,7 +83,8 @@ def test_copies_of_a_snapshot_are_mutable_and_detached(app: App) -> None:
         other.items[0].title = "changed"
         other.items.append(Item(id=7, title="x"))
     assert store.state == ItemsState(items=[Item(id=1, title="a")])
-    assert len(deep.items) == 2 and shallow.count == 3
+    assert len(deep.items) == 2
+    assert shallow.count == 3
 
 
 def test_an_old_snapshot_never_changes(app: App) -> None:
@@ -97,7 +98,8 @@ def test_an_old_snapshot_never_changes(app: App) -> None:
     assert [i.title for i in before.items] == ["a"]
     assert [i.title for i in items_before] == ["a"]
     assert before.items[0].read is False
-    assert len(store.state.items) == 6 and store.state.items[0].read is True
+    assert len(store.state.items) == 6
+    assert store.state.items[0].read is True
 
 
 def test_values_handed_to_the_store_become_read_only(app: App) -> None:
@@ -152,7 +154,8 @@ def test_bad_patch_raises_names_the_field_and_changes_nothing(
     with pytest.raises(StateValidationError) as info:
         store.patch(changes)
     assert field in info.value.fields
-    assert "items" in str(info.value) and field in str(info.value)
+    assert "items" in str(info.value)
+    assert field in str(info.value)
     assert store.state is before
     assert store.state.model_dump() == before.model_dump()
     assert seen == []
@@ -183,8 +186,10 @@ def test_patch_function_edits_a_draft_and_commits_once(app: App) -> None:
         {"x"},
     )
     assert len(seen) == 1
-    assert seen[0].kind is MutationKind.PATCH_FUNCTION and seen[0].store_id == "items"
-    assert ("items",) in seen[0].changed and ("count",) in seen[0].changed
+    assert seen[0].kind is MutationKind.PATCH_FUNCTION
+    assert seen[0].store_id == "items"
+    assert ("items",) in seen[0].changed
+    assert ("count",) in seen[0].changed
 
 
 def test_patch_function_that_raises_rolls_everything_back(app: App) -> None:
@@ -244,7 +249,9 @@ def test_draft_list_operations_match_python_lists(app: App) -> None:
         tags[1:2] = ["m", "n"]
         del tags[0]
         tags += ["q"]
-        assert "q" in tags and tags.index("q") == len(tags) - 1 and tags.count("m") == 1
+        assert "q" in tags
+        assert tags.index("q") == len(tags) - 1
+        assert tags.count("m") == 1
 
     store.patch(change)
     expected = ["d", "a", "c", "b"]
@@ -279,12 +286,13 @@ def test_dict_draft_operations_and_rollback(app: App) -> None:
 def test_drafts_die_with_their_patch(app: App) -> None:
     store = app.use(ItemsStore)
     kept: list[ItemsState] = []
-    store.patch(lambda s: kept.append(s))
+    store.patch(kept.append)
     with pytest.raises(StateMutationError):
         kept[0].count = 3
     with pytest.raises(StateMutationError):
         kept[0].items.append(Item(id=1, title="late"))
-    assert store.state.count == 0 and store.state.items == []
+    assert store.state.count == 0
+    assert store.state.items == []
 
 
 def test_patch_rejects_async_functions_and_nested_patches(app: App) -> None:
@@ -315,7 +323,8 @@ def test_reading_state_mid_patch_shows_the_committed_state(app: App) -> None:
     old = store.state
     store.patch(change)
     assert seen == [1]
-    assert len(old.items) == 1 and len(store.state.items) == 3
+    assert len(old.items) == 1
+    assert len(store.state.items) == 3
 
 
 def test_appends_keep_prior_snapshots_intact_when_they_are_held(app: App) -> None:
@@ -355,7 +364,8 @@ def test_replace_validates_strictly_and_reset_restores_the_initial_state(app: Ap
     store = app.use(ItemsStore)
     seen = events_of(store)
     store.replace({"count": 4, "items": [{"id": 1, "title": "a"}]})
-    assert store.state.count == 4 and store.state.profile == Profile()
+    assert store.state.count == 4
+    assert store.state.profile == Profile()
     with pytest.raises(StateValidationError):
         store.replace({"count": 1, "surprise": True})
     mine = ItemsState(count=8)
@@ -384,18 +394,25 @@ def test_batch_is_one_commit_and_all_or_nothing(app: App) -> None:
         store.patch({"count": 1})
         store.patch(lambda s: setattr(s, "note", "hi"))
         assert store.state.count == 1  # writes are visible inside the batch
-    assert len(seen) == 1 and seen[0].kind is MutationKind.BATCH
+    assert len(seen) == 1
+    assert seen[0].kind is MutationKind.BATCH
     assert [kind for kind, _ in seen[0].payload] == [
         MutationKind.PATCH_FUNCTION,
         MutationKind.PATCH_OBJECT,
         MutationKind.PATCH_FUNCTION,
     ]
     before = store.state
-    with pytest.raises(RuntimeError), store.batch():
-        store.add("b")
-        store.patch({"count": 2})
-        raise RuntimeError("abandon")
-    assert store.state is before and len(seen) == 1
+
+    def abandoned_batch() -> None:
+        with store.batch():
+            store.add("b")
+            store.patch({"count": 2})
+            raise RuntimeError("abandon")
+
+    with pytest.raises(RuntimeError):
+        abandoned_batch()
+    assert store.state is before
+    assert len(seen) == 1
 
 
 def test_every_commit_emits_exactly_one_event_with_its_payload(app: App) -> None:
@@ -409,8 +426,10 @@ def test_every_commit_emits_exactly_one_event_with_its_payload(app: App) -> None
         (MutationKind.PATCH_FUNCTION, "items"),
         (MutationKind.REPLACE, "items"),
     ]
-    assert seen[0].payload == {"count": 1} and seen[0].action is None
-    assert seen[1].action == "add" and seen[1].action_id is not None
+    assert seen[0].payload == {"count": 1}
+    assert seen[0].action is None
+    assert seen[1].action == "add"
+    assert seen[1].action_id is not None
 
 
 def test_models_with_extra_allow_keep_their_extras(app: App) -> None:
