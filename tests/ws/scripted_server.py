@@ -23,9 +23,13 @@ Usage::
 API:
 
 - ``ScriptedServer(*, app_key="app-key", activity_timeout=30, handshake=True, answer_pings=True,
-  auto_subscribe=True, relay_client_events=True, on_frame=None)``. ``handshake`` is ``True`` (send
-  ``connection_established``), ``False`` (send nothing: handshake timeouts), or a callable
-  ``(conn) -> str | None`` returning the raw first frame (e.g. a ``pusher:error`` 4001) per connection.
+  auto_subscribe=True, succeeded_style="reverb", relay_client_events=True, answer_signin=True,
+  on_frame=None)``. ``succeeded_style`` is how a non-presence ``subscription_succeeded`` carries its
+  data: ``"reverb"`` (``"data":"{}"``) or ``"soketi"`` (no ``data`` key). ``answer_signin`` replies to
+  ``pusher:signin`` with ``pusher:signin_success`` (signatures are not checked).
+  ``handshake`` is ``True`` (send ``connection_established``), ``False`` (send nothing: handshake
+  timeouts), or a callable ``(conn) -> str | None`` returning the raw first frame per connection
+  (e.g. a ``pusher:error`` 4001).
   ``on_frame(conn, frame) -> bool`` (sync or async) sees every client frame first; returning True
   skips the default handling (to refuse a subscription, delay a pong...).
 - ``url``, ``port``, ``connections`` (every accepted :class:`ScriptedConnection`, in order),
@@ -48,7 +52,7 @@ import inspect
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import orjson
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -146,14 +150,17 @@ class ScriptedServer:
 
     def __init__(self, *, app_key: str = "app-key", activity_timeout: int | float = 30,
                  handshake: bool | Callable[[ScriptedConnection], str | None] = True,
-                 answer_pings: bool = True, auto_subscribe: bool = True, relay_client_events: bool = True,
-                 on_frame: FrameHook | None = None) -> None:
+                 answer_pings: bool = True, auto_subscribe: bool = True,
+                 succeeded_style: Literal["reverb", "soketi"] = "reverb", relay_client_events: bool = True,
+                 answer_signin: bool = True, on_frame: FrameHook | None = None) -> None:
         self.app_key = app_key
         self.activity_timeout = activity_timeout
         self.handshake = handshake
         self.answer_pings = answer_pings
         self.auto_subscribe = auto_subscribe
         self.relay_client_events = relay_client_events
+        self.succeeded_style = succeeded_style
+        self.answer_signin = answer_signin
         self.on_frame = on_frame
         self.connections: list[ScriptedConnection] = []
         self.received: list[Received] = []
@@ -312,6 +319,8 @@ class ScriptedServer:
             await conn.send_event("pusher:pong", {}, encode=False)
         elif event == "pusher:subscribe" and self.auto_subscribe and isinstance(data, dict):
             await self._subscribe(conn, data)
+        elif event == "pusher:signin" and self.answer_signin and isinstance(data, dict):
+            await conn.send_event("pusher:signin_success", {"user_data": data.get("user_data")}, encode=False)
         elif event == "pusher:unsubscribe" and isinstance(data, dict):
             channel = data.get("channel")
             if isinstance(channel, str):
@@ -334,7 +343,10 @@ class ScriptedServer:
             return
         if not channel.startswith("presence-"):
             conn.subscriptions[channel] = None
-            await conn.send_event("pusher_internal:subscription_succeeded", {}, channel)
+            if self.succeeded_style == "soketi":
+                await conn.send_event("pusher_internal:subscription_succeeded", None, channel, encode=False)
+            else:
+                await conn.send_event("pusher_internal:subscription_succeeded", {}, channel)
             return
         try:
             member = orjson.loads(data.get("channel_data") or "{}")

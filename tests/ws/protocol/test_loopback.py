@@ -281,3 +281,24 @@ async def test_scripted_server_presence_members_leave_when_a_client_drops() -> N
         removed = orjson.loads(await a.recv())
         assert (removed["event"], orjson.loads(removed["data"])) == ("pusher_internal:member_removed",
                                                                      {"user_id": "2"})
+
+
+@pytest.mark.parametrize("style", ["reverb", "soketi"])
+async def test_signin_and_both_subscription_succeeded_styles(style: str) -> None:
+    from quvel_ws.protocol import SignedIn, UserAuthData, UserEvent
+
+    async with ScriptedServer(succeeded_style=style) as srv, running(srv) as d:  # type: ignore[arg-type]
+        d.proto.signin(d.now())
+        d.proto.subscribe("chat", d.now())
+        d.proto.connect(d.now())
+        d._act()
+        await d.wait_for(lambda log: any(type(e).__name__ == "AuthorizeUser" for e in log))
+        assert d.proto.socket_id is not None
+        d.proto.user_authorized(d.proto.socket_id, UserAuthData("k:s", '{"id":"9"}'), d.now())
+        d._act()
+        await d.wait_for(lambda log: n_of(SignedIn, log) == 1 and n_of(SubscriptionSucceeded, log) == 1)
+        (ok,) = [e for e in d.log if isinstance(e, SubscriptionSucceeded)]
+        assert ok.data == ({} if style == "reverb" else None)
+        await srv.expect(lambda f: f.event == "pusher:subscribe" and f.data["channel"] == "#server-to-user-9")
+        await srv.send_event("notice", {"n": 1}, "#server-to-user-9")
+        await d.wait_for(lambda log: n_of(UserEvent, log) == 1)
