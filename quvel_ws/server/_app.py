@@ -147,3 +147,5 @@ class Limits:
     #: A socket whose unsent output grows past this is closed with 4100 (a slow consumer must not
     #: make the server buffer without bound).
     max_write_buffer_bytes: int = 4 * 1024 * 1024
+    #: An HTTP connection (keep-alive, or a WebSocket handshake never finished) idle this long is closed.
+    http_idle_timeout: float = 60.0

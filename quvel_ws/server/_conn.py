@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import logging
 import re
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -43,6 +44,7 @@ class Connection(asyncio.Protocol):
         self._pending: tuple[Request, int] | None = None
         self._rejecting: ServerProtocol | None = None
         self._done = False
+        self.last_activity = time.monotonic()
 
     # --- asyncio callbacks -------------------------------------------------------------------------
 
@@ -55,7 +57,9 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.socket is not None:
             self.socket.data_received(data)
-        elif self._rejecting is not None:
+            return
+        self.last_activity = time.monotonic()
+        if self._rejecting is not None:
             self._rejecting.receive_data(data)
             self._flush_rejecting()
         elif not self._done:
@@ -142,9 +146,12 @@ class Connection(asyncio.Protocol):
         )
         self.transport.close()
 
-    def close_idle(self) -> None:
-        """Close a keep-alive HTTP connection between requests (used on shutdown)."""
-        if self.socket is None and self._rejecting is None and self._pending is None and self.transport:
+    def close_idle(self, *, force: bool = False) -> None:
+        """Close an HTTP connection between requests (on shutdown), or any non-WebSocket one (``force``:
+        idle too long, e.g. a handshake that never finished)."""
+        if self.transport is None or self.socket is not None:
+            return
+        if force or (self._rejecting is None and self._pending is None):
             self._done = True
             self.transport.close()
 

@@ -289,6 +289,7 @@ class PusherServer:
         """Ping sockets idle for ``activity_timeout``; close with 4201 those silent ``pong_timeout`` after."""
         timeouts = [self.activity_timeout, self.pong_timeout]
         timeouts += [a.user_authentication_timeout for a in self.apps if a.user_authentication_timeout]
+        timeouts.append(self.limits.http_idle_timeout)
         tick = min(5.0, max(0.05, min(timeouts) / 4))
         last_prune = time.monotonic()
         while True:
@@ -318,6 +319,10 @@ class PusherServer:
                         )
                 if now - last_prune > 60:
                     state.prune_cache()
+            idle = self.limits.http_idle_timeout
+            for conn in list(self.connections):
+                if conn.socket is None and now - conn.last_activity > idle:
+                    conn.close_idle(force=True)
             if now - last_prune > 60:
                 last_prune = now
 

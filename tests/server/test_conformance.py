@@ -6,6 +6,7 @@ other difference is a bug in one of them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from quvel_ws.auth import Authorizer
+from quvel_ws.server import PusherServer
 from tests.server.conftest import KEY, SECRET, Raw, Target, data_of, unique
 
 AUTH = Authorizer(KEY, SECRET)
@@ -305,3 +307,20 @@ async def test_unknown_app_over_http_is_404(target: Target) -> None:
     other = Target(target.kind, target.ws_url, target.http_url, app_id="999")
     resp = await other.api("GET", "/channels")
     assert error_code(target, resp) == 404
+
+
+@pytest.mark.parametrize("kind", ["embedded", pytest.param("soketi", marks=pytest.mark.peers)])
+async def test_graceful_shutdown_closes_with_4200(kind: str, soketi_factory: type) -> None:
+    if kind == "soketi":
+        soketi = soketi_factory().start()
+        raw = await Raw.connect(soketi.ws_url)
+        stopping = asyncio.get_running_loop().run_in_executor(None, soketi.stop)
+    else:
+        server = PusherServer()
+        await server.start()
+        raw = await Raw.connect(server.ws_url)
+        stopping = asyncio.ensure_future(server.stop())
+    error = await raw.expect("pusher:error")
+    assert error["data"]["code"] == 4200
+    assert await raw.closed() == 4200
+    await stopping

@@ -280,3 +280,41 @@ async def test_several_apps_are_isolated() -> None:
         assert data_of(await two.expect("E")) == {"app": 2}
         assert await one.barrier() == []
         assert server.channels("1") == {"shared": 1}
+
+
+async def test_idle_http_connections_are_closed() -> None:
+    async with PusherServer(limits=Limits(http_idle_timeout=0.2)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+        writer.close()
+
+
+async def test_http_and_websocket_garbage_on_the_same_port(embedded: PusherServer) -> None:
+    for request in (
+        b"NOT HTTP\r\n\r\n",
+        b"GET / HTTP/1.1\r\nbad header\r\n\r\n",
+        b"GET /app/app-key HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: short\r\n\r\n",
+        b"POST /apps/1/events HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n",
+    ):
+        reader, writer = await asyncio.open_connection("127.0.0.1", embedded.port)
+        writer.write(request)
+        answer = await asyncio.wait_for(reader.read(), 3)
+        assert answer.split(b" ")[1] in (b"400", b"413"), answer
+        writer.close()
+    raw = await Raw.connect(embedded.ws_url)  # still serving
+    await raw.barrier()
+
+
+def test_server_thread_for_sync_code() -> None:
+    with PusherServer().start_in_thread() as server:
+        port = server.port
+        assert server.connection_count() == 0
+        server.stop()
+        server.start()
+        assert server.port == port
+        assert server.trigger("news", "E", {"x": 1}) == 0  # nobody subscribed
+        server.restart()
+        assert server.channels() == {}
