@@ -47,4 +47,3 @@ async def wait_until(store: Any, predicate: Callable[[Any], bool], timeout: floa
             f"store {store.id!r} did not reach the expected state within {timeout}s; "
             f"last state: {store.state!r}"
         ) from None
-

@@ -1,0 +1,46 @@
+"""``quvel demo``: the whole stack on one machine. An embedded Pusher server, a simulated Laravel back end
+broadcasting notifications and chat, the notification and chat stores, a live view, one server restart
+midway, and a summary that says whether anything was lost (exit code 1 if so)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--duration", type=float, default=20.0, help="seconds to run (default 20; Ctrl-C stops early)"
+    )
+    parser.add_argument(
+        "--no-tty", action="store_true", help="plain lines instead of the live view (logs, CI)"
+    )
+    parser.add_argument(
+        "--interval", type=float, default=0.35, help="seconds between back-end jobs (default 0.35)"
+    )
+    parser.add_argument("--no-restart", action="store_true", help="do not restart the server midway")
+    parser.add_argument("--seed", type=int, default=None, help="seed for the simulated activity")
+
+
+async def run(args: argparse.Namespace) -> int:
+    from quvel.demo._run import Demo, DemoOptions
+    from quvel.demo._view import DemoView, LiveView, PlainView
+
+    if args.duration <= 0 or args.interval <= 0:
+        print("quvel demo: --duration and --interval must be positive", file=sys.stderr)
+        return 2
+    if not args.verbose:
+        # The restart makes the client and the back end log warnings (4200, refused connections); the
+        # demo shows those events itself. -v brings the logs back.
+        for name in ("quvel_ws", "quvel.demo", "quvel_store"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+    view: DemoView = PlainView() if args.no_tty or not sys.stdout.isatty() else LiveView()
+    demo = Demo(
+        DemoOptions(
+            duration=args.duration, interval=args.interval, restart=not args.no_restart, seed=args.seed
+        ),
+        view,
+    )
+    summary = await demo.run()
+    return 0 if summary.ok else 1

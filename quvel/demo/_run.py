@@ -1,0 +1,315 @@
+"""The demo's orchestration: embedded server, simulated back end, three users' apps, a schedule of
+notifications and chat, one server restart midway, and the check that nothing was lost."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from reactivex.abc import DisposableBase
+
+from quvel.demo._stack import DemoClient, DemoStack, demo_stack
+from quvel.demo._view import DemoSnapshot, DemoSummary, DemoView, NotificationLine
+from quvel.demo.backend import DEFAULT_USERS, DemoBackend, DemoUser
+from quvel.demo.chat import RoomStore
+from quvel.demo.notifications import NotificationStore
+from quvel_ws import NotConnected
+from quvel_ws.server import PusherServer
+
+logger = logging.getLogger(__name__)
+
+TENANT = "acme"
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float = 20.0
+    #: Seconds between two scheduled back-end jobs (they alternate notification / chat message).
+    interval: float = 0.35
+    restart: bool = True
+    room: str = "lobby"
+    #: How long the server stays down during the restart (the back end keeps notifying meanwhile).
+    down_for: float = 1.0
+    #: How long to wait at the end for the stores to hold everything that was sent.
+    settle_timeout: float = 15.0
+    seed: int | None = None
+
+
+class Demo:
+    """Runs the demo and reports to a :class:`DemoView`; :meth:`run` returns the summary."""
+
+    def __init__(self, options: DemoOptions, view: DemoView) -> None:
+        self.options = options
+        self.view = view
+        self.events: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self._log: list[str] = []
+        self._started = 0.0
+        self._connection = "initialized"
+        self._server_state = "starting"
+        self._reconnections = 0
+        self._was_connected = False
+        self._restarted = False
+        self._disposables: list[DisposableBase] = []
+        self._backend: DemoBackend | None = None
+        self._viewer: DemoClient | None = None
+        self._notes: NotificationStore | None = None
+        self._room: RoomStore | None = None
+
+    # --- the run ------------------------------------------------------------------------------------
+
+    async def run(self) -> DemoSummary:
+        self._started = time.monotonic()
+        self.view.start()
+        try:
+            async with demo_stack(tenant_id=TENANT, seed=self.options.seed) as stack:
+                assert stack.server is not None
+                self._backend = stack.backend
+                self._server_state = "up"
+                self._event(f"embedded Pusher server on {stack.ws_url}")
+                self._event(f"simulated Laravel back end on {stack.backend.url}")
+                try:
+                    summary = await self._run_clients(stack, stack.server)
+                finally:
+                    self._stop_watching()  # before the clients close, so their teardown is not reported
+        finally:
+            self._stop_watching()
+            self.view.stop()
+        self.view.summary(summary)
+        return summary
+
+    async def _run_clients(self, stack: DemoStack, server: PusherServer) -> DemoSummary:
+        ann, ben, cleo = DEFAULT_USERS
+        opts = self.options
+        backend = stack.backend
+        viewer = self._viewer = await stack.client(ann)
+        friend = await stack.client(ben)
+        visitor: DemoClient | None = None
+        visited = False
+        self._watch_viewer(viewer)
+        notes = self._notes = viewer.app.use(NotificationStore)
+        room = self._room = viewer.app.use(RoomStore, key=opts.room)
+        for store in (notes, room):
+            self._disposables.append(store.errors.subscribe(lambda e: self._fail(f"store error: {e!r}")))
+        await notes.subscribe_to_socket(ann.id)
+        await room.join(opts.room)
+        friend_room = friend.app.use(RoomStore, key=opts.room)
+        await friend_room.join(opts.room)
+
+        schedule = asyncio.create_task(self._schedule(backend, notes, friend_room, ben, cleo))
+        deadline = self._started + opts.duration
+        restart_at = self._started + opts.duration / 2
+        visitor_at = self._started + opts.duration * 0.15
+        visitor_leaves_at = self._started + opts.duration * 0.4
+        try:
+            while (now := time.monotonic()) < deadline:
+                if opts.restart and not self._restarted and now >= restart_at:
+                    await self._restart(server)
+                if visitor is None and not visited and now >= visitor_at:
+                    visited = True
+                    visitor = await stack.client(cleo)
+                    await visitor.app.use(RoomStore, key=opts.room).join(opts.room)
+                elif visitor is not None and now >= visitor_leaves_at:
+                    await stack.close_client(visitor)
+                    visitor = None
+                self.view.update(self.snapshot())
+                await asyncio.sleep(0.1)
+        finally:
+            schedule.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await schedule
+        await self._settle(notes, backend, ann)
+        self.view.update(self.snapshot())
+        return self._summary(notes, room, backend, ann)
+
+    async def _schedule(
+        self,
+        backend: DemoBackend,
+        notes: NotificationStore,
+        friend_room: RoomStore,
+        ben: DemoUser,
+        cleo: DemoUser,
+    ) -> None:
+        """The back end's jobs, in turn: a notification for the viewer; Ben types, then posts through
+        the API; a notification; Cleo's message broadcast server-side. Every third notification, the
+        viewer reads the oldest unread one (``mark_read`` through the API)."""
+        step = 0
+        while True:
+            try:
+                if step % 2 == 0:
+                    record = await backend.notify_random([1])
+                    if not record.broadcast:
+                        self._event("broadcast failed (server down): notification stored, not pushed")
+                    if step % 6 == 4 and (unread := [n for n in notes.state.notifications if not n.read]):
+                        await notes.mark_read(unread[-1].id)
+                        self._event(f"Ann read: {unread[-1].title}")
+                elif step % 4 == 1:
+                    friend_room.set_typing(ben.name, True)
+                    await asyncio.sleep(self.options.interval / 2)
+                    await friend_room.send(f"message #{step} from {ben.name}")
+                else:
+                    await backend.chat_random(self.options.room, [cleo.id])
+            except NotConnected:
+                self._event("Ben's typing whisper skipped: his connection is reconnecting")
+            except Exception as exc:  # reported, and the schedule goes on
+                logger.debug("scheduled job failed", exc_info=True)
+                self._event(f"job failed: {type(exc).__name__}: {exc}")
+            step += 1
+            await asyncio.sleep(self.options.interval)
+
+    async def _restart(self, server: PusherServer) -> None:
+        self._restarted = True
+        self._server_state = "restarting"
+        self._event("restarting the server: clients get 4200 and reconnect")
+        await server.stop()
+        self._server_state = "down"
+        self._event(f"server down for {self.options.down_for:.1f}s; the back end keeps sending")
+        await asyncio.sleep(self.options.down_for)
+        await server.start()
+        self._server_state = "up"
+        self._event("server is back")
+
+    async def _settle(self, notes: NotificationStore, backend: DemoBackend, user: DemoUser) -> None:
+        """Wait until the store holds every notification sent (or the settle timeout passes)."""
+        done = asyncio.Event()
+
+        def check(_: Any = None) -> None:
+            held = {n.id for n in notes.state.notifications}
+            if all(r.id in held for r in backend.sent_to(user.id)):
+                done.set()
+
+        subscription = notes.observe().subscribe(check)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), self.options.settle_timeout)
+        finally:
+            subscription.dispose()
+
+    # --- observation -------------------------------------------------------------------------------
+
+    def _watch_viewer(self, viewer: DemoClient) -> None:
+        ws = viewer.ws
+        self._disposables.append(ws.state.subscribe(self._on_state))
+        notes_channel = ws.channel(f"tenant.{TENANT}.User.{viewer.user.id}", type="privateNotification")
+        room = ws.channel(f"room.{self.options.room}", type="presence")
+        self._count(
+            notes_channel.notifications(),
+            "notifications",
+            lambda p: f"notification: {p.get('title', '?')}: {p.get('body', '')}",
+        )
+        self._count(
+            room.listen("NewMessage"),
+            "messages",
+            lambda p: f"message from {p.get('user', {}).get('name', '?')}: {p.get('text', '')}",
+        )
+        self._count(room.joining, "joining", lambda m: f"joined: {_name(m.info)}")
+        self._count(room.leaving, "leaving", lambda m: f"left: {_name(m.info)}")
+        self._count(
+            room.listen_for_whisper("typing"), "whispers", lambda p: f"whisper: {p.get('name')} typing"
+        )
+        self._count(notes_channel.subscribed, "subscriptions", lambda _e: f"subscribed {notes_channel.name}")
+        self._count(room.subscribed, "subscriptions", lambda _e: f"subscribed {room.name}")
+        for channel in (notes_channel, room):
+            self._disposables.append(channel.errors.subscribe(lambda e: self._fail(f"channel error: {e}")))
+
+    def _stop_watching(self) -> None:
+        for d in self._disposables:
+            d.dispose()
+        self._disposables.clear()
+
+    def _count(self, source: Any, kind: str, describe: Callable[[Any], str]) -> None:
+        def on_next(value: Any) -> None:
+            self.events[kind] += 1
+            self._event(describe(value))
+
+        self._disposables.append(source.subscribe(on_next))
+
+    def _on_state(self, state: Any) -> None:
+        name = str(getattr(state, "value", state))
+        self._connection = name
+        self.events["state changes"] += 1
+        if name == "connected":
+            if self._was_connected:
+                self._reconnections += 1
+            self._was_connected = True
+        self._event(f"connection: {name}")
+
+    def _fail(self, message: str) -> None:
+        self.failures.append(message)
+        self._event(message)
+
+    def _event(self, line: str) -> None:
+        self._log.append(f"{time.monotonic() - self._started:5.1f}s {line}")
+        del self._log[:-50]
+        self.view.event(self.snapshot(), line)
+
+    def snapshot(self) -> DemoSnapshot:
+        elapsed = time.monotonic() - self._started if self._started else 0.0
+        base = DemoSnapshot(
+            elapsed=elapsed,
+            duration=self.options.duration,
+            connection=self._connection,
+            server=self._server_state,
+            user=DEFAULT_USERS[0].name,
+            room=self.options.room,
+            reconnections=self._reconnections,
+            events=dict(self.events),
+            log=tuple(self._log),
+        )
+        viewer, backend, notes, room = self._viewer, self._backend, self._notes, self._room
+        if viewer is None or backend is None or notes is None or room is None:
+            return base
+        lines = tuple(
+            NotificationLine(n.title, str(n.data.get("body", "")), n.read)
+            for n in notes.state.notifications[:8]
+        )
+        messages = tuple(f"{m.user.name}: {m.text}" for m in room.state.messages[-6:])
+        return DemoSnapshot(
+            elapsed=elapsed,
+            duration=self.options.duration,
+            connection=self._connection,
+            server=self._server_state,
+            user=viewer.user.name,
+            room=self.options.room,
+            notifications=lines,
+            unread=notes.unread_count,
+            total=len(notes.state.notifications),
+            sent=len(backend.sent_to(viewer.user.id)),
+            members=tuple(room.member_names),
+            typing=tuple(room.state.typing),
+            messages=messages,
+            reconnections=self._reconnections,
+            events=dict(self.events),
+            log=tuple(self._log),
+        )
+
+    def _summary(
+        self, notes: NotificationStore, room: RoomStore, backend: DemoBackend, user: DemoUser
+    ) -> DemoSummary:
+        held = {n.id for n in notes.state.notifications}
+        sent = backend.sent_to(user.id)
+        lost = tuple(f"{r.id} {r.data.get('title', '')}" for r in sent if r.id not in held)
+        return DemoSummary(
+            duration=time.monotonic() - self._started,
+            sent=len(sent),
+            in_store=len(held & {r.id for r in sent}),
+            lost=lost,
+            unread=notes.unread_count,
+            reconnections=self._reconnections,
+            restarted=self._restarted,
+            members=tuple(room.member_names),
+            messages=len(room.state.messages),
+            events=dict(self.events),
+            broadcast_failures=backend.stats.broadcast_failures,
+            failures=tuple(self.failures),
+        )
+
+
+def _name(info: Any) -> str:
+    return str(info.get("name", "?")) if isinstance(info, dict) else str(info)

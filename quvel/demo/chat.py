@@ -1,0 +1,148 @@
+"""A presence chat room store: who is here (Echo's here/joining/leaving), the messages, who is typing.
+
+Members come from the ``presence-room.{id}`` channel, messages are ``App\\Events\\NewMessage`` broadcasts
+plus a history loaded through the API on every (re)subscription, and "typing" is a client whisper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from quvel_store import Store, action, getter
+from quvel_ws import Member
+
+MAX_MESSAGES = 100
+MAX_ACTIVITY = 20
+
+
+class ChatUser(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: int
+    name: str
+
+
+class ChatMessage(BaseModel):
+    """The ``NewMessage`` payload the back end broadcasts (and lists)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: int
+    user: ChatUser
+    text: str
+    created_at: datetime
+
+
+class RoomMember(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+
+
+class RoomState(BaseModel):
+    room_id: str | None = None
+    members: list[RoomMember] = []
+    messages: list[ChatMessage] = []
+    typing: list[str] = []
+    #: Recent joins and leaves, newest last ("Cleo joined").
+    activity: list[str] = []
+
+
+def _member(member: Member) -> RoomMember:
+    info = member.info if isinstance(member.info, Mapping) else {}
+    return RoomMember(id=member.id, name=str(info.get("name", member.id)))
+
+
+class RoomStore(Store[RoomState]):
+    """One chat room; use one store per room: ``app.use(RoomStore, key="room-7")``."""
+
+    id = "room"
+
+    @getter
+    def member_names(self) -> list[str]:
+        return sorted(m.name for m in self.state.members)
+
+    @getter
+    def last_message(self) -> ChatMessage | None:
+        return self.state.messages[-1] if self.state.messages else None
+
+    @action
+    async def join(self, room_id: str) -> None:
+        """Enter ``presence-room.{room_id}``: members, messages, typing whispers and, on every
+        (re)subscription, the message history from the API."""
+        channel = self.container.ws.channel(f"room.{room_id}", type="presence")
+        self.patch({"room_id": room_id})
+        self.connect(channel.members, self._set_members)
+        self.connect(channel.joining, lambda m: self._log(f"{_member(m).name} joined"))
+        self.connect(channel.leaving, lambda m: self._log(f"{_member(m).name} left"))
+        self.connect(channel.listen("NewMessage", model=ChatMessage), self._add_messages_one)
+        self.connect(channel.listen_for_whisper("typing"), self._typing)
+        self.connect(channel.subscribed, lambda _event: self.load_history())
+
+    def _set_members(self, members: tuple[Member, ...]) -> None:
+        self.patch({"members": [_member(m).model_dump() for m in members]})
+
+    def _log(self, line: str) -> None:
+        self.patch({"activity": [*self.state.activity, line][-MAX_ACTIVITY:]})
+
+    def _add_messages_one(self, message: ChatMessage) -> None:
+        self._add_messages([message])
+
+    def _add_messages(self, messages: list[ChatMessage]) -> None:
+        """Merge by id (a reload and a live broadcast may bring the same one) and clear the senders'
+        typing flags."""
+        state = self.state
+        by_id = {m.id: m for m in state.messages}
+        by_id.update((m.id, m) for m in messages)
+        senders = {m.user.name for m in messages}
+        self.patch(
+            {
+                "messages": sorted(by_id.values(), key=lambda m: m.id)[-MAX_MESSAGES:],
+                "typing": [name for name in state.typing if name not in senders],
+            }
+        )
+
+    def _typing(self, data: Any) -> None:
+        if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
+            raise ValueError(f"a typing whisper needs a name: {data!r}")
+        name, typing = data["name"], bool(data.get("typing", True))
+        others = [n for n in self.state.typing if n != name]
+        self.patch({"typing": [*others, name] if typing else others})
+
+    @action
+    async def load_history(self) -> None:
+        room = self.state.room_id
+        if room is None:
+            return
+        body = await self.container.api.get(f"/api/rooms/{room}/messages")
+        self._add_messages([ChatMessage.model_validate(row) for row in body["data"]])
+
+    @action
+    async def send(self, text: str) -> ChatMessage:
+        """Post a message; the back end broadcasts it to the others (``toOthers()`` via ``X-Socket-ID``)."""
+        room = self.state.room_id
+        if room is None:
+            raise RuntimeError("join a room before sending")
+        socket_id = self.container.ws.socket_id
+        headers = {"X-Socket-ID": socket_id} if socket_id else None
+        body = await self.container.api.post(
+            f"/api/rooms/{room}/messages", json={"text": text}, headers=headers
+        )
+        message = ChatMessage.model_validate(body["data"])
+        self._add_messages([message])
+        return message
+
+    @action
+    def set_typing(self, name: str, typing: bool = True) -> None:
+        """Tell the others (a ``client-typing`` whisper; not sent back to us)."""
+        room = self.state.room_id
+        if room is None:
+            raise RuntimeError("join a room before typing")
+        self.container.ws.channel(f"room.{room}", type="presence").whisper(
+            "typing", {"name": name, "typing": typing}
+        )

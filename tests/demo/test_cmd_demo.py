@@ -1,0 +1,168 @@
+"""``quvel demo``: the main job, run as a user runs it, and its views."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from quvel.demo._view import DemoSnapshot, DemoSummary, LiveView, NotificationLine, PlainView, render
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def quvel(*args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "quvel", *args],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.mark.slow
+def test_demo_runs_restarts_the_server_and_loses_nothing() -> None:
+    result = quvel("demo", "--duration", "5", "--no-tty")
+    out = result.stdout
+    assert result.returncode == 0, f"exit {result.returncode}\n{out}\n{result.stderr}"
+    # It started everything, watched the connection, and restarted the server once, midway.
+    assert "embedded Pusher server on ws://127.0.0.1:" in out
+    assert "simulated Laravel back end on http://127.0.0.1:" in out
+    assert "connection: connected" in out
+    assert out.count("restarting the server") == 1
+    assert "server is back" in out
+    # Live events of every kind reached the viewer.
+    for kind in ("notification: ", "message from ", "joined: Cleo", "left: Cleo", "whisper: Ben typing"):
+        assert kind in out, f"no {kind!r} line\n{out}"
+    assert re.search(r"status: connected, server up, unread \d+/\d+", out)
+    # The summary says what was sent, what the store holds, and that nothing was lost.
+    match = re.search(r"notifications: sent (\d+), in store (\d+), lost (\d+)", out)
+    assert match, out
+    sent, held, lost = map(int, match.groups())
+    assert sent >= 4
+    assert held == sent
+    assert lost == 0
+    assert re.search(r"server restarted: yes; reconnections: [1-9]", out)
+    assert "summary: OK" in out
+    assert re.search(r"events received: \d+ \(", out)
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_rejects_bad_arguments() -> None:
+    result = quvel("demo", "--duration", "0", "--no-tty")
+    assert result.returncode == 2
+    assert "--duration and --interval must be positive" in result.stderr
+
+
+def _snapshot() -> DemoSnapshot:
+    return DemoSnapshot(
+        elapsed=2.5,
+        duration=5,
+        connection="connected",
+        server="up",
+        user="Ann",
+        room="lobby",
+        notifications=(
+            NotificationLine("Invoice paid", "Invoice #1 was paid.", False),
+            NotificationLine("Deploy", "Release 4 is live.", True),
+        ),
+        unread=1,
+        total=2,
+        sent=2,
+        members=("Ann", "Ben"),
+        typing=("Ben",),
+        messages=("Ben: hi",),
+        reconnections=1,
+        events={"notifications": 2, "messages": 1},
+        log=("2.0s connection: connected",),
+    )
+
+
+def _summary(**changes: object) -> DemoSummary:
+    values: dict[str, object] = dict(
+        duration=5.0,
+        sent=3,
+        in_store=3,
+        lost=(),
+        unread=2,
+        reconnections=1,
+        restarted=True,
+        members=("Ann", "Ben"),
+        messages=4,
+        events={"notifications": 2},
+        broadcast_failures=1,
+        failures=(),
+    )
+    values.update(changes)
+    return DemoSummary(**values)  # type: ignore[arg-type]
+
+
+def test_live_view_renders_every_part() -> None:
+    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+    console.print(render(_snapshot()))
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    for part in (
+        "quvel demo",
+        "connected",
+        "Notifications · unread 1 · in store 2 · sent 2",
+        "Invoice paid",
+        "presence-room.lobby",
+        "here: Ann, Ben",
+        "Ben: hi",
+        "Ben typing...",
+        "notifications 2",
+        "reconnections 1",
+    ):
+        assert part in text, f"{part!r} missing from\n{text}"
+
+
+def test_live_view_prints_the_summary_panel() -> None:
+    console = Console(file=io.StringIO(), width=120, force_terminal=False, color_system=None)
+    view = LiveView(console)
+    view.start()
+    view.update(_snapshot())
+    view.stop()
+    view.summary(_summary())
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "summary: OK" in text
+    assert "sent 3, in store 3, lost 0" in text
+
+
+def test_plain_view_prints_events_and_throttled_status_lines() -> None:
+    out = io.StringIO()
+    view = PlainView(out, status_every=1.0)
+    view.start()
+    view.event(_snapshot(), "connection: connected")
+    view.update(_snapshot())
+    view.update(_snapshot())  # same second: no second status line
+    view.summary(_summary())
+    lines = out.getvalue().splitlines()
+    assert lines[1] == "[  2.50s] connection: connected"
+    assert sum("status:" in line for line in lines) == 1
+    assert "summary: OK after 5.0s" in lines
+
+
+@pytest.mark.parametrize(
+    ("changes", "ok"),
+    [
+        ({}, True),
+        ({"lost": ("abc Invoice",), "in_store": 2}, False),
+        ({"failures": ("store error: boom",)}, False),
+        ({"reconnections": 0}, False),  # restarted but never came back
+        ({"restarted": False, "reconnections": 0}, True),
+        ({"sent": 0, "in_store": 0}, False),  # nothing happened is not a success
+    ],
+)
+def test_summary_verdict(changes: dict[str, object], ok: bool) -> None:
+    summary = _summary(**changes)
+    assert summary.ok is ok
+    assert summary.lines()[0].startswith("summary: OK" if ok else "summary: FAILED")

@@ -1,0 +1,123 @@
+"""The presence chat room, the public updates feed and the encrypted channel, in process against the
+embedded server (the example scripts themselves run in test_run_examples.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from examples.encrypted_channel import VaultStore
+from examples.updates_feed import FeedStore
+from quvel.demo import DemoStack, demo_stack, next_value, wait_until
+from quvel.demo.chat import RoomStore
+from tests.demo.conftest import RawPusherClient
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[DemoStack]:
+    async with demo_stack() as running:
+        yield running
+
+
+async def joined(stack: DemoStack, user: str, room: str = "9") -> RoomStore:
+    client = await stack.client(user)
+    store = client.app.use(RoomStore, key=room)
+    await store.join(room)
+    await next_value(client.ws.channel(f"room.{room}", type="presence").subscribed)
+    return store
+
+
+async def test_members_follow_here_joining_and_leaving(stack: DemoStack) -> None:
+    ann = await joined(stack, "Ann")
+    await wait_until(ann, lambda s: [m.name for m in s.members] == ["Ann"])
+    ben = await joined(stack, "Ben")
+    await wait_until(ann, lambda s: len(s.members) == 2)
+    assert ann.member_names == ["Ann", "Ben"]
+    assert ann.state.activity == ["Ben joined"]
+    ben.dispose()  # leaving the channel
+    await wait_until(ann, lambda s: len(s.members) == 1)
+    assert ann.state.activity == ["Ben joined", "Ben left"]
+
+
+async def test_typing_whisper_then_message_clears_it(stack: DemoStack) -> None:
+    ann, ben = await joined(stack, "Ann"), await joined(stack, "Ben")
+    await wait_until(ann, lambda s: len(s.members) == 2)
+    ben.set_typing("Ben")
+    await wait_until(ann, lambda s: s.typing == ["Ben"])
+    assert ben.state.typing == []  # a whisper is not echoed to its sender
+    sent = await ben.send("hello")
+    state = await wait_until(ann, lambda s: bool(s.messages))
+    assert state.messages[-1].id == sent.id
+    assert state.typing == []
+    assert ben.state.messages[-1].id == sent.id  # the sender keeps its own copy from the API answer
+    assert len(ben.state.messages) == 1  # and does not get the broadcast back (toOthers)
+
+
+async def test_a_malformed_whisper_goes_to_errors_and_the_room_keeps_working(stack: DemoStack) -> None:
+    ann, ben = await joined(stack, "Ann"), await joined(stack, "Ben")
+    await wait_until(ann, lambda s: len(s.members) == 2)
+    errors: list[Exception] = []
+    ann.errors.subscribe(errors.append)
+    ben.container.ws.channel("room.9", type="presence").whisper("typing", {"nobody": True})
+    ben.set_typing("Ben")
+    await wait_until(ann, lambda s: s.typing == ["Ben"])
+    assert len(errors) == 1
+
+
+async def test_history_is_reloaded_when_the_room_is_subscribed_again(stack: DemoStack) -> None:
+    assert stack.server is not None
+    ann = await joined(stack, "Ann")
+    await stack.server.stop()
+    missed = await stack.backend.send_message("9", 2, "said while Ann was away")
+    await stack.server.start()
+    state = await wait_until(ann, lambda s: any(m.id == missed.id for m in s.messages), timeout=20)
+    assert state.messages[-1].text == "said while Ann was away"
+
+
+async def test_feed_validates_updates_and_skips_bad_ones(stack: DemoStack) -> None:
+    client = await stack.client("Ann")
+    feed = client.app.use(FeedStore)
+    feed.follow()
+    channel = client.ws.channel("updates")
+    await next_value(channel.subscribed)
+    bad = []
+    channel.errors.subscribe(bad.append)
+    await stack.backend.post_update({"id": "x"})
+    await stack.backend.post_update({"id": 1, "title": "ok", "level": "warning"})
+    await wait_until(feed, lambda s: len(s.updates) == 1)
+    assert feed.latest is not None
+    assert feed.latest.title == "ok"
+    assert feed.warnings == 1
+    assert len(bad) == 1
+
+
+async def test_encrypted_channel_server_sees_ciphertext_store_gets_plaintext(stack: DemoStack) -> None:
+    client = await stack.client("Ann")
+    vault = client.app.use(VaultStore)
+    vault.open(3)
+    await next_value(client.ws.channel("vault.3", type="encrypted").subscribed)
+    # An eavesdropper with a valid subscription but no shared secret: what the server relays.
+    raw = await RawPusherClient.connect(stack.ws_url)
+    try:
+        async with httpx.AsyncClient(base_url=stack.backend.url) as http:
+            auth = await http.post(
+                "/broadcasting/auth",
+                headers={"Authorization": "Bearer token-ben"},
+                data={"socket_id": raw.socket_id, "channel_name": "private-encrypted-vault.3"},
+            )
+        await raw.subscribe("private-encrypted-vault.3", auth.json())
+        await stack.backend.broadcast(
+            "private-encrypted-vault.3",
+            "App\\Events\\SecretShared",
+            {"name": "k", "value": "plaintext-marker-123"},
+        )
+        frame = await raw.next_event(lambda f: f.get("event") == "App\\Events\\SecretShared")
+    finally:
+        await raw.close()
+    relayed = json.loads(frame["data"])
+    assert set(relayed) == {"nonce", "ciphertext"}
+    assert "plaintext-marker-123" not in frame["data"]
+    await wait_until(vault, lambda s: s.secrets == {"k": "plaintext-marker-123"})
