@@ -31,6 +31,8 @@ class AppConfig:
     key: str = "app-key"
     secret: str = "app-secret"
     enable_client_events: bool = False
+    #: A disabled app refuses connections (4003) and HTTP API calls (403), as Pusher does.
+    enabled: bool = True
     #: Close sockets that neither sign in nor subscribe a private channel within this many seconds
     #: (Soketi's ``userAuthenticationTimeout``, code 4009). ``None``: sign-in is optional.
     user_authentication_timeout: float | None = None

@@ -149,6 +149,8 @@ class HttpApi:
             if state is None:
                 raise ApiError(401, "Unknown auth_key")
         self._verify(req, state.config)
+        if not state.config.enabled:
+            raise ApiError(403, "The app is not enabled.")
         if m is None:
             assert sdk_terminate is not None
             return self._terminate(state, decoded_path(sdk_terminate["user"]), req)

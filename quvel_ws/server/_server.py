@@ -123,8 +123,12 @@ class PusherServer:
         self._heartbeat_task = loop.create_task(self._heartbeat(), name="quvel-server-heartbeat")
         logger.info("Pusher server listening on %s (HTTP API %s)", self.ws_url, self.http_url)
 
-    async def stop(self, code: int = 4200, message: str = SHUTDOWN_MESSAGE) -> None:
-        """Close every client with ``code`` (4200: reconnect now) and stop listening."""
+    async def stop(self, code: int = 4200, message: str = SHUTDOWN_MESSAGE, *, abort: bool = False) -> None:
+        """Close every client with ``code`` (4200: reconnect now) and stop listening.
+
+        ``abort=True`` drops every TCP connection without a close frame instead, as a crash or a
+        network failure would (clients see 1006): for testing reconnection.
+        """
         server, self._server = self._server, None
         if server is None:
             return
@@ -133,7 +137,10 @@ class PusherServer:
         for state in self._states.values():
             state.quiet = True
             for sock in list(state.sockets.values()):
-                sock.close(code, message, error=message)
+                if abort:
+                    sock.transport.abort()
+                else:
+                    sock.close(code, message, error=message)
         for conn in list(self.connections):
             conn.close_idle()
         self._drained = asyncio.Event()
@@ -156,10 +163,26 @@ class PusherServer:
             self._webhooks = None
         logger.info("Pusher server on port %s stopped", self._port)
 
-    async def restart(self) -> None:
-        """``stop()`` (clients get 4200) then ``start()`` on the same port."""
-        await self.stop()
+    async def restart(self, *, abort: bool = False) -> None:
+        """``stop()`` (clients get 4200, or a dropped connection with ``abort``) then ``start()`` on the
+        same port."""
+        await self.stop(abort=abort)
         await self.start()
+
+    def close_socket(
+        self,
+        socket_id: str,
+        code: int = 4200,
+        message: str = "Closed by the server",
+        *,
+        app_id: str | None = None,
+    ) -> bool:
+        """Close one connection (with a ``pusher:error`` carrying ``code``); ``False`` if there is none."""
+        sock = self._state(app_id).sockets.get(socket_id)
+        if sock is None:
+            return False
+        sock.close(code, message, error=message)
+        return True
 
     async def serve_forever(self) -> None:
         await self.start()
@@ -264,6 +287,8 @@ class PusherServer:
         state = self._by_key.get(key)
         if state is None:
             return 4001, f"App key {key[:200]} does not exist."
+        if not state.config.enabled:
+            return 4003, "The app is not enabled."
         protocol = query.get("protocol")
         if protocol is not None and protocol != "7":
             return 4007, f"Unsupported protocol version {protocol[:20]!r}: this server speaks protocol 7."
@@ -344,8 +369,23 @@ class ServerThread(LoopThread["PusherServer"]):
     def server(self) -> PusherServer:
         return self.target
 
-    def restart(self) -> None:
-        self._call(self.server.restart())
+    def stop(self, *, abort: bool = False) -> None:
+        """Stop the server (clients get 4200, or dropped connections with ``abort``); ``start()`` brings
+        it back on the same port."""
+        self._call(self.server.stop(abort=abort))
+
+    def restart(self, *, abort: bool = False) -> None:
+        self._call(self.server.restart(abort=abort))
+
+    def close_socket(
+        self,
+        socket_id: str,
+        code: int = 4200,
+        message: str = "Closed by the server",
+        *,
+        app_id: str | None = None,
+    ) -> bool:
+        return self._on_loop(lambda: self.server.close_socket(socket_id, code, message, app_id=app_id))
 
     def trigger(
         self,

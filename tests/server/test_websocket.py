@@ -318,3 +318,32 @@ def test_server_thread_for_sync_code() -> None:
         assert server.trigger("news", "E", {"x": 1}) == 0  # nobody subscribed
         server.restart()
         assert server.channels() == {}
+
+
+async def test_disabled_app_is_refused() -> None:
+    async with PusherServer(apps=[app(enabled=False)]) as server:
+        ws = await websockets.connect(server.ws_url)
+        assert json.loads(await ws.recv())["data"]["code"] == 4003
+        with pytest.raises(websockets.ConnectionClosed):
+            await ws.recv()
+        from tests.server.conftest import Target
+
+        resp = await Target("embedded", server.ws_url, server.http_url).api("GET", "/channels")
+        assert resp.status_code == 403
+
+
+async def test_abort_drops_connections_without_a_close_frame(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    await embedded.restart(abort=True)
+    with pytest.raises(websockets.ConnectionClosedError):
+        await raw.recv()
+    assert raw.ws.close_code == 1006
+    assert embedded.connection_count() == 0
+
+
+async def test_close_one_socket(embedded: PusherServer) -> None:
+    a, b = await Raw.connect(embedded.ws_url), await Raw.connect(embedded.ws_url)
+    assert embedded.close_socket(a.socket_id, 4100, "over capacity")
+    assert await a.closed() == 4100
+    assert not embedded.close_socket("1.1")
+    await b.barrier()
