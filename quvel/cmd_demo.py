@@ -5,7 +5,10 @@ midway, and a summary that says whether anything was lost (exit code 1 if so).""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
 
 
@@ -42,5 +45,18 @@ async def run(args: argparse.Namespace) -> int:
         ),
         view,
     )
-    summary = await demo.run()
+    loop = asyncio.get_running_loop()
+
+    def on_ctrl_c() -> None:
+        # The first Ctrl-C ends the run and still prints the summary; a second one interrupts.
+        demo.request_stop()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows' default loop
+        loop.add_signal_handler(signal.SIGINT, on_ctrl_c)
+    try:
+        summary = await demo.run()
+    finally:
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
     return 0 if summary.ok else 1

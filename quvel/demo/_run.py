@@ -47,6 +47,7 @@ class Demo:
     def __init__(self, options: DemoOptions, view: DemoView) -> None:
         self.options = options
         self.view = view
+        self._stop = asyncio.Event()
         self.events: Counter[str] = Counter()
         self.failures: list[str] = []
         self._log: list[str] = []
@@ -63,6 +64,12 @@ class Demo:
         self._room: RoomStore | None = None
 
     # --- the run ------------------------------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """End the run early (Ctrl-C): the stores settle and the summary is printed as usual."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self._event("stopping early (Ctrl-C)")
 
     async def run(self) -> DemoSummary:
         self._started = time.monotonic()
@@ -108,7 +115,7 @@ class Demo:
         visitor_at = self._started + opts.duration * 0.15
         visitor_leaves_at = self._started + opts.duration * 0.4
         try:
-            while (now := time.monotonic()) < deadline:
+            while (now := time.monotonic()) < deadline and not self._stop.is_set():
                 if opts.restart and not self._restarted and now >= restart_at:
                     await self._restart(server)
                 if visitor is None and not visited and now >= visitor_at:
@@ -119,7 +126,8 @@ class Demo:
                     await stack.close_client(visitor)
                     visitor = None
                 self.view.update(self.snapshot())
-                await asyncio.sleep(0.1)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 0.1)
         finally:
             schedule.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -169,8 +177,9 @@ class Demo:
         self._event("restarting the server: clients get 4200 and reconnect")
         await server.stop()
         self._server_state = "down"
-        self._event(f"server down for {self.options.down_for:.1f}s; the back end keeps sending")
-        await asyncio.sleep(self.options.down_for)
+        down_for = min(self.options.down_for, self.options.duration * 0.2)
+        self._event(f"server down for {down_for:.1f}s; the back end keeps sending")
+        await asyncio.sleep(down_for)
         await server.start()
         self._server_state = "up"
         self._event("server is back")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,36 @@ def test_demo_runs_restarts_the_server_and_loses_nothing() -> None:
     assert "summary: OK" in out
     assert re.search(r"events received: \d+ \(", out)
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_ends_the_run_early_and_still_prints_the_summary() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quvel", "demo", "--duration", "60", "--no-tty"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        for line in proc.stdout:  # wait for the live part, not for a fixed time
+            seen.append(line)
+            if "notification: " in line:
+                break
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + out
+    assert proc.returncode == 0, f"{out}\n{err}"
+    assert "stopping early (Ctrl-C)" in out
+    assert "summary: OK" in out
+    assert "lost 0" in out
+    assert "Traceback" not in err
 
 
 def test_demo_rejects_bad_arguments() -> None:
