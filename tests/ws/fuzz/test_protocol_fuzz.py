@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from quvel_ws.errors import (
     ClientEventError,
@@ -27,8 +28,10 @@ from quvel_ws.protocol import (
     ChannelState,
     ConnectionState,
     ErrorRaised,
+    OpenTransport,
     ProtocolConfig,
     PusherProtocol,
+    SendFrame,
     UserAuthData,
 )
 
@@ -203,3 +206,166 @@ def test_any_bytes_in_any_phase_never_raise(data: bytes | str) -> None:
         for out in proto.events_to_process():
             if isinstance(out, ErrorRaised):
                 assert isinstance(out.error, WsError)
+
+
+# --- model-based: the channel state machine against a small reference model of pusher-js's flags ----
+
+
+class _ModelChannel:
+    def __init__(self) -> None:
+        self.pending = False
+        self.cancelled = False
+        self.subscribed = False
+        self.failed = False
+        self.auth_sent = False
+
+    def state(self) -> ChannelState:
+        if self.cancelled:
+            return ChannelState.CANCELLED
+        if self.pending:
+            return ChannelState.PENDING
+        if self.subscribed:
+            return ChannelState.SUBSCRIBED
+        return ChannelState.FAILED if self.failed else ChannelState.UNSUBSCRIBED
+
+
+MODEL_CHANNELS = ["pub-a", "pub-b", "private-x", "private-y"]
+names = st.sampled_from(MODEL_CHANNELS)
+
+
+class ChannelMachine(RuleBasedStateMachine):
+    """Random interleavings of user calls, auth answers, server confirmations and reconnects; after
+    every step each channel's state and the subscribe/unsubscribe frames on the wire match the model."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proto = PusherProtocol(ProtocolConfig(url="ws://h/app/k"), rng=random.Random(0))
+        self.model: dict[str, _ModelChannel] = {}
+        self.connected = False
+        self.opening = False
+        self.sid = 0
+        self.now = 0.0
+        self.wire: list[tuple[str, str]] = []
+        self.expected: list[tuple[str, str]] = []
+        self.proto.connect(self.now)
+        self._drain()
+
+    def _drain(self) -> None:
+        for out in self.proto.events_to_process():
+            if isinstance(out, OpenTransport):
+                self.opening = True
+            elif isinstance(out, SendFrame):
+                msg = orjson.loads(out.text)
+                if msg["event"] in ("pusher:subscribe", "pusher:unsubscribe"):
+                    self.wire.append((msg["event"], msg["data"]["channel"]))
+
+    def _begin(self, name: str) -> None:
+        ch = self.model[name]
+        ch.pending, ch.cancelled, ch.subscribed, ch.failed = True, False, False, False
+        ch.auth_sent = not name.startswith("private-")
+        if ch.auth_sent:
+            self.expected.append(("pusher:subscribe", name))
+
+    @rule(name=names)
+    def subscribe(self, name: str) -> None:
+        self.proto.subscribe(name, self.now)
+        ch = self.model.get(name)
+        if ch is None:
+            ch = self.model[name] = _ModelChannel()
+        elif ch.pending:
+            ch.cancelled = False
+            return
+        elif ch.subscribed:
+            return
+        if self.connected:
+            self._begin(name)
+
+    @rule(name=names)
+    def unsubscribe(self, name: str) -> None:
+        self.proto.unsubscribe(name, self.now)
+        ch = self.model.get(name)
+        if ch is None or ch.cancelled:
+            return
+        if ch.pending:
+            ch.cancelled = True
+            return
+        del self.model[name]
+        if ch.subscribed and self.connected:
+            self.expected.append(("pusher:unsubscribe", name))
+
+    @precondition(lambda self: self.connected)
+    @rule(name=names, ok=st.booleans())
+    def auth_answer(self, name: str, ok: bool) -> None:
+        sid = f"{self.sid}.1"
+        if ok:
+            self.proto.channel_authorized(name, sid, ChannelAuthData("k:s"), self.now)
+        else:
+            failure = SubscriptionError(name, "no", status=403)
+            self.proto.channel_authorization_failed(name, sid, failure, self.now)
+        ch = self.model.get(name)
+        if ch is None or not ch.pending or ch.auth_sent or not name.startswith("private-"):
+            return
+        if ch.cancelled:
+            del self.model[name]
+        elif ok:
+            ch.auth_sent = True
+            self.expected.append(("pusher:subscribe", name))
+        else:
+            ch.pending, ch.failed = False, True
+
+    @precondition(lambda self: self.connected)
+    @rule(name=names)
+    def server_confirms(self, name: str) -> None:
+        self.proto.receive(succeeded(name), self.now)
+        ch = self.model.get(name)
+        if ch is None or ch.cancelled:
+            self.model.pop(name, None)
+            self.expected.append(("pusher:unsubscribe", name))
+            return
+        ch.pending, ch.subscribed, ch.failed = False, True, False
+
+    @precondition(lambda self: self.connected)
+    @rule(code=st.sampled_from([1006, 4200, 1000]))
+    def drop(self, code: int) -> None:
+        self.proto.transport_closed(code, "", self.now)
+        self.connected = False
+        for name, ch in list(self.model.items()):
+            if ch.cancelled:
+                del self.model[name]
+            else:
+                ch.pending = ch.subscribed = ch.failed = ch.auth_sent = False
+
+    @precondition(lambda self: not self.connected)
+    @rule()
+    def reconnect(self) -> None:
+        self._drain()
+        while not self.opening:  # run the clock to the scheduled retry
+            deadline = self.proto.next_deadline()
+            assert deadline is not None
+            self.now = max(self.now, deadline)
+            self.proto.tick(self.now)
+            self._drain()
+        self.opening = False
+        self.proto.transport_opened(self.now)
+        self.sid += 1
+        established = {"socket_id": f"{self.sid}.1", "activity_timeout": 30}
+        self.proto.receive(orjson.dumps({"event": "pusher:connection_established", "data": established}),
+                           self.now)
+        assert self.proto.state is ConnectionState.CONNECTED
+        self.connected = True
+        for name in self.model:
+            self._begin(name)
+
+    @invariant()
+    def matches_the_model(self) -> None:
+        self._drain()
+        assert self.wire == self.expected
+        self.wire, self.expected = [], []
+        for name in MODEL_CHANNELS:
+            ch = self.model.get(name)
+            assert self.proto.channel_state(name) is (ch.state() if ch else ChannelState.UNSUBSCRIBED), name
+        assert sorted(self.proto.channels()) == sorted(self.model)
+
+
+ChannelMachine.TestCase.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+test_channel_state_machine_matches_the_model = ChannelMachine.TestCase
