@@ -56,7 +56,11 @@ class Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.socket is not None:
-            self.socket.data_received(data)
+            try:
+                self.socket.data_received(data)
+            except Exception:  # a bug must cost this connection at most, never the server
+                logger.exception("error on socket %s; closing it", self.socket.id)
+                self.socket.close(1011, "Internal error")
             return
         self.last_activity = time.monotonic()
         if self._rejecting is not None:

@@ -93,7 +93,10 @@ def response(
     headers: dict[str, str] | None = None,
     keep_alive: bool = True,
 ) -> bytes:
-    reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Unknown"
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Unknown"
     lines = [
         f"HTTP/1.1 {status} {reason}",
         f"Content-Type: {content_type}",

@@ -219,3 +219,42 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met")
         time.sleep(0.02)
+
+
+def test_unknown_key_is_refused_and_pusher_js_stops(server: ServerThread, node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port, key="no-such-key", wait=False)
+    error = js.expect("error")
+    assert error["error"]["error"]["data"]["code"] == 4001
+    js.expect("state", current="disconnected")  # 4001: pusher-js does not retry
+    js.drain(quiet=1.5)
+    assert js.seen("state", current="connecting") == []
+    assert server.connection_count() == 0
+
+
+def test_cache_channel_with_pusher_js(server: ServerThread, node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port)
+    js.send("subscribe", channel="cache-prices")
+    js.expect("subscribed", channel="cache-prices")
+    js.expect("event", channel="cache-prices", event="pusher:cache_miss")
+    server.trigger("cache-prices", "Price", {"p": 1})
+    js.expect("event", event="Price")
+    late = node_peer()
+    late.connect(server.port)
+    late.send("subscribe", channel="cache-prices")
+    late.expect("subscribed", channel="cache-prices")
+    assert late.expect("event", channel="cache-prices", event="Price")["data"] == {"p": 1}
+
+
+def test_dropped_connection_is_recovered_by_pusher_js(server: ServerThread, node_peer: Peer) -> None:
+    js = node_peer()
+    js.connect(server.port)
+    js.send("subscribe", channel="news")
+    js.expect("subscribed", channel="news")
+    server.restart(abort=True)  # no close frame: 1006, as after a crash
+    js.expect("state", current="connecting")
+    js.expect("state", current="connected", timeout=20)
+    js.expect("subscribed", channel="news")
+    server.trigger("news", "Back", {"ok": True})
+    assert js.expect("event", event="Back")["data"] == {"ok": True}
