@@ -246,8 +246,14 @@ class ApiService:
 
     async def shutdown(self) -> None:
         """Container hook: close the HTTP client (only if this service created it)."""
-        if self._owns_client:
+        if not self._owns_client:
+            return
+        try:
             await self._client.aclose()
+        except RuntimeError as exc:
+            # Pooled connections opened under an event loop that has since closed (e.g. used inside one
+            # asyncio.run() and shut down from another) cannot be closed from here; the client is closed.
+            logger.warning("API client closed, but its connections belonged to a closed event loop: %s", exc)
 
     # Credentials --------------------------------------------------------------------------------------------
 

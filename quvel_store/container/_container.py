@@ -362,6 +362,12 @@ class ServiceContainer:
     def __iter__(self) -> Iterator[str]:
         return iter(tuple(self._entries))
 
+    def _ordered(self) -> list[tuple[str, _Entry]]:
+        """Lifecycle order: built-ins (in creation order: ``api`` before the ``ws`` that uses it), then
+        the other services in the order they were added."""
+        items = list(self._entries.items())
+        return [i for i in items if i[0] in BUILTIN_NAMES] + [i for i in items if i[0] not in BUILTIN_NAMES]
+
     def _known_names(self) -> list[str]:
         names = list(self._entries)
         names.extend(n for n in BUILTIN_NAMES if n not in self._entries and self._builtin_available(n))
@@ -384,7 +390,8 @@ class ServiceContainer:
         return self._phase
 
     async def boot(self) -> None:
-        """Run every service's ``register(container)``, then every ``boot()``, in the order added.
+        """Run every service's ``register(container)``, then every ``boot()``: built-in services first, then
+        yours in the order added (shutdown is the exact reverse, so infrastructure is up first, down last).
 
         Runs once; later calls return at once. A failing hook raises :class:`ServiceLifecycleError`
         naming the service (services booted before it stay booted: call :meth:`shutdown`).
@@ -397,10 +404,14 @@ class ServiceContainer:
         try:
             for hook in ("register", "boot"):
                 while True:  # a hook may add services; they join this same pass
-                    todo = [(n, e) for n, e in self._entries.items() if not _done(e, hook)]
+                    todo = [(n, e) for n, e in self._ordered() if not _done(e, hook)]
                     if not todo:
                         break
                     for name, entry in todo:
+                        if self._entries.get(name) is not entry:
+                            continue  # removed by an earlier hook
+                        if hook == "boot" and not entry.registered:  # added by a boot() hook
+                            await self._run_hook(name, entry, "register")
                         await self._run_hook(name, entry, hook)
         except BaseException:
             self._phase = "booted"  # what booted can still be shut down
@@ -409,7 +420,8 @@ class ServiceContainer:
         logger.debug("container booted with services %s", list(self._entries))
 
     async def shutdown(self) -> None:
-        """Shut every service down, last added first; keeps going past failures and reports them all.
+        """Shut every service down in the reverse of boot order (your services, last added first, then the
+        built-ins, so a service's shutdown can still use ``api``); keeps going past failures and reports all.
 
         Waits for hooks still running in the background first. Runs once; the container is then closed.
         """
@@ -419,7 +431,7 @@ class ServiceContainer:
         errors: dict[str, BaseException] = {}
         try:
             await self._drain_pending(errors)
-            for name, entry in reversed(list(self._entries.items())):
+            for name, entry in reversed(self._ordered()):
                 try:
                     await self._run_hook(name, entry, "shutdown")
                 except ServiceLifecycleError as exc:

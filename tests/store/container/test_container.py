@@ -24,6 +24,7 @@ from quvel_store.errors import (
     ServiceNotFound,
     ServiceTypeError,
 )
+from tests.store.container.conftest import LaravelLikeServer
 
 
 class Recorder:
@@ -293,6 +294,58 @@ async def test_lazily_created_builtin_after_boot_joins_the_lifecycle() -> None:
     async with ServiceContainer() as container:
         api = container.api
     assert api.client.is_closed
+
+
+async def test_builtins_boot_first_and_shut_down_last(http_api: LaravelLikeServer) -> None:
+    """A service's shutdown can still call the API even when the API client was created after it."""
+    seen: list[object] = []
+
+    class Farewell:
+        def __init__(self) -> None:
+            self.container: ServiceContainer | None = None
+
+        def register(self, container: ServiceContainer) -> None:
+            self.container = container
+
+        async def shutdown(self) -> None:
+            assert self.container is not None
+            seen.append(await self.container.api.post("/api/echo", {"bye": True}))
+
+    async with ServiceContainer({"api_url": http_api.url}, services={"farewell": Farewell()}) as container:
+        _ = container.api  # created lazily, after "farewell"
+        assert container.service_names == ("config", "farewell", "api")
+    assert len(seen) == 1
+    assert seen[0]["json"] == {"bye": True}  # type: ignore[index]
+    assert container.api.client.is_closed
+
+
+async def test_service_added_by_a_boot_hook_is_registered_then_booted() -> None:
+    journal: list[str] = []
+
+    class Spawner(Recorder):
+        def boot(self) -> None:
+            super().boot()
+            assert self.container is not None
+            self.container.add_service("child", Recorder("child", journal))
+
+    async with ServiceContainer(services={"spawner": Spawner("spawner", journal)}):
+        assert journal == ["register:spawner", "boot:spawner", "register:child", "boot:child"]
+
+
+async def test_service_removed_by_a_register_hook_is_not_booted() -> None:
+    journal: list[str] = []
+
+    class Remover(Recorder):
+        def register(self, container: ServiceContainer) -> None:
+            super().register(container)
+            container.remove_service("victim")
+
+    container = ServiceContainer(
+        services={"remover": Remover("remover", journal), "victim": Recorder("victim", journal)}
+    )
+    async with container:
+        pass
+    assert journal == ["register:remover", "shutdown:victim", "boot:remover", "shutdown:remover"]
 
 
 async def test_remove_service_runs_its_shutdown() -> None:
