@@ -17,7 +17,7 @@ import orjson
 from quvel_ws.errors import InvalidArgument
 from quvel_ws.server._app import AppConfig, Limits, check_apps
 from quvel_ws.server._conn import Connection
-from quvel_ws.server._frames import event_frame
+from quvel_ws.server._frames import event_frame, text_frame
 from quvel_ws.server._http import ApiError, EventToPublish, HttpApi, channel_attributes, validate_event
 from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
@@ -243,6 +243,15 @@ class PusherServer:
             result["channels"] = {ch: channel_attributes(state, ch, ev.info) for ch in ev.channels}
         return result
 
+    def send_raw(self, socket_id: str, payload: str | bytes, *, app_id: str | None = None) -> bool:
+        """Send ``payload`` as one text frame to one connection, unchecked: lets a test play a server
+        that misbehaves (bad JSON, Reverb's string-encoded errors...). ``False``: no such socket."""
+        sock = self._state(app_id).sockets.get(socket_id)
+        if sock is None:
+            return False
+        sock.send(text_frame(payload.encode() if isinstance(payload, str) else payload))
+        return True
+
     # --- introspection (tests, the demo, the CLI) ----------------------------------------------------
 
     def connection_count(self, app_id: str | None = None) -> int:
@@ -409,6 +418,9 @@ class ServerThread(LoopThread["PusherServer"]):
     @property
     def port(self) -> int:
         return self.server.port
+
+    def send_raw(self, socket_id: str, payload: str | bytes, *, app_id: str | None = None) -> bool:
+        return self._on_loop(lambda: self.server.send_raw(socket_id, payload, app_id=app_id))
 
     def connection_count(self, app_id: str | None = None) -> int:
         return self._on_loop(lambda: self.server.connection_count(app_id))

@@ -347,3 +347,12 @@ async def test_close_one_socket(embedded: PusherServer) -> None:
     assert await a.closed() == 4100
     assert not embedded.close_socket("1.1")
     await b.barrier()
+
+
+async def test_send_raw_lets_a_test_misbehave(embedded: PusherServer) -> None:
+    raw = await Raw.connect(embedded.ws_url)
+    assert embedded.send_raw(raw.socket_id, '{"event":"pusher:error","data":"{\\"code\\":4200}"}')
+    assert (await raw.recv())["data"] == '{"code":4200}'
+    assert embedded.send_raw(raw.socket_id, b"not json")
+    assert (await raw.ws.recv()) == "not json"
+    assert not embedded.send_raw("1.1", "x")
