@@ -144,14 +144,15 @@ class App:
 
     def _drain(self) -> None:
         queue = self._queue
+        mutations = self._mutations
         self._draining = True
         try:
             while queue:
                 target, event, state = queue.popleft()
                 target._notify(event, state)
-                if self._mutations.observers:
+                if mutations.observers:
                     try:
-                        self._mutations.on_next(event)
+                        mutations.on_next(event)
                     except Exception as exc:
                         target._report("subscriber", exc)
                 del target, event, state

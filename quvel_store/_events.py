@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["ActionEvent", "ActionPhase", "MutationEvent", "MutationKind", "StoreErrorEvent"]
 
@@ -22,9 +22,8 @@ class MutationKind(enum.StrEnum):
     BATCH = "batch"  # with store.batch(): several writes, one commit
 
 
-@dataclass(frozen=True, slots=True)
-class MutationEvent:
-    """One commit of one store.
+class MutationEvent(NamedTuple):
+    """One commit of one store (an immutable record shared by every subscriber).
 
     ``payload`` is the patch mapping, the patch function, the new state (replace/hydrate), or for a
     batch the tuple of ``(kind, payload)`` of each write. ``action``/``action_id`` name the action that
@@ -36,7 +35,7 @@ class MutationEvent:
     payload: Any = None
     action: str | None = None
     action_id: int | None = None
-    changed: frozenset[Loc] = field(default_factory=frozenset)
+    changed: frozenset[Loc] = frozenset()
 
 
 class ActionPhase(enum.StrEnum):

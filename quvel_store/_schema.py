@@ -7,8 +7,12 @@ which is what keeps appends O(1). Anything else is revalidated as a whole field 
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import types
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -58,11 +62,45 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
+_SCALAR_TYPES: frozenset[Any] = frozenset(
+    {
+        int,
+        float,
+        str,
+        bool,
+        bytes,
+        type(None),
+        complex,
+        decimal.Decimal,
+        uuid.UUID,
+        datetime.datetime,
+        datetime.date,
+        datetime.time,
+        datetime.timedelta,
+    }
+)
+
+
+def _is_scalar_type(tp: Any) -> bool:
+    """Whether every value of annotation ``tp`` is immutable (so sealing it needs no walk)."""
+    if tp in _SCALAR_TYPES:
+        return True
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return True
+    origin = typing.get_origin(tp)
+    if origin is typing.Literal:
+        return True
+    if origin is typing.Union or origin is types.UnionType:
+        return all(_is_scalar_type(a) for a in typing.get_args(tp))
+    return False
+
+
 class StateSchema:
     """Per-app cache of frozen classes and model plans (nothing here is shared between apps)."""
 
     def __init__(self) -> None:
         self._frozen: dict[type[BaseModel], type[BaseModel]] = {}
+        self._flat_models: dict[type[BaseModel], type[BaseModel]] = {}
         self._models: dict[type[BaseModel], ModelPlan] = {}
         self._types: dict[Any, TypePlan] = {}
 
@@ -72,9 +110,17 @@ class StateSchema:
         fc = self._frozen.get(cls)
         if fc is None:
             fc = self._frozen[cls] = make_frozen_class(cls)
+            if all(_is_scalar_type(info.annotation) for info in cls.model_fields.values()):
+                self._flat_models[cls] = fc
         return fc
 
     def seal(self, value: Any) -> Any:
+        cls = type(value)
+        fast = self._flat_models.get(cls)
+        if fast is not None and value.__pydantic_extra__ is None:
+            # every field holds an immutable scalar: freezing is just the class swap
+            object.__setattr__(value, "__class__", fast)
+            return value
         return seal(value, self.frozen_class)
 
     # ---- plans ----------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from quvel_store._errors import (
     StoreDisposedError,
 )
 from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
-from quvel_store._frozen import is_frozen_model
+from quvel_store._frozen import _SCALARS, is_frozen_model, shallow_model_copy
 from quvel_store._getters import Getter
 from quvel_store._select import Selection
 
@@ -172,6 +172,9 @@ class Store(Generic[S]):
         self.store_id = cls.id if key is None else f"{cls.id}:{key}"
         self._app = app
         self._schema = app._schema
+        self._root_plan = app._schema.model_plan(cls.state_model)
+        self._frozen_cls = app._schema.frozen_class(cls.state_model)
+        self._flat_changed: dict[tuple[str, ...], frozenset[Loc]] = {}
         self._state: S = cast(S, None)
         self._version = 0
         self._txn: Txn | None = None
@@ -271,8 +274,11 @@ class Store(Generic[S]):
         replace. ``patch(fn)`` calls ``fn(draft)``; the draft is typed as the state and edited like it.
         If anything raises, nothing is committed and the state is exactly as before.
         """
-        self._check_writable()
-        if isinstance(changes, Mapping):
+        if self._disposed or self._txn is not None:
+            self._check_writable()
+        if type(changes) is dict or isinstance(changes, Mapping):
+            if self._flat_patch(changes):
+                return
             kind = MutationKind.PATCH_OBJECT
         elif callable(changes):
             kind = MutationKind.PATCH_FUNCTION
@@ -283,9 +289,9 @@ class Store(Generic[S]):
         self._txn = txn
         try:
             if kind is MutationKind.PATCH_OBJECT:
-                merge_into(root, cast(Mapping[str, Any], changes))
+                merge_into(root, cast("Mapping[str, Any]", changes))
             else:
-                result = cast(Callable[[Any], object], changes)(root)
+                result = cast("Callable[[Any], object]", changes)(root)
                 if inspect.isawaitable(result):
                     if inspect.iscoroutine(result):
                         result.close()
@@ -300,6 +306,42 @@ class Store(Generic[S]):
         txn.close(root)
         del root
         self._commit(new, kind, changes, changed)
+
+    def _flat_patch(self, changes: Mapping[str, Any]) -> bool:
+        """``patch({field: value, ...})`` with no nested mappings: validate the fields onto a shallow copy.
+
+        The common case, kept short; anything else (nested merges, unknown keys, models with model
+        validators) goes through the draft, which gives the same result and the detailed errors.
+        """
+        plan = self._root_plan
+        if not plan.eager:
+            return False
+        fields = plan.fields
+        for key, value in changes.items():
+            if key not in fields or (type(value) not in _SCALARS and isinstance(value, Mapping)):
+                return False
+        work = shallow_model_copy(self._state, self._frozen_cls)
+        validate = plan.cls.__pydantic_validator__.validate_assignment
+        extra = plan.extra
+        try:
+            for key, value in changes.items():
+                validate(work, key, value, extra=extra)
+        except ValidationError as exc:
+            raise StateValidationError(
+                self.store_id,
+                [{"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
+            ) from None
+        d = work.__dict__
+        seal = self._schema.seal
+        changed = self._flat_changed.get(tuple(changes))
+        if changed is None:
+            changed = self._flat_changed[tuple(changes)] = frozenset((key,) for key in changes)
+        for key in changes:
+            value = d[key]
+            if type(value) not in _SCALARS:
+                d[key] = seal(value)
+        self._commit(cast(S, work), MutationKind.PATCH_OBJECT, changes, changed)
+        return True
 
     def replace(self, state: S | Mapping[str, Any]) -> None:
         """Replace the whole state (validated; fields missing from a mapping take their defaults)."""
@@ -361,16 +403,16 @@ class Store(Generic[S]):
         self._emit(kind, payload, changed)
 
     def _emit(self, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
-        current = self._app._action_var.get()
-        event = MutationEvent(
-            kind,
-            self.store_id,
-            payload,
-            current[1] if current is not None else None,
-            current[2] if current is not None else None,
-            changed,
-        )
-        self._app._deliver(self, event, self._state)
+        app = self._app
+        current = app._action_var.get()
+        if current is None:
+            event = MutationEvent(kind, self.store_id, payload, None, None, changed)
+        else:
+            event = MutationEvent(kind, self.store_id, payload, current[1], current[2], changed)
+        self._undelivered += 1
+        app._queue.append((self, event, self._state))
+        if not app._draining:
+            app._drain()
 
     def _set_state_quietly(self, new: S) -> None:
         """Install state without an event (store creation, hydration before anyone can observe)."""
