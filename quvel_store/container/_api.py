@@ -129,7 +129,7 @@ class ApiService:
 
     def set_token(self, token: str | None) -> None:
         """Send ``Authorization: Bearer <token>`` to the API from now on (None stops it)."""
-        if token is not None and (not isinstance(token, str) or not token or "\n" in token):
+        if token is not None and (not isinstance(token, str) or not token.isprintable() or not token.strip()):
             raise ConfigError("a bearer token must be a non-empty single-line string", key="token")
         self._token = token
 

@@ -109,7 +109,7 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
                     self._reply(200, {"ok": True})
                 else:
                     self._reply(419, {"message": "CSRF token mismatch."})
-            elif path == "/broadcasting/auth" and self.command == "POST":
+            elif path in ("/broadcasting/auth", "/api/broadcasting/auth") and self.command == "POST":
                 # Laravel's channel authorization behind Sanctum: session XSRF + bearer token required.
                 form = body if isinstance(body, dict) else {k: v[0] for k, v in parse_qs(str(body)).items()}
                 if headers.get("x-xsrf-token") != XSRF_DECODED:

@@ -104,8 +104,9 @@ async def test_bearer_token_set_and_cleared(http_api: LaravelLikeServer) -> None
 
 async def test_bad_token_is_rejected_and_old_one_kept(http_api: LaravelLikeServer) -> None:
     async with ApiService(http_api.url, token="good") as api:
-        with pytest.raises(ConfigError):
-            api.set_token("evil\r\nX-Injected: 1")
+        for bad in ("evil\r\nX-Injected: 1", "evil\rx", "", "   ", 42):
+            with pytest.raises(ConfigError):
+                api.set_token(bad)  # type: ignore[arg-type]
         assert api.token == "good"
 
 

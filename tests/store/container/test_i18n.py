@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from quvel_store.container import I18nService
 from quvel_store.errors import I18nError
@@ -135,3 +137,16 @@ def test_bad_files_and_catalogs_raise_and_keep_what_was_loaded(tmp_path: Path) -
         i18n.set_locale("")
     assert i18n.t("auth.failed") == "These credentials do not match our records."
     assert i18n.locale == "en"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    message=st.text(alphabet=st.sampled_from(list("ab :{}|[]*,0129-x")), max_size=40),
+    count=st.integers(min_value=-5, max_value=50),
+    value=st.text(max_size=5),
+)
+def test_any_message_translates_without_raising(message: str, count: int, value: str) -> None:
+    """Catalog text is data: whatever it holds, t() and choice() return a string and never raise."""
+    i18n = I18nService(catalogs={"en": {"k": message}})
+    assert isinstance(i18n.t("k", x=value, a=value), str)
+    assert isinstance(i18n.choice("k", count, x=value), str)

@@ -78,12 +78,18 @@ async def test_ws_is_built_from_config(monkeypatch: pytest.MonkeyPatch) -> None:
     assert container.api.client.is_closed
 
 
-async def test_private_channel_auth_goes_through_api_client(http_api: LaravelLikeServer) -> None:
+@pytest.mark.parametrize("endpoint", [None, "/api/broadcasting/auth"])
+async def test_private_channel_auth_goes_through_api_client(
+    http_api: LaravelLikeServer, endpoint: str | None
+) -> None:
     """End to end: a private channel on the embedded Pusher server, authorised by the API server with
     the session's XSRF token and the bearer token that api.client carries."""
     app = AppConfig(id="1", key=WS_APP_KEY, secret=WS_APP_SECRET)
     async with PusherServer(apps=[app], port=0) as server:
-        config = Config({"api_url": http_api.url, "ws_url": server.ws_url}, env=False)
+        settings = {"api_url": http_api.url, "ws_url": server.ws_url}
+        if endpoint is not None:
+            settings["ws_auth_endpoint"] = endpoint
+        config = Config(settings, env=False)
         async with ServiceContainer(config) as container:
             await container.api.csrf_cookie()
             container.api.set_token(WS_TOKEN)
@@ -97,7 +103,7 @@ async def test_private_channel_auth_goes_through_api_client(http_api: LaravelLik
             await server.trigger("private-orders.1", "OrderShipped", {"id": 1})
             assert await asyncio.wait_for(received, 10) == {"id": 1}
             ws = container.ws
-        auth = [s for s in http_api.seen if s.path == "/broadcasting/auth"]
+        auth = [s for s in http_api.seen if s.path == (endpoint or "/broadcasting/auth")]
         assert len(auth) == 1
         assert auth[0].headers["authorization"] == f"Bearer {WS_TOKEN}"
         assert auth[0].headers["x-xsrf-token"] == XSRF_DECODED
