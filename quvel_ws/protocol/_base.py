@@ -69,6 +69,7 @@ class _CoreBase:
         self._phase_deadline: float | None = None  # connect or handshake timeout
         self._unavailable_at: float | None = None
         self._attempt = 0
+        self._connected_at = 0.0
         self._signin_requested = False
         self._signin_pending = False
         self._user_id: str | None = None

@@ -20,6 +20,7 @@ class ProtocolConfig:
     handshake_timeout: float = 15.0
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
+    backoff_reset_after: float = 30.0  # a connection that lived this long resets the backoff exponent
     immediate_retry_jitter: float = 1.0
     max_frame_bytes: int = 10_000
     encrypted_channels: bool = True
@@ -29,7 +30,8 @@ class ProtocolConfig:
         if not isinstance(self.url, str) or not self.url.startswith(("ws://", "wss://")):
             raise InvalidArgument(f"url must start with ws:// or wss://, got {self.url!r}")
         for name in ("activity_timeout", "pong_timeout", "unavailable_timeout", "subscription_timeout",
-                     "connect_timeout", "handshake_timeout", "backoff_initial", "backoff_max"):
+                     "connect_timeout", "handshake_timeout", "backoff_initial", "backoff_max",
+                     "backoff_reset_after"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")

@@ -390,7 +390,9 @@ class PusherProtocol(_UserAuthentication):
         self._phase_deadline = None
         self._unavailable_at = None
         self._retry_at = None
-        self._backoff.reset()
+        # The backoff exponent is kept until the connection proves stable (see _lose_connection): a
+        # server that accepts and drops every connection at once must not be hammered.
+        self._connected_at = now
         self._attempt = 0
         self._socket_id = socket_id
         self._activity_timeout = min(self._config.activity_timeout, server_timeout)
@@ -468,6 +470,8 @@ class PusherProtocol(_UserAuthentication):
     def _lose_connection(self, now: float) -> None:
         """The socket is gone but we will retry: back to ``connecting`` (state kept if not connected)."""
         self._ping_at = None
+        if self._state is _CONNECTED and now - self._connected_at >= self._config.backoff_reset_after:
+            self._backoff.reset()
         if self._state is _CONNECTED:
             self._set_state(_CONNECTING)
             self._unavailable_at = now + self._config.unavailable_timeout

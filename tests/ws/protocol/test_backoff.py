@@ -64,15 +64,31 @@ def test_injected_rng_makes_delays_reproducible() -> None:
     assert delays(11) != delays(12)
 
 
-def test_attempts_reset_after_a_successful_connection() -> None:
-    h = Harness(backoff_initial=1, backoff_max=64)
+def test_attempts_reset_once_a_connection_proved_stable() -> None:
+    h = Harness(backoff_initial=1, backoff_max=64, backoff_reset_after=30, activity_timeout=1000)
     h.proto.connect(h.now)
     for _ in range(5):
         h.proto.transport_failed(OSError("x"), h.now)
         (retry,) = of_type(h.drain(), RetryScheduled)
         h.advance(retry.delay)
     h.proto.transport_opened(h.now)
-    h.establish()
+    h.establish(activity_timeout=1000)
+    h.advance(30)
     (retry,) = of_type(h.close(1006), RetryScheduled)
     assert retry.delay <= 1.0
     assert retry.attempt == 1
+
+
+def test_a_server_that_drops_every_connection_at_once_is_backed_off_more_and_more() -> None:
+    h = Harness(backoff_initial=1, backoff_max=64, backoff_reset_after=30)
+    ceilings = []
+    for _ in range(7):
+        h.open()
+        h.establish()
+        (retry,) = of_type(h.close(1006), RetryScheduled)
+        assert retry.attempt == 1  # OpenTransport numbering restarts with every connection...
+        ceilings.append(retry.delay)
+        h.advance(retry.delay)
+    # ...but the delay window keeps doubling: 1, 2, 4, 8, 16, 32, 64
+    assert all(d <= 2**i for i, d in enumerate(ceilings))
+    assert max(ceilings[4:]) > 4  # with this seed the later windows are really used
