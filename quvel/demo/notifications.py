@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
+from reactivex.abc import DisposableBase
 
 from quvel_store import Store, action, getter
 
 
-class NotificationConfigError(Exception):
+class NotificationConfigError(LookupError):
     """The container's config lacks what the store needs (``tenant_id``)."""
 
 
@@ -78,6 +79,11 @@ class NotificationStore(Store[NotificationState]):
 
     id = "notifications"
 
+    _following: list[DisposableBase]
+
+    def on_init(self) -> None:
+        self._following = []
+
     @getter
     def unread_count(self) -> int:
         return sum(not n.read for n in self.state.notifications)
@@ -88,15 +94,27 @@ class NotificationStore(Store[NotificationState]):
 
     @action
     async def subscribe_to_socket(self, user_id: int) -> None:
-        """Follow ``user_id``'s notifications. Every (re)subscription reloads the list, which is how
-        notifications sent while the connection was down are caught up."""
+        """Follow ``user_id``'s notifications (instead of anyone followed before). Every (re)subscription
+        reloads the list, which is how notifications sent while the connection was down are caught up."""
         tenant = self.container.config.get("tenant_id")
         if tenant is None:
             raise NotificationConfigError("set tenant_id in the container config (QUVEL_TENANT_ID)")
         channel = self.container.ws.channel(f"tenant.{tenant}.User.{user_id}", type="privateNotification")
+        self.unsubscribe_from_socket()
         self.patch({"user_id": user_id, "channel": channel.name})
-        self.connect(channel.notifications(), self._receive)
-        self.connect(channel.subscribed, lambda _event: self.load())
+        self._following = [
+            self.connect(channel.notifications(), self._receive),
+            self.connect(channel.subscribed, lambda _event: self.load()),
+        ]
+
+    @action
+    def unsubscribe_from_socket(self) -> None:
+        """Stop following (the channel is left when nothing else listens to it). ``dispose()`` does it too."""
+        for handle in self._following:
+            handle.dispose()
+        self._following = []
+        if self.state.channel is not None:
+            self.patch({"channel": None})
 
     def _receive(self, payload: Mapping[str, Any]) -> None:
         # The broadcast has no timestamp: order it by arrival until a reload brings the stored one.
@@ -108,9 +126,10 @@ class NotificationStore(Store[NotificationState]):
             {"notifications": _merge(state.notifications, [notification]), "received": state.received + 1}
         )
 
-    @action
+    @action(concurrency="switch")
     async def load(self) -> None:
-        """Read the user's notifications from ``GET /api/notifications`` and merge them in."""
+        """Read the user's notifications from ``GET /api/notifications`` and merge them in. A newer load
+        (a re-subscription) cancels one still in flight: only a list read after subscribing is complete."""
         body = await self.container.api.get("/api/notifications")
         listed = [Notification.model_validate(row) for row in body["data"]]
         state = self.state

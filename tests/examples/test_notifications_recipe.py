@@ -176,3 +176,29 @@ async def test_server_rendering_mode_never_subscribes(stack: DemoStack) -> None:
             )
         assert store.state.loads == 0
         app.dispose()
+
+
+async def test_following_again_or_another_user_never_duplicates(stack: DemoStack) -> None:
+    store = await followed(stack)
+    await store.subscribe_to_socket(1)  # again: replaces the first subscription
+    await stack.backend.notify(1, INVOICE, {"title": "once"})
+    await wait_until(store, lambda s: len(s.notifications) == 1)
+    await stack.backend.notify(1, INVOICE, {"title": "twice"})
+    state = await wait_until(store, lambda s: len(s.notifications) == 2)
+    assert state.received == 2  # each broadcast folded once
+
+
+async def test_unsubscribe_from_socket_leaves_the_channel(stack: DemoStack) -> None:
+    assert stack.server is not None
+    store = await followed(stack)
+    store.unsubscribe_from_socket()
+    assert store.state.channel is None
+    for _ in range(100):
+        if "private-tenant.acme.User.1" not in stack.server.channels():
+            break
+        await asyncio.sleep(0.02)
+    assert "private-tenant.acme.User.1" not in stack.server.channels()
+    await store.subscribe_to_socket(1)  # and following again works
+    await wait_until(store, lambda s: s.loads == 2)
+    sent = await stack.backend.notify(1, INVOICE, {"title": "back"})
+    await wait_until(store, lambda s: s.received == 1 and s.notifications[0].id == sent.id)
