@@ -123,7 +123,8 @@ class AuthorizationError(SubscriptionError):
     """The auth endpoint did not authorise the channel: an HTTP error status (403, 500...), status 0
     for a network failure or timeout, or a 200 with a body that is not a valid auth response."""
 
-    def __init__(self, channel: str, message: str, *, status: int | None = None, body: str | None = None) -> None:
+    def __init__(self, channel: str, message: str, *, status: int | None = None,
+                 body: str | None = None) -> None:
         self.body = body[:500] if body else body
         super().__init__(channel, message, type="AuthError", status=status)
 
