@@ -101,6 +101,8 @@ class ServiceContainer:
 
     @config.setter
     def config(self, value: Config) -> None:
+        """Replace the settings; built-ins already created keep the settings they were built with
+        (``remove_service("api")`` rebuilds the API client from the new ones on next use)."""
         self.add_service("config", value, overwrite=True)
 
     @property
@@ -281,7 +283,12 @@ class ServiceContainer:
                 return service
             if not overwrite:
                 raise ServiceAlreadyRegistered(name)
-            self.remove_service(name)
+            # The new service is held before the old one shuts down: if that shutdown fails, the error
+            # is raised but the container is left holding the service the caller asked for.
+            del self._entries[name]
+            self._attach(name, service)
+            self._run_hook_now(name, existing, "shutdown")
+            return service
         self._attach(name, service)
         return service
 

@@ -163,6 +163,15 @@ def test_duplicate_name_needs_overwrite_which_shuts_the_old_one_down() -> None:
     assert container.add_service("svc", new) is new  # re-adding the same object is a no-op
 
 
+def test_overwrite_keeps_the_new_service_even_if_the_old_shutdown_fails() -> None:
+    journal: list[str] = []
+    container = ServiceContainer(services={"svc": Recorder("old", journal, fail="shutdown")})
+    new = Recorder("new", journal)
+    with pytest.raises(ServiceLifecycleError, match=r"'svc'.*shutdown"):
+        container.add_service("svc", new, overwrite=True)
+    assert container.get_service("svc") is new
+
+
 def test_missing_service_names_the_known_ones() -> None:
     container = ServiceContainer()
     container.add_service("billing", Plain())
