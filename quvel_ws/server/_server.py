@@ -40,7 +40,7 @@ class PusherServer:
 
     def __init__(
         self,
-        apps: Iterable[AppConfig] | None = None,
+        apps: AppConfig | Iterable[AppConfig] | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -50,7 +50,11 @@ class PusherServer:
         limits: Limits | None = None,
         ssl: SSLContext | None = None,
     ) -> None:
-        self.apps: list[AppConfig] = check_apps(apps if apps is not None else [AppConfig()])
+        if apps is None:
+            apps = [AppConfig()]
+        elif isinstance(apps, AppConfig):
+            apps = [apps]
+        self.apps: list[AppConfig] = check_apps(apps)
         if activity_timeout <= 0 or pong_timeout <= 0:
             raise InvalidArgument("activity_timeout and pong_timeout must be positive (seconds)")
         self.host = host
