@@ -197,7 +197,9 @@ async def test_refused_4001_never_reconnects(how: str) -> None:
             await srv.close(4001, "App key not found")
         await d.wait_for(lambda log: d.proto.state is ConnectionState.DISCONNECTED)
         assert any(isinstance(e, ErrorRaised) and isinstance(e.error, ConnectionRefused) for e in d.log)
-        await asyncio.sleep(0.3)  # a wrongly scheduled retry (backoff 0.05 s) would have connected by now
+        # Nothing can reconnect: no timer is armed, no open was asked for after the refusal.
+        assert d.proto.next_deadline() is None
+        assert sum(isinstance(e, OpenTransport) for e in d.log) == 1
         assert srv.connection_count == 1
 
 
