@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from typing import TYPE_CHECKING, Any
@@ -63,8 +64,9 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
     from quvel_ws.server import AppConfig, app_from_env, load_apps_file
 
-    if args.apps_file:
-        return list(load_apps_file(args.apps_file))
+    apps_file = args.apps_file or os.environ.get("QUVEL_APPS_FILE")
+    if apps_file:
+        return list(load_apps_file(apps_file))
     base = app_from_env() or AppConfig()
     changes: dict[str, Any] = {}
     if args.app_id is not None:

@@ -8,7 +8,9 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
+from unittest import mock
 
 import httpx
 import pusher
@@ -83,6 +85,12 @@ async def test_sdk_terminate_user_connections(server: PusherServer) -> None:
     await asyncio.to_thread(client.terminate_user_connections, "9")
     assert (await raw.expect("pusher:error"))["data"]["code"] == 4009
     assert await raw.closed() == 4009
+
+
+async def test_sdk_request_with_a_stale_timestamp_is_refused(server: PusherServer) -> None:
+    stale_clock = SimpleNamespace(time=lambda: time.time() - 700)  # the SDK's clock only, not ours
+    with mock.patch("pusher.http.time", stale_clock), pytest.raises(pusher.errors.PusherBadAuth):
+        await asyncio.to_thread(sdk(server).trigger, "news", "Ev", {})
 
 
 async def test_stale_timestamp_is_401(server: PusherServer) -> None:
