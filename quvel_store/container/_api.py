@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import httpx
-from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from quvel_store.errors import (
     ApiCsrfMismatch,
@@ -209,35 +209,44 @@ class ApiService:
     ) -> httpx.Response:
         """Send a request and return the raw successful ``httpx.Response``; failures raise typed errors."""
         method = method.upper()
-        target = httpx.URL(url)
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL as exc:
+            raise ApiError(f"{method} {url!r}: invalid URL ({exc})", method=method, url=str(url)) from exc
         if target.is_relative_url and not str(self._client.base_url):
             raise ServiceNotConfigured(
                 f"cannot send {method} {url}: no API base URL; set QUVEL_API_URL, pass "
                 f"ServiceContainer(config={{'api_url': 'https://api.example.com'}}) or use an absolute URL"
             )
-        if isinstance(json, BaseModel):
-            json = json.model_dump(mode="json")
+        if json is not None:
+            try:  # pydantic models, dataclasses, datetimes, UUIDs, Decimals... as JSON-ready values
+                json = to_jsonable_python(json)
+            except PydanticSerializationError as exc:
+                raise ApiError(
+                    f"{method} {url}: the request body is not JSON-serializable ({exc})",
+                    method=method,
+                    url=url,
+                ) from exc
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout
+        full = _full(self._client, url)
         try:
             response = await self._client.request(
                 method, url, json=json, params=params, headers=headers, **extra
             )
         except httpx.TimeoutException as exc:
             raise ApiTimeout(
-                f"{method} {url} timed out ({type(exc).__name__}); raise api_timeout if the API is slow",
+                f"{method} {full} timed out ({type(exc).__name__}); raise api_timeout if the API is slow",
                 method=method,
-                url=_full(self._client, url),
+                url=full,
             ) from exc
         except httpx.TransportError as exc:
             raise ApiTransportError(
-                f"{method} {url} failed before a response arrived: {exc!r}",
-                method=method,
-                url=_full(self._client, url),
+                f"{method} {full} failed before a response arrived: {exc!r}", method=method, url=full
             ) from exc
-        except httpx.InvalidURL as exc:
-            raise ApiError(f"{method} {url}: invalid URL ({exc})", method=method, url=url) from exc
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:  # too many redirects, a bad redirect URL...
+            raise ApiError(f"{method} {full} failed: {exc!r}", method=method, url=full) from exc
         if response.is_success:
             return response
         raise _status_error(method, response)

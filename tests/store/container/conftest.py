@@ -137,6 +137,8 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
                 self._reply(204)
             elif path == "/api/redirect":
                 self._reply(302, {}, {"Location": query["to"]})
+            elif path == "/api/loop":
+                self._reply(302, {}, {"Location": "/api/loop"})
             elif path == "/api/hangup":
                 self.close_connection = True  # close without writing a response
             else:

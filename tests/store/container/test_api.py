@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -59,6 +63,34 @@ async def test_query_params_and_pydantic_bodies(http_api: LaravelLikeServer) -> 
         posted = await api.post("/api/echo", NewItem(title="x"))
     assert got["query"] == {"page": "2"}
     assert posted["json"] == {"title": "x", "done": False}
+
+
+async def test_rich_bodies_are_encoded_and_unencodable_ones_are_typed_errors(
+    http_api: LaravelLikeServer,
+) -> None:
+    @dataclass
+    class Stamp:
+        at: datetime
+        id: uuid.UUID
+
+    stamp = Stamp(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC), uuid.UUID(int=1))
+    async with ApiService(http_api.url) as api:
+        reply = await api.post("/api/echo", {"stamp": stamp, "price": Decimal("1.50")})
+        with pytest.raises(ApiError, match="not JSON-serializable"):
+            await api.post("/api/echo", {"x": object()})
+    assert reply["json"] == {
+        "stamp": {"at": "2026-01-02T03:04:05Z", "id": "00000000-0000-0000-0000-000000000001"},
+        "price": "1.50",
+    }
+    assert len([s for s in http_api.seen if s.path == "/api/echo"]) == 1  # the bad body was never sent
+
+
+async def test_redirect_loop_and_bad_urls_are_typed_errors(http_api: LaravelLikeServer) -> None:
+    async with ApiService(http_api.url) as api:
+        with pytest.raises(ApiError, match="TooManyRedirects"):
+            await api.get("/api/loop")
+        with pytest.raises(ApiError, match="invalid URL"):
+            await api.get("http://[::1")
 
 
 async def test_empty_and_204_bodies_are_none(http_api: LaravelLikeServer) -> None:
