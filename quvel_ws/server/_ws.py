@@ -106,7 +106,9 @@ class Socket:
             if chunk:
                 self.write(chunk)
             else:  # websockets asks for EOF: the close handshake is over (or failed)
-                self.closing = True
+                if not self.closing:
+                    self.closing = True
+                    self.app.remove_socket(self)
                 self.transport.close()
                 return
         if self.proto.state is State.CLOSED and not self.transport.is_closing():
@@ -119,6 +121,9 @@ class Socket:
         if error is not None:
             self.write(error_frame(code, error))
         self.closing = True
+        # Leave every channel now: nothing may follow the close frame, and the others should learn
+        # (member_removed) without waiting for the TCP connection to end.
+        self.app.remove_socket(self)
         if self.proto.state is State.OPEN:
             self.proto.send_close(code, reason[:120])
         self._flush()
