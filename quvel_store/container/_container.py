@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 from quvel_store.errors import (
     ContainerClosed,
@@ -155,7 +155,8 @@ class ServiceContainer:
 
         Its channel-auth requests go through ``api.client``, so they carry the same cookies and token.
         """
-        return self._builtin("ws")  # type: ignore[no-any-return,return-value,unused-ignore]
+        # Duck-typed on purpose: tests and apps may hold their own WebSocket service object here.
+        return cast("WebSocketService", self._builtin("ws"))
 
     @ws.setter
     def ws(self, value: WebSocketService) -> None:
@@ -212,7 +213,7 @@ class ServiceContainer:
                 "with ServiceContainer(ws=WebSocketService(...)) / container.ws = ..."
             )
         try:
-            from quvel_ws import WebSocketService  # type: ignore[attr-defined,unused-ignore]
+            from quvel_ws import WebSocketService
         except ImportError as exc:
             raise ServiceNotConfigured(
                 "the WebSocket service is not available: quvel_ws.WebSocketService cannot be imported "
