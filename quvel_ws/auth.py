@@ -225,6 +225,7 @@ class AuthEndpoint:
         self.host = host
         self._port = port
         self._server: asyncio.Server | None = None
+        self._connections: set[_AuthProtocol] = set()
         #: Every request answered, as ``(path, form, status)``: tests assert on re-authorisation.
         self.requests: list[tuple[str, dict[str, str], int]] = []
 
@@ -257,6 +258,9 @@ class AuthEndpoint:
         server, self._server = self._server, None
         if server is not None:
             server.close()
+            for conn in list(self._connections):  # keep-alive clients would hold wait_closed() (3.12+)
+                if conn.transport is not None:
+                    conn.transport.close()
             await server.wait_closed()
 
     async def __aenter__(self) -> AuthEndpoint:
@@ -333,6 +337,10 @@ class _AuthProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.endpoint._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.endpoint._connections.discard(self)
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None
