@@ -55,6 +55,20 @@ def live_subject_observers() -> tuple[int, int]:
     return subjects, observers
 
 
+def live_handlers() -> tuple[int, int]:
+    """(channel hubs, active handler sinks) of every quvel_ws service in the process: the client keeps
+    one hub per subscribed channel and one sink per Observable subscription or callback."""
+    from quvel_ws._channel import Hub, Sink
+
+    hubs = sinks = 0
+    for obj in gc.get_objects():
+        if isinstance(obj, Hub):
+            hubs += 1
+        elif isinstance(obj, Sink) and obj.active:
+            sinks += 1
+    return hubs, sinks
+
+
 @dataclass(frozen=True)
 class Snapshot:
     tasks: int
@@ -63,6 +77,8 @@ class Snapshot:
     threads: int
     subjects: int
     observers: int
+    hubs: int
+    handlers: int
     rss: int
 
     def as_dict(self) -> dict[str, Any]:
@@ -74,6 +90,7 @@ def snapshot(*, collect: bool = True) -> Snapshot:
     if collect:
         gc.collect()
     subjects, observers = live_subject_observers()
+    hubs, handlers = live_handlers()
     fds = open_fds()
     try:
         tasks = len(asyncio.all_tasks())
@@ -86,6 +103,8 @@ def snapshot(*, collect: bool = True) -> Snapshot:
         threads=threading.active_count(),
         subjects=subjects,
         observers=observers,
+        hubs=hubs,
+        handlers=handlers,
         rss=rss_bytes(),
     )
 

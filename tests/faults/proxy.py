@@ -27,7 +27,7 @@ import socket
 import ssl as ssl_module
 import struct
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -60,6 +60,9 @@ class ProxyStats:
     cuts: int = 0
     refused: int = 0
     upstream_failures: int = 0
+    #: ``loop.time()`` of every accepted client connection / every one that reached the server.
+    accepted_at: list[float] = field(default_factory=list)
+    connected_at: list[float] = field(default_factory=list)
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:
@@ -381,6 +384,7 @@ class FaultProxy:
         if task is not None:
             self._track(task)
         self.stats.accepted += 1
+        self.stats.accepted_at.append(asyncio.get_running_loop().time())
         if self._mode is Mode.REFUSE:
             self.stats.refused += 1
             _reset(c_writer)
@@ -401,6 +405,7 @@ class FaultProxy:
                 return
             link.server = s_writer
             self.stats.connections += 1
+            self.stats.connected_at.append(asyncio.get_running_loop().time())
             self._notify()
             link.tasks = [
                 asyncio.ensure_future(link.pump(c_reader, s_writer, "up")),
