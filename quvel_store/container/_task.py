@@ -62,6 +62,7 @@ class Task(Generic[P, T]):
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
         on_success: Sequence[Callable[[T], Any]] = (),
         on_error: Sequence[Callable[[BaseException], Any]] = (),
+        always: Sequence[Callable[[], Any]] = (),
         concurrency: TaskConcurrency = "drop",
     ) -> None:
         if not callable(fn):
@@ -73,6 +74,7 @@ class Task(Generic[P, T]):
         self._should_run = should_run
         self._on_success = tuple(on_success)
         self._on_error = tuple(on_error)
+        self._always = tuple(always)
         self._concurrency: TaskConcurrency = concurrency
         self._subject: BehaviorSubject[TaskSnapshot[T]] = BehaviorSubject(TaskSnapshot("fresh"))
         self._generation = 0
@@ -168,7 +170,7 @@ class Task(Generic[P, T]):
                 running.cancel()
         self._generation += 1
         generation = self._generation
-        self._emit(TaskSnapshot("active", result=self.result))
+        self._emit(TaskSnapshot("active"))  # as QuVel: the previous outcome is cleared when a run starts
         try:
             result = await self._call(args, kwargs)
         except asyncio.CancelledError:
@@ -186,13 +188,24 @@ class Task(Generic[P, T]):
                 bag = exc.errors if isinstance(exc, ValidationFailed) else {}
                 self._emit(TaskSnapshot("error", error=exc, errors=bag))
                 self._call_handlers(self._on_error, exc)
+                await self._run_always()
             if raise_errors:
                 raise
             return None
         if generation == self._generation:
             self._emit(TaskSnapshot("success", result=result))
             self._call_handlers(self._on_success, result)
+            await self._run_always()
         return result
+
+    async def _run_always(self) -> None:
+        for handler in self._always:
+            try:
+                outcome = handler()
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except Exception:
+                logger.exception("task %r: 'always' handler %r raised", self.name, handler)
 
     async def _call(self, args: Any, kwargs: Any) -> T:
         """Call the function; an async one runs as its own asyncio task so reset() can cancel just it."""
@@ -236,6 +249,7 @@ class TaskService:
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
         on_success: Sequence[Callable[[T], Any]] = (),
         on_error: Sequence[Callable[[BaseException], Any]] = (),
+        always: Sequence[Callable[[], Any]] = (),
         concurrency: TaskConcurrency = "drop",
     ) -> Task[P, T]: ...
 
@@ -248,6 +262,7 @@ class TaskService:
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
         on_success: Sequence[Callable[[T], Any]] = (),
         on_error: Sequence[Callable[[BaseException], Any]] = (),
+        always: Sequence[Callable[[], Any]] = (),
         concurrency: TaskConcurrency = "drop",
     ) -> Task[P, T]: ...
 
@@ -259,16 +274,19 @@ class TaskService:
         should_run: Callable[[], bool | Awaitable[bool]] | None = None,
         on_success: Sequence[Callable[[Any], Any]] = (),
         on_error: Sequence[Callable[[BaseException], Any]] = (),
+        always: Sequence[Callable[[], Any]] = (),
         concurrency: TaskConcurrency = "drop",
     ) -> Task[P, Any]:
         """A new handle for ``fn`` (sync or async). ``should_run`` can veto a run; ``on_success`` /
-        ``on_error`` handlers run after each outcome (their exceptions are logged, never raised)."""
+        ``on_error`` handlers get the result / exception, then ``always`` handlers (sync or async) run after
+        either outcome; a handler's exception is logged, never raised."""
         task: Task[P, Any] = Task(
             fn,
             name=name,
             should_run=should_run,
             on_success=on_success,
             on_error=on_error,
+            always=always,
             concurrency=concurrency,
         )
         self._tasks.add(task)

@@ -58,6 +58,31 @@ async def test_plain_error_has_an_empty_bag_and_reset_clears() -> None:
     assert task.snapshot == TaskSnapshot("fresh")
 
 
+async def test_always_handlers_run_after_either_outcome_and_result_clears_on_run() -> None:
+    finished: list[str] = []
+
+    async def cleanup() -> None:
+        await asyncio.sleep(0)
+        finished.append("async")
+
+    outcomes = iter([1, ValueError("x")])
+
+    def step() -> int:
+        value = next(outcomes)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    task = TaskService().new_task(step, always=[lambda: finished.append("sync"), cleanup])
+    actives: list[TaskSnapshot[int]] = []
+    task.observe().subscribe(lambda s: actives.append(s) if s.state == "active" else None)
+    assert await task.run() == 1
+    await task.run()
+    assert finished == ["sync", "async", "sync", "async"]
+    assert [a.result for a in actives] == [None, None]  # a new run clears the previous outcome
+    assert task.state == "error"
+
+
 async def test_sync_functions_and_success_handlers() -> None:
     got: list[str] = []
     task = TaskService().new_task(str.upper, on_success=[got.append])
