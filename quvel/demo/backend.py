@@ -8,7 +8,6 @@ The examples, ``quvel demo`` and the tests use it as the application server a re
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 import random
@@ -474,27 +473,6 @@ class DemoBackend:
         return Response.json(body)
 
 
-async def run_activity(
-    backend: DemoBackend,
-    *,
-    room_id: str,
-    interval: float = 0.5,
-    notify_user_ids: Sequence[int] | None = None,
-    chat_user_ids: Sequence[int] | None = None,
-    count: int | None = None,
-) -> None:
-    """Alternate notifications and chat messages every ``interval`` seconds, ``count`` times (forever
-    when ``None``), as the demo's scheduled jobs."""
-    for i in itertools.count():
-        if count is not None and i >= count:
-            return
-        if i % 2 == 0:
-            await backend.notify_random(notify_user_ids)
-        else:
-            await backend.chat_random(room_id, chat_user_ids)
-        await asyncio.sleep(interval)
-
-
 __all__ = [
     "DEFAULT_USERS",
     "MESSAGE_EVENT",
@@ -508,5 +486,4 @@ __all__ = [
     "DemoUser",
     "NotificationRecord",
     "PusherCredentials",
-    "run_activity",
 ]
