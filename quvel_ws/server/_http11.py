@@ -77,7 +77,7 @@ def body_length(req: Request, max_body: int) -> int:
     if "transfer-encoding" in req.headers:
         raise HttpError(411, "Chunked request bodies are not supported: send Content-Length")
     raw = req.headers.get("content-length", "0") or "0"
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit() is True
         raise HttpError(400, "Bad Content-Length")
     length = int(raw)
     if length > max_body:

@@ -88,10 +88,10 @@ def verify_request(
     version = lowered.get("auth_version", "1.0")
     if version != "1.0":
         raise SignatureError(400, f"Unsupported auth_version {version!r}; expected 1.0")
-    try:
-        timestamp = int(lowered["auth_timestamp"])
-    except ValueError:
-        raise SignatureError(400, "auth_timestamp must be an integer (seconds since the epoch)") from None
+    raw_timestamp = lowered["auth_timestamp"]
+    if not (raw_timestamp.isascii() and raw_timestamp.isdigit()) or len(raw_timestamp) > 12:
+        raise SignatureError(400, "auth_timestamp must be an integer (seconds since the epoch)")
+    timestamp = int(raw_timestamp)
     now = time.time() if now is None else now
     if abs(now - timestamp) > TIMESTAMP_WINDOW:
         raise SignatureError(

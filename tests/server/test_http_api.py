@@ -232,3 +232,27 @@ async def test_webhooks_are_signed_like_pushers() -> None:
     assert by_name["client_event"]["event"] == "client-hi"
     assert by_name["client_event"]["user_id"] == "5"
     assert json.loads(by_name["client_event"]["data"]) == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"auth_timestamp": "9" * 400},  # float overflow
+        {"auth_timestamp": "1" * 5000},  # over int()'s digit limit
+        {"auth_timestamp": "²"},  # str.isdigit() says yes, int() says no
+    ],
+)
+async def test_hostile_auth_timestamps_are_400(server: PusherServer, params: dict[str, str]) -> None:
+    query = {"auth_key": KEY, "auth_version": "1.0", "auth_signature": "0" * 64, **params}
+    async with httpx.AsyncClient() as client:
+        resp = await client.get(f"{server.http_url}/apps/1/channels", params=query)
+    assert resp.status_code == 400
+
+
+@pytest.mark.parametrize("length", ["1" * 5000, "²", "-1"])
+async def test_hostile_content_length_is_400(server: PusherServer, length: str) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(f"POST /apps/1/events HTTP/1.1\r\nContent-Length: {length}\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 5)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+    writer.close()
