@@ -9,6 +9,7 @@ trust explicitly): a redirect or an absolute URL to another host never sees them
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 XSRF_COOKIE = "XSRF-TOKEN"
 XSRF_HEADER = "X-XSRF-TOKEN"
+TENANT_HEADER = "X-Tenant-ID"
 
 _STATUS_ERRORS: Mapping[int, type[ApiStatusError]] = {
     401: ApiUnauthenticated,
@@ -69,6 +71,7 @@ class ApiService:
         connect_timeout: float | None = None,
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
+        tenant_id: str | None = None,
         trusted_origins: Iterable[str] = (),
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -76,7 +79,10 @@ class ApiService:
     ) -> None:
         if client is not None and transport is not None:
             raise ServiceNotConfigured("pass either client= or transport= to ApiService, not both")
+        if token is not None:
+            _check_token(token)
         self._token = token
+        self._tenant_id = tenant_id
         self._origins: set[_Origin] = {_origin(httpx.URL(o)) for o in trusted_origins}
         if base_url:
             self._origins.add(_origin(httpx.URL(base_url)))
@@ -110,8 +116,14 @@ class ApiService:
 
     @classmethod
     def from_config(cls, config: Config) -> ApiService:
-        """An ApiService for ``config.api_url`` with ``config.api_timeout`` / ``api_connect_timeout``."""
-        return cls(config.api_url, timeout=config.api_timeout, connect_timeout=config.api_connect_timeout)
+        """An ApiService for ``config.api_url`` with ``config.api_timeout`` / ``api_connect_timeout`` and
+        ``config.tenant_id`` (sent as ``X-Tenant-ID``, as QuVel's ApiService does)."""
+        return cls(
+            config.api_url,
+            timeout=config.api_timeout,
+            connect_timeout=config.api_connect_timeout,
+            tenant_id=config.tenant_id,
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -129,8 +141,8 @@ class ApiService:
 
     def set_token(self, token: str | None) -> None:
         """Send ``Authorization: Bearer <token>`` to the API from now on (None stops it)."""
-        if token is not None and (not isinstance(token, str) or not token.isprintable() or not token.strip()):
-            raise ConfigError("a bearer token must be a non-empty single-line string", key="token")
+        if token is not None:
+            _check_token(token)
         self._token = token
 
     def clear_token(self) -> None:
@@ -231,6 +243,7 @@ class ApiService:
         if timeout is not None:
             extra["timeout"] = timeout
         full = _full(self._client, url)
+        started = time.perf_counter()
         try:
             response = await self._client.request(
                 method, url, json=json, params=params, headers=headers, **extra
@@ -247,6 +260,8 @@ class ApiService:
             ) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # too many redirects, a bad redirect URL...
             raise ApiError(f"{method} {full} failed: {exc!r}", method=method, url=full) from exc
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        logger.debug("%s %s -> %d in %.1f ms", method, full, response.status_code, elapsed_ms)
         if response.is_success:
             return response
         raise _status_error(method, response)
@@ -272,11 +287,15 @@ class ApiService:
         if not trusted:
             # Never leak: drop what a previous hop (a redirect from the API) may have carried.
             request.headers.pop(XSRF_HEADER, None)
+            if self._tenant_id and request.headers.get(TENANT_HEADER) == self._tenant_id:
+                request.headers.pop(TENANT_HEADER, None)
             if bearer is not None and request.headers.get("Authorization") == bearer:
                 request.headers.pop("Authorization", None)
             return
         if bearer is not None and "Authorization" not in request.headers:
             request.headers["Authorization"] = bearer
+        if self._tenant_id and TENANT_HEADER not in request.headers:
+            request.headers[TENANT_HEADER] = self._tenant_id
         xsrf = _cookie_from_header(request.headers.get("Cookie"), XSRF_COOKIE)
         if xsrf is not None and XSRF_HEADER not in request.headers:
             request.headers[XSRF_HEADER] = unquote(xsrf)
@@ -289,6 +308,11 @@ class ApiService:
 
     def __repr__(self) -> str:
         return f"<ApiService {self.base_url or '(no base URL)'}>"
+
+
+def _check_token(token: object) -> None:
+    if not isinstance(token, str) or not token.isprintable() or not token.strip():
+        raise ConfigError("a bearer token must be a non-empty single-line string", key="token")
 
 
 def _origin(url: httpx.URL) -> _Origin:

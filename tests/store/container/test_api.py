@@ -134,6 +134,11 @@ async def test_bearer_token_set_and_cleared(http_api: LaravelLikeServer) -> None
     assert explicit["headers"]["authorization"] == "Basic abc"
 
 
+def test_bad_token_in_the_constructor_is_rejected() -> None:
+    with pytest.raises(ConfigError):
+        ApiService("http://api.test", token="a\nb")
+
+
 async def test_bad_token_is_rejected_and_old_one_kept(http_api: LaravelLikeServer) -> None:
     async with ApiService(http_api.url, token="good") as api:
         for bad in ("evil\r\nX-Injected: 1", "evil\rx", "", "   ", 42):
@@ -157,6 +162,16 @@ async def test_credentials_never_reach_another_origin(
     for seen in other_origin.seen:
         assert "authorization" not in seen.headers
         assert "x-xsrf-token" not in seen.headers
+
+
+async def test_tenant_header_from_config_only_to_the_api(
+    http_api: LaravelLikeServer, other_origin: LaravelLikeServer
+) -> None:
+    async with ServiceContainer({"api_url": http_api.url, "tenant_id": "acme"}) as container:
+        mine = await container.api.get("/api/echo")
+        theirs = await container.api.get(f"{other_origin.url}/api/echo")
+    assert mine["headers"]["x-tenant-id"] == "acme"
+    assert "x-tenant-id" not in theirs["headers"]
 
 
 async def test_trusted_origin_receives_credentials(
