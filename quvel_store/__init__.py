@@ -23,7 +23,14 @@ from quvel_store._getters import Getter, getter
 from quvel_store._plugins import Plugin, PluginContext
 from quvel_store._select import Selection
 from quvel_store._store import Store
-from quvel_store.container import ServiceContainer
+from quvel_store.container import (
+    ApiService,
+    Config,
+    I18nService,
+    ServiceContainer,
+    TaskService,
+    ValidationService,
+)
 from quvel_store.errors import QuvelError
 
 __all__ = [
@@ -31,11 +38,14 @@ __all__ = [
     "ActionError",
     "ActionEvent",
     "ActionPhase",
+    "ApiService",
     "App",
     "AsyncAction",
     "Concurrency",
+    "Config",
     "Getter",
     "HydrationError",
+    "I18nService",
     "LoopBindingError",
     "MutationEvent",
     "MutationKind",
@@ -54,6 +64,8 @@ __all__ = [
     "StoreError",
     "StoreErrorEvent",
     "SyncAction",
+    "TaskService",
+    "ValidationService",
     "action",
     "create_app",
     "getter",

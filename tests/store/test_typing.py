@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-MISUSE = '''
+MISUSE = """
 import asyncio
 from quvel_store import create_app
 from examples.typed_store import Todo, TodosStore
@@ -28,7 +28,7 @@ async def misuse() -> None:
     store.select(lambda s: s.nope)  # E: selector sees the state model
     store.patch(lambda s: s.todos.append("not a todo"))  # E: draft typed as the state
     f: Todo = store.state.todos[0]
-'''
+"""
 
 
 def run_mypy(*paths: str) -> subprocess.CompletedProcess[str]:
