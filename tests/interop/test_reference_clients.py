@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pusher
 import pytest
+from websockets.sync.client import connect
 
 from quvel_ws.auth import AuthEndpoint, encrypt_event
 from quvel_ws.server import ServerThread
 from tests.interop.conftest import MASTER_KEY, NodePeer, bearer
+from tests.peers import require_node_package, run_node
 
 pytestmark = pytest.mark.peers
 
@@ -258,3 +262,36 @@ def test_dropped_connection_is_recovered_by_pusher_js(server: ServerThread, node
     js.expect("subscribed", channel="news")
     server.trigger("news", "Back", {"ok": True})
     assert js.expect("event", event="Back")["data"] == {"ok": True}
+
+
+def test_official_node_sdk(server: ServerThread) -> None:
+
+
+
+    require_node_package("pusher")
+    script = Path(__file__).parent / "node" / "sdk.mjs"
+    with connect(server.ws_url) as ws:
+        json.loads(ws.recv(timeout=5))
+        ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": "sdk-news"}}))
+        json.loads(ws.recv(timeout=5))
+        done = run_node(script, str(server.port))
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        received = [json.loads(ws.recv(timeout=5)) for _ in range(3)]
+    assert [m["event"] for m in received] == ["FromNode", "Many", "Batched"]
+    assert json.loads(received[0]["data"]) == {"n": 1}
+    assert result["trigger"] == {"status": 200, "body": {"ok": True}}
+    assert result["triggerMany"]["body"]["channels"] == {
+        "sdk-news": {"subscription_count": 1},
+        "sdk-other": {"subscription_count": 0},
+    }
+    assert result["batch"]["status"] == 200
+    assert result["channels"]["body"] == {
+        "channels": {"sdk-news": {"subscription_count": 1, "occupied": True}}
+    }
+    assert result["channel"]["body"] == {"occupied": True, "subscription_count": 1}
+    assert result["users"] == {"status": 200, "body": {"users": []}}
+    assert result["terminate"] == {"status": 200, "body": {"ok": True}}
+
+    refused = json.loads(run_node(script, str(server.port), "wrong-secret").stdout)
+    assert {call["status"] for call in refused.values()} == {401}
