@@ -6,7 +6,7 @@ The same bag shape as a Laravel 422 response, so a form shows client-side and se
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
@@ -45,10 +45,10 @@ class ValidationService:
     def validate(self, model: type[T], data: Any, *, strict: bool | None = None) -> T:
         """``data`` validated into ``model``; raises :class:`ValidationFailed` carrying the error bag.
 
-        ``data`` may be a mapping, a model instance, or JSON text (``str`` / ``bytes``).
+        ``data`` may be a mapping or a model instance; for a pydantic model, also JSON text (str / bytes).
         """
         try:
-            return self._validate(model, data, strict)
+            return cast("T", self._validate(model, data, strict))
         except PydanticValidationError as exc:
             bag = self.bag_from(exc)
             raise ValidationFailed(_summary(bag), bag) from exc
@@ -65,6 +65,26 @@ class ValidationService:
         """Whether ``data`` validates against ``model``."""
         return not self.errors(model, data, strict=strict)
 
+    def field_errors(self, value: Any, type_: Any, attribute: str) -> list[str]:
+        """Every message for one value (a form field) against a type, e.g.
+        ``Annotated[str, Field(min_length=8)]``; ``attribute`` names it in translated messages."""
+        try:
+            self._validate(type_, value, None, allow_json=False)
+        except PydanticValidationError as exc:
+            return [self._message(attribute, d, attribute) for d in exc.errors(include_url=False)]
+        return []
+
+    def first_error(self, value: Any, type_: Any, attribute: str) -> str | None:
+        """The first message for one value, or None when it is valid (QuVel's ``validateFirstError``)."""
+        errors = self.field_errors(value, type_, attribute)
+        return errors[0] if errors else None
+
+    def rule(self, type_: Any, attribute: str) -> Callable[[Any], str | None]:
+        """A reusable field rule: ``check = validation.rule(Email, "email"); check(value)`` returns the
+        first message or None (QuVel's ``createInputRule``)."""
+        self._adapter(type_)  # fail now, not on first use, if the type cannot be validated
+        return lambda value: self.first_error(value, type_, attribute)
+
     def bag_from(self, error: PydanticValidationError) -> ErrorBag:
         """Convert a pydantic ``ValidationError`` into a Laravel-style error bag (order kept)."""
         bag: ErrorBag = {}
@@ -73,13 +93,16 @@ class ValidationService:
             bag.setdefault(field, []).append(self._message(field, detail))
         return bag
 
-    def _validate(self, model: type[T], data: Any, strict: bool | None) -> T:
+    def _validate(self, model: Any, data: Any, strict: bool | None, *, allow_json: bool = True) -> Any:
         if isinstance(model, type) and issubclass(model, BaseModel):
-            if isinstance(data, str | bytes | bytearray):
-                return cast(T, model.model_validate_json(data, strict=strict))
+            if allow_json and isinstance(data, str | bytes | bytearray):
+                return model.model_validate_json(data, strict=strict)
             if isinstance(data, BaseModel):
                 data = data.model_dump()
-            return cast(T, model.model_validate(data, strict=strict))
+            return model.model_validate(data, strict=strict)
+        return self._adapter(model).validate_python(data, strict=strict)
+
+    def _adapter(self, model: Any) -> TypeAdapter[Any]:
         adapter = self._adapters.get(model)
         if adapter is None:
             try:
@@ -87,15 +110,14 @@ class ValidationService:
             except (PydanticUserError, PydanticSchemaGenerationError, TypeError) as exc:
                 raise SchemaError(f"cannot validate against {model!r}: {exc}") from exc
             self._adapters[model] = adapter
-        if isinstance(data, str | bytes | bytearray):
-            return cast(T, adapter.validate_json(data, strict=strict))
-        return cast(T, adapter.validate_python(data, strict=strict))
+        return adapter
 
-    def _message(self, field: str, detail: ErrorDetails) -> str:
+    def _message(self, field: str, detail: ErrorDetails, attribute: str | None = None) -> str:
         if self._i18n is not None:
             key = f"validation.{detail['type']}"
             if self._i18n.has(key):
-                params: dict[str, Any] = {"attribute": field.rsplit(".", 1)[-1].replace("_", " ")}
+                name = attribute if attribute is not None else field.rsplit(".", 1)[-1].replace("_", " ")
+                params: dict[str, Any] = {"attribute": name}
                 params.update(_jsonable(detail.get("ctx") or {}))
                 return self._i18n.t(key, **params)
         return detail["msg"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, Field, model_validator
@@ -113,3 +114,17 @@ def test_container_validation_uses_the_container_i18n() -> None:
     container = ServiceContainer({"locale": "en"})
     container.i18n.add_catalog("en", {"validation": {"missing": "Please fill in :attribute."}})
     assert container.validation.errors(Signup, {"age": 20}) == {"name": ["Please fill in name."]}
+
+
+def test_single_field_rules_like_quvel() -> None:
+    password = Annotated[str, Field(min_length=8)]
+    i18n = I18nService(catalogs={"en": {"validation": {"string_too_short": "The :attribute is too short."}}})
+    service = ValidationService(i18n)
+    assert service.field_errors("short", password, "password") == ["The password is too short."]
+    assert service.field_errors("long enough", password, "password") == []
+    assert service.first_error(5, password, "password") == "Input should be a valid string"
+    check = service.rule(Literal["admin", "user"], "role")
+    assert check("user") is None
+    assert check("root") == "Input should be 'admin' or 'user'"
+    with pytest.raises(SchemaError):
+        service.rule(object(), "x")
