@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
 from quvel.demo import DemoBackend
 from quvel.demo.backend import NOTIFICATION_EVENT
+from quvel_ws.server import PusherServer
 from tests.demo.conftest import RawPusherClient, Target
 
 ANN = {"Authorization": "Bearer token-ann"}
@@ -190,3 +192,44 @@ async def test_wrong_secret_is_refused(target: Target) -> None:
             await broadcaster.trigger("news", "x", {})
     finally:
         await broadcaster.aclose()
+
+
+@pytest.fixture(params=["embedded", pytest.param("soketi", marks=pytest.mark.peers)])
+async def signin_target(request: pytest.FixtureRequest) -> AsyncIterator[Target]:
+    """A server with user authentication on (Soketi ignores pusher:signin unless it is enabled)."""
+    if request.param == "soketi":
+        soketi = request.getfixturevalue("soketi_factory")(user_authentication=True).start()
+        yield Target("soketi", soketi.ws_url, soketi.http_url)
+        return
+    async with PusherServer() as server:
+        yield Target("embedded", server.ws_url, server.http_url)
+
+
+async def test_user_auth_signs_the_user_in(signin_target: Target) -> None:
+    async with (
+        DemoBackend(signin_target.credentials()) as backend,
+        httpx.AsyncClient(base_url=backend.url) as api,
+    ):
+        client = await RawPusherClient.connect(signin_target.ws_url)
+        try:
+            denied = await api.post("/broadcasting/user-auth", data={"socket_id": client.socket_id})
+            assert denied.status_code == 403
+            answer = await api.post(
+                "/broadcasting/user-auth", data={"socket_id": client.socket_id}, headers=ANN
+            )
+            assert answer.status_code == 200
+            body = answer.json()
+            assert json.loads(body["user_data"])["id"] == "1"
+            await client.ws.send(json.dumps({"event": "pusher:signin", "data": body}))
+            frame = await client.next_event(lambda f: f.get("event", "").startswith("pusher:signin"))
+            assert frame["event"] == "pusher:signin_success"
+        finally:
+            await client.close()
+
+
+async def test_malformed_socket_id_is_refused(api: httpx.AsyncClient) -> None:
+    bad = await api.post(
+        "/broadcasting/auth", data={"socket_id": "nope", "channel_name": "presence-room.1"}, headers=ANN
+    )
+    assert bad.status_code == 422
+    assert "socket_id" in bad.json()["message"]
