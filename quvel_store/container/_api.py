@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -72,6 +72,7 @@ class ApiService:
         headers: Mapping[str, str] | None = None,
         token: str | None = None,
         tenant_id: str | None = None,
+        locale: str | Callable[[], str | None] | None = None,
         trusted_origins: Iterable[str] = (),
         client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -83,6 +84,7 @@ class ApiService:
             _check_token(token)
         self._token = token
         self._tenant_id = tenant_id
+        self._locale = locale
         self._origins: set[_Origin] = {_origin(httpx.URL(o)) for o in trusted_origins}
         if base_url:
             self._origins.add(_origin(httpx.URL(base_url)))
@@ -115,14 +117,18 @@ class ApiService:
         self._client.event_hooks["request"].append(self._credentials_hook)
 
     @classmethod
-    def from_config(cls, config: Config) -> ApiService:
-        """An ApiService for ``config.api_url`` with ``config.api_timeout`` / ``api_connect_timeout`` and
-        ``config.tenant_id`` (sent as ``X-Tenant-ID``, as QuVel's ApiService does)."""
+    def from_config(
+        cls, config: Config, *, locale: str | Callable[[], str | None] | None = None
+    ) -> ApiService:
+        """An ApiService for ``config.api_url`` with ``config.api_timeout`` / ``api_connect_timeout``,
+        ``config.tenant_id`` (sent as ``X-Tenant-ID``) and ``Accept-Language`` from ``locale`` (a string or
+        a callable read per request; default ``config.locale``), as QuVel's ApiService and I18nService do."""
         return cls(
             config.api_url,
             timeout=config.api_timeout,
             connect_timeout=config.api_connect_timeout,
             tenant_id=config.tenant_id,
+            locale=locale if locale is not None else config.locale,
         )
 
     @property
@@ -296,6 +302,9 @@ class ApiService:
             request.headers["Authorization"] = bearer
         if self._tenant_id and TENANT_HEADER not in request.headers:
             request.headers[TENANT_HEADER] = self._tenant_id
+        locale = self._locale() if callable(self._locale) else self._locale
+        if locale and "Accept-Language" not in request.headers:
+            request.headers["Accept-Language"] = locale
         xsrf = _cookie_from_header(request.headers.get("Cookie"), XSRF_COOKIE)
         if xsrf is not None and XSRF_HEADER not in request.headers:
             request.headers[XSRF_HEADER] = unquote(xsrf)

@@ -187,7 +187,7 @@ class ServiceContainer:
         if name == "api":
             from quvel_store.container._api import ApiService
 
-            return ApiService.from_config(self.config)
+            return ApiService.from_config(self.config, locale=self._current_locale)
         if name == "i18n":
             from quvel_store.container._i18n import I18nService
 
@@ -203,6 +203,17 @@ class ServiceContainer:
         if name == "ws":
             return self._create_ws()
         raise ServiceNotFound(name, self._known_names())  # pragma: no cover - callers pass built-in names
+
+    def _current_locale(self) -> str | None:
+        """The i18n service's locale once it exists, else the configured one (sent as Accept-Language)."""
+        from quvel_store.container._config import Config
+        from quvel_store.container._i18n import I18nService
+
+        entry = self._entries.get("i18n")
+        if entry is not None and isinstance(entry.service, I18nService):
+            return entry.service.locale
+        entry = self._entries.get("config")
+        return entry.service.locale if entry is not None and isinstance(entry.service, Config) else None
 
     def _create_ws(self) -> object:
         config = self.config

@@ -174,6 +174,17 @@ async def test_tenant_header_from_config_only_to_the_api(
     assert "x-tenant-id" not in theirs["headers"]
 
 
+async def test_accept_language_follows_the_i18n_locale(http_api: LaravelLikeServer) -> None:
+    async with ServiceContainer({"api_url": http_api.url, "locale": "de"}) as container:
+        assert (await container.api.get("/api/echo"))["headers"]["accept-language"] == "de"
+        container.i18n.set_locale("fr")
+        assert (await container.api.get("/api/echo"))["headers"]["accept-language"] == "fr"
+        explicit = await container.api.get("/api/echo", headers={"Accept-Language": "nl"})
+    assert explicit["headers"]["accept-language"] == "nl"
+    async with ApiService(http_api.url) as bare:
+        assert "accept-language" not in (await bare.get("/api/echo"))["headers"]
+
+
 async def test_trusted_origin_receives_credentials(
     http_api: LaravelLikeServer, other_origin: LaravelLikeServer
 ) -> None:
