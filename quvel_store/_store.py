@@ -276,7 +276,7 @@ class Store(Generic[S]):
         """
         if self._disposed or self._txn is not None:
             self._check_writable()
-        if type(changes) is dict or isinstance(changes, Mapping):
+        if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
             if self._flat_patch(changes):
                 return
             kind = MutationKind.PATCH_OBJECT
@@ -292,7 +292,7 @@ class Store(Generic[S]):
                 merge_into(root, cast("Mapping[str, Any]", changes))
             else:
                 result = cast("Callable[[Any], object]", changes)(root)
-                if inspect.isawaitable(result):
+                if result is not None and inspect.isawaitable(result):
                     if inspect.iscoroutine(result):
                         result.close()
                     raise TypeError("patch functions must be synchronous; await first, then patch")

@@ -329,3 +329,29 @@ def test_initial_state_hook_is_validated(app: App) -> None:
     assert store.state.n == 5
     with pytest.raises(StateValidationError):
         app.use(Broken)
+
+
+async def test_aclose_shuts_down_only_a_container_the_app_made() -> None:
+    closed: list[str] = []
+
+    class Service:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def shutdown(self) -> None:
+            closed.append(self.name)
+
+    app = create_app()
+    app.container.add_service("mine", Service("mine"))
+    async with app:
+        app.use(CounterStore).inc()
+    assert app.disposed
+    assert closed == ["mine"]
+
+    given = ServiceContainer()
+    given.add_service("theirs", Service("theirs"))
+    other = create_app(container=given)
+    await other.aclose()
+    assert closed == ["mine"]
+    await given.shutdown()
+    assert closed == ["mine", "theirs"]
