@@ -29,6 +29,7 @@ class AppState:
         self.sockets: dict[str, Socket] = {}
         self.channels: dict[str, Channel] = {}
         self.users: dict[str, set[Socket]] = {}
+        self.watchers: dict[str, set[Socket]] = {}  # user id -> signed-in sockets watching that user
         self._cache: dict[str, tuple[str, Any, float]] = {}
         self.webhooks = webhooks
         self.quiet = False  # set while shutting down: no member_removed/webhooks for a dying server
@@ -144,20 +145,48 @@ class AppState:
             self.leave(sock, name)
         self.sign_out(sock)
 
-    def sign_in(self, sock: Socket, user_id: str) -> None:
+    def sign_in(self, sock: Socket, user_id: str, watchlist: tuple[str, ...] = ()) -> None:
+        """Register ``sock`` as ``user_id``; tell it which of its ``watchlist`` are online, and tell
+        the watchers of ``user_id`` when this is the user's first connection."""
         self.sign_out(sock)
+        first = user_id not in self.users
         sock.user_id = user_id
         self.users.setdefault(user_id, set()).add(sock)
+        sock.watchlist = watchlist
+        for watched in watchlist:
+            self.watchers.setdefault(watched, set()).add(sock)
+        online = [w for w in watchlist if w in self.users]
+        if online:
+            sock.send(_watchlist_frame("online", online))
+        if first:
+            self._watchlist_event(user_id, "online")
 
     def sign_out(self, sock: Socket) -> None:
-        if sock.user_id is None:
+        user_id = sock.user_id
+        if user_id is None:
             return
-        group = self.users.get(sock.user_id)
-        if group is not None:
-            group.discard(sock)
-            if not group:
-                del self.users[sock.user_id]
         sock.user_id = None
+        for watched in sock.watchlist:
+            group = self.watchers.get(watched)
+            if group is not None:
+                group.discard(sock)
+                if not group:
+                    del self.watchers[watched]
+        sock.watchlist = ()
+        users = self.users.get(user_id)
+        if users is not None:
+            users.discard(sock)
+            if not users:
+                del self.users[user_id]
+                if not self.quiet:
+                    self._watchlist_event(user_id, "offline")
+
+    def _watchlist_event(self, user_id: str, name: str) -> None:
+        watchers = self.watchers.get(user_id)
+        if watchers:
+            frame = _watchlist_frame(name, [user_id])
+            for sock in list(watchers):
+                sock.send(frame)
 
     def user_sockets(self, user_id: str) -> list[Socket]:
         return list(self.users.get(user_id, ()))
@@ -184,6 +213,10 @@ class AppState:
 
     def occupied(self, prefix: str = "") -> Iterable[Channel]:
         return (ch for name, ch in self.channels.items() if name.startswith(prefix))
+
+
+def _watchlist_frame(name: str, user_ids: list[str]) -> bytes:
+    return event_frame("pusher_internal:watchlist_events", {"events": [{"name": name, "user_ids": user_ids}]})
 
 
 def _json_str(obj: Any) -> str:

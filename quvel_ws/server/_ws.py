@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _ws_logger = logging.getLogger("quvel_ws.server.websocket")
 
+#: Pusher's limit on the users one connection may watch; ids past it are ignored.
+MAX_WATCHLIST = 100
 PONG_FRAME = text_frame(b'{"event":"pusher:pong","data":{}}')
 PING_FRAME = text_frame(b'{"event":"pusher:ping","data":{}}')
 
@@ -64,6 +66,7 @@ class Socket:
         self.channels: set[str] = set()
         self.presence: dict[str, str] = {}  # presence channel -> member key (str user id)
         self.user_id: str | None = None
+        self.watchlist: tuple[str, ...] = ()
         now = time.monotonic()
         self.connected_at = now
         self.last_seen = now
@@ -397,9 +400,15 @@ class Socket:
                 4009, "Invalid user data", error='The user data must be a JSON object with a non-empty "id".'
             )
             return
-        self.app.sign_in(self, str(user_id))
+        watchlist = parsed.get("watchlist") if isinstance(parsed, dict) else None
+        watched = tuple(
+            str(w)
+            for w in (watchlist if isinstance(watchlist, list) else ())
+            if isinstance(w, (str, int)) and not isinstance(w, bool)
+        )[:MAX_WATCHLIST]
         self.authorized = True
         self.send(event_frame("pusher:signin_success", {"user_data": user_data}))
+        self.app.sign_in(self, str(user_id), watched)  # then the watchlist's online users, if any
 
 
 def _data_object(data: Any) -> dict[str, Any] | None:

@@ -26,6 +26,7 @@ MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 USERS = {
     "token-ann": {"id": 1, "name": "Ann"},
     "token-bob": {"id": 2, "name": "Bob"},
+    "token-cat": {"id": 3, "name": "Cat", "watchlist": ["1", "2"]},
 }
 
 

@@ -266,8 +266,6 @@ def test_dropped_connection_is_recovered_by_pusher_js(server: ServerThread, node
 
 def test_official_node_sdk(server: ServerThread) -> None:
 
-
-
     require_node_package("pusher")
     script = Path(__file__).parent / "node" / "sdk.mjs"
     with connect(server.ws_url) as ws:
@@ -295,3 +293,15 @@ def test_official_node_sdk(server: ServerThread) -> None:
 
     refused = json.loads(run_node(script, str(server.port), "wrong-secret").stdout)
     assert {call["status"] for call in refused.values()} == {401}
+
+
+def test_watchlist_with_pusher_js(server: ServerThread, auth_endpoint: AuthEndpoint, node_peer: Peer) -> None:
+    ann, cat = node_peer(), node_peer()
+    ann.connect(server.port, userAuthEndpoint=auth_endpoint.user_auth_url, **bearer("token-ann"))
+    ann.send("signin")
+    _wait(lambda: "#server-to-user-1" in server.channels())
+    cat.connect(server.port, userAuthEndpoint=auth_endpoint.user_auth_url, **bearer("token-cat"))
+    cat.send("signin")  # Cat watches users 1 and 2: Ann is online
+    assert cat.expect("watchlist", name="online")["user_ids"] == ["1"]
+    ann.send("disconnect")
+    assert cat.expect("watchlist", name="offline")["user_ids"] == ["1"]

@@ -356,3 +356,23 @@ async def test_send_raw_lets_a_test_misbehave(embedded: PusherServer) -> None:
     assert embedded.send_raw(raw.socket_id, b"not json")
     assert (await raw.ws.recv()) == "not json"
     assert not embedded.send_raw("1.1", "x")
+
+
+async def test_watchlist_online_and_offline(embedded: PusherServer) -> None:
+    ann, bob = await Raw.connect(embedded.ws_url), await Raw.connect(embedded.ws_url)
+    await bob.send("pusher:signin", AUTH.user(bob.socket_id, {"id": "2"}))
+    await bob.expect("pusher:signin_success")
+    await ann.send("pusher:signin", AUTH.user(ann.socket_id, {"id": "1", "watchlist": ["2", "3"]}))
+    await ann.expect("pusher:signin_success")
+    online = await ann.expect("pusher_internal:watchlist_events")
+    assert online["data"] == {"events": [{"name": "online", "user_ids": ["2"]}]}
+
+    carl = await Raw.connect(embedded.ws_url)
+    await carl.send("pusher:signin", AUTH.user(carl.socket_id, {"id": 3}))
+    assert (await ann.expect("pusher_internal:watchlist_events"))["data"]["events"] == [
+        {"name": "online", "user_ids": ["3"]}
+    ]
+    await bob.close()
+    assert (await ann.expect("pusher_internal:watchlist_events"))["data"]["events"] == [
+        {"name": "offline", "user_ids": ["2"]}
+    ]

@@ -106,6 +106,9 @@ const handlers = {
   },
   signin() {
     pusher.signin();
+    for (const name of ['online', 'offline']) {
+      pusher.user.watchlist.bind(name, (event) => out({ ev: 'watchlist', name, user_ids: event.user_ids }));
+    }
   },
   socket_id() {
     out({ ev: 'socket_id', id: pusher.connection.socket_id || null });
