@@ -98,7 +98,6 @@ def run_block(block: Block, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     script.write_text(block.code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("PYTHONASYNCIODEBUG", "0")
     return subprocess.run(
         [sys.executable, "-c", RUNNER, str(script)],
         cwd=tmp_path,
