@@ -1,0 +1,185 @@
+"""``quvel listen``: tail a channel on any Pusher-protocol server (like wscat, for Pusher).
+
+One line per event (``--json``: one JSON object with channel, event and data). It reconnects,
+re-authorises and resubscribes through server restarts; ``--count`` exits after N events and ``--stats``
+prints, last, one JSON line with ``received``, ``seconds`` and ``events_per_s``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+CHANNEL_TYPES = ("public", "private", "presence", "encrypted", "publicNotification", "privateNotification")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="the server's WebSocket URL, ws(s)://HOST:PORT/app/APP_KEY")
+    parser.add_argument(
+        "--channel", required=True, help="channel name (the type's prefix is added if missing)",
+    )
+    parser.add_argument("--type", default=None, metavar="TYPE",
+                        help=f"channel type: {', '.join(CHANNEL_TYPES)} (default: from the name's prefix)")
+    parser.add_argument("--event", action="append", default=None, metavar="NAME",
+                        help="only this event (repeatable); matches the wire name or its laravel-echo form "
+                             "(NewMessage also matches App\\Events\\NewMessage)")
+    parser.add_argument("--auth-endpoint", default=None, metavar="URL",
+                        help="channel auth endpoint for private/presence/encrypted channels "
+                             "(default: the server's origin + /broadcasting/auth)")
+    parser.add_argument("--user-auth-endpoint", default=None, metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--header", action="append", default=[], metavar="K:V",
+                        help="header sent to the auth endpoint, e.g. 'Authorization: Bearer T' (repeatable)")
+    parser.add_argument("--origin", default=None, help="Origin header of the WebSocket handshake")
+    parser.add_argument("--count", type=int, default=None, metavar="N", help="exit after N events")
+    parser.add_argument("--json", action="store_true", help="one JSON object per event")
+    parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes")
+    parser.add_argument("--stats", action="store_true",
+                        help="print, last, one JSON line: received, seconds, events_per_s")
+    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+
+
+def parse_headers(values: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--header needs NAME:VALUE, got {item!r}")
+        headers[name.strip()] = value.strip()
+    return headers
+
+
+class _Printer:
+    """Formats and counts events; buffered writes so a fast stream is not slowed by the terminal."""
+
+    def __init__(self, out: TextIO, *, as_json: bool, quiet: bool) -> None:
+        self.out = out
+        self.as_json = as_json
+        self.quiet = quiet
+        self.received = 0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    def event(self, channel: str, event: str, data: Any, user_id: str | None) -> None:
+        now = time.monotonic()
+        if self.first_at is None:
+            self.first_at = now
+        self.last_at = now
+        self.received += 1
+        if self.quiet:
+            return
+        if self.as_json:
+            record: dict[str, Any] = {"channel": channel, "event": event, "data": data}
+            if user_id is not None:
+                record["user_id"] = user_id
+            line = json.dumps(record, ensure_ascii=False, default=str)
+        else:
+            body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str)
+            line = f"{channel} {event} {body}"
+        self.out.write(line + "\n")
+
+
+async def run(args: argparse.Namespace) -> int:
+    import logging
+    import ssl
+
+    from quvel_ws import WebSocketService, WsError
+    from quvel_ws._echo import format_event
+    from quvel_ws.protocol import ConnectionState
+
+    if not getattr(args, "verbose", 0):
+        logging.getLogger("quvel_ws").setLevel(logging.ERROR)  # errors are printed as "# error:" lines
+    try:
+        headers = parse_headers(args.header)
+    except ValueError as exc:
+        print(f"quvel listen: {exc}", file=sys.stderr)
+        return 2
+    if args.count is not None and args.count < 1:
+        print("quvel listen: --count must be at least 1", file=sys.stderr)
+        return 2
+    options: dict[str, Any] = {"auth_headers": headers or None, "origin": args.origin}
+    if args.auth_endpoint:
+        options["auth_endpoint"] = args.auth_endpoint
+    if args.user_auth_endpoint:
+        options["user_auth_endpoint"] = args.user_auth_endpoint
+    if args.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        options["ssl"] = context
+    try:
+        ws = WebSocketService(args.url, **options)
+        channel = ws.channel(args.channel, args.type)
+        wanted = None
+        if args.event:
+            wanted = set(args.event) | {format_event(e) for e in args.event}
+    except WsError as exc:
+        print(f"quvel listen: {exc}", file=sys.stderr)
+        return 2
+
+    out = sys.stdout
+    printer = _Printer(out, as_json=args.json, quiet=args.quiet)
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[int] = loop.create_future()
+    started = time.monotonic()
+    flush_pending = False
+
+    def flush() -> None:
+        nonlocal flush_pending
+        flush_pending = False
+        out.flush()
+
+    def on_event(ev: Any) -> None:
+        nonlocal flush_pending
+        if wanted is not None and ev.event not in wanted:
+            return
+        printer.event(ev.channel, ev.event, ev.data, ev.user_id)
+        if not flush_pending:  # one flush per burst, not per line
+            flush_pending = True
+            loop.call_soon(flush)
+        if args.count is not None and printer.received >= args.count and not finished.done():
+            finished.set_result(0)
+
+    def note(message: str) -> None:
+        if not args.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def on_state(state: ConnectionState) -> None:
+        note(f"# {state.value}" + (f" (socket {ws.socket_id})" if state is ConnectionState.CONNECTED else ""))
+        if state is ConnectionState.DISCONNECTED and not finished.done():
+            finished.set_result(1)
+
+    def on_error(error: WsError) -> None:
+        note(f"# error: {error}")
+
+    disposables = [
+        ws.state.subscribe(on_state),
+        ws.errors.subscribe(on_error),
+        channel.subscribed.subscribe(lambda _: note(f"# subscribed to {channel.name}")),
+        channel.listen_to_all().subscribe(on_event),
+    ]
+    code = 1
+    try:
+        code = await finished
+    finally:
+        for d in disposables:
+            d.dispose()
+        await ws.shutdown()
+        out.flush()
+        if args.stats:
+            end = time.monotonic()
+            if printer.received >= 2 and printer.first_at is not None and printer.last_at is not None:
+                seconds = printer.last_at - printer.first_at
+            else:
+                seconds = end - started
+            stats = {
+                "received": printer.received,
+                "seconds": round(seconds, 6),
+                "events_per_s": round(printer.received / seconds, 1) if seconds > 0 else 0.0,
+                "listening_seconds": round(end - started, 3),
+            }
+            print(json.dumps(stats), flush=True)
+    return code
