@@ -291,6 +291,8 @@ class Demo:
             total=len(notes.state.notifications),
             sent=len(backend.sent_to(viewer.user.id)),
             members=tuple(room.member_names),
+            activity=tuple(room.state.activity),
+            tenant=TENANT,
             typing=tuple(room.state.typing),
             messages=messages,
             reconnections=self._reconnections,

@@ -31,11 +31,13 @@ class DemoSnapshot:
     server: str
     user: str
     room: str
+    tenant: str = "acme"
     notifications: tuple[NotificationLine, ...] = ()
     unread: int = 0
     total: int = 0
     sent: int = 0
     members: tuple[str, ...] = ()
+    activity: tuple[str, ...] = ()
     typing: tuple[str, ...] = ()
     messages: tuple[str, ...] = ()
     reconnections: int = 0
@@ -175,7 +177,7 @@ def render(s: DemoSnapshot) -> Group:
     header.add_row(
         Text.assemble(
             ("quvel demo", "bold"),
-            f"  {s.user} @ tenant acme  ·  ",
+            f"  {s.user} @ tenant {s.tenant}  ·  ",
             ("ws ", "dim"),
             (s.connection, _state_style(s.connection)),
             ("  server ", "dim"),
@@ -201,6 +203,8 @@ def render(s: DemoSnapshot) -> Group:
     room = Table(expand=True, show_header=False, box=None, padding=(0, 1))
     room.add_column(ratio=1)
     room.add_row(Text.assemble(("here: ", "dim"), ", ".join(s.members) or "-"))
+    if s.activity:
+        room.add_row(Text(" · ".join(s.activity[-2:]), style="dim"))
     for line in s.messages:
         room.add_row(line)
     if s.typing:
