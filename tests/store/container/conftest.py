@@ -37,6 +37,7 @@ class LaravelLikeServer:
     thread: threading.Thread
     seen: list[Seen] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
+    arrived: threading.Condition = field(default_factory=threading.Condition)
     slow_started: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -44,11 +45,25 @@ class LaravelLikeServer:
         host, port = self.server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    def wait_for(self, path: str, timeout: float = 10.0) -> Seen:
+        """Block until a request for ``path`` has arrived (run it with ``asyncio.to_thread``)."""
+        with self.arrived:
+            if not self.arrived.wait_for(lambda: any(s.path == path for s in self.seen), timeout):
+                raise TimeoutError(f"no request for {path} within {timeout}s")
+            return next(s for s in self.seen if s.path == path)
+
     def stop(self) -> None:
         self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+
+
+def _form(body: Any) -> dict[str, str]:
+    """A pusher-js style form body (or a JSON one) as a dict."""
+    if isinstance(body, dict):
+        return {str(k): str(v) for k, v in body.items()}
+    return {k: v[0] for k, v in parse_qs(str(body)).items()}
 
 
 def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
@@ -79,7 +94,9 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 body = raw.decode(errors="replace")
             headers = {k.lower(): v for k, v in self.headers.items()}
-            state.seen.append(Seen(self.command, parts.path, headers, body))
+            with state.arrived:
+                state.seen.append(Seen(self.command, parts.path, headers, body))
+                state.arrived.notify_all()
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             path = parts.path
 
@@ -111,7 +128,7 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
                     self._reply(419, {"message": "CSRF token mismatch."})
             elif path in ("/broadcasting/auth", "/api/broadcasting/auth") and self.command == "POST":
                 # Laravel's channel authorization behind Sanctum: session XSRF + bearer token required.
-                form = body if isinstance(body, dict) else {k: v[0] for k, v in parse_qs(str(body)).items()}
+                form = _form(body)
                 if headers.get("x-xsrf-token") != XSRF_DECODED:
                     self._reply(419, {"message": "CSRF token mismatch."})
                 elif headers.get("authorization") != f"Bearer {WS_TOKEN}":
@@ -121,6 +138,15 @@ def _make_handler(state: LaravelLikeServer) -> type[BaseHTTPRequestHandler]:
                     self._reply(
                         200, signer.authenticate(channel=form["channel_name"], socket_id=form["socket_id"])
                     )
+            elif path in ("/broadcasting/user-auth", "/custom/user-auth") and self.command == "POST":
+                form = (
+                    {k: v[0] for k, v in parse_qs(str(body)).items()} if not isinstance(body, dict) else body
+                )
+                if headers.get("authorization") != f"Bearer {WS_TOKEN}":
+                    self._reply(403, {"message": "This action is unauthorized."})
+                else:
+                    signer = pusher.Pusher(app_id="1", key=WS_APP_KEY, secret=WS_APP_SECRET)
+                    self._reply(200, signer.authenticate_user(form["socket_id"], {"id": "7", "name": "Ann"}))
             elif path == "/api/boom":
                 self._reply(500, {"message": "Server Error"})
             elif path.startswith("/api/status/"):

@@ -111,3 +111,19 @@ async def test_private_channel_auth_goes_through_api_client(
         assert container.api.client.is_closed
         with pytest.raises(Exception, match="shut down"):
             ws.private("orders.2").subscribed.subscribe(lambda _: None)
+
+
+async def test_user_sign_in_uses_the_configured_endpoint_and_api_credentials(
+    http_api: LaravelLikeServer,
+) -> None:
+    app = AppConfig(id="1", key=WS_APP_KEY, secret=WS_APP_SECRET)
+    async with PusherServer(apps=[app], port=0) as server:
+        config = Config(
+            {"api_url": http_api.url, "ws_url": server.ws_url, "ws_user_auth_endpoint": "/custom/user-auth"},
+            env=False,
+        )
+        async with ServiceContainer(config) as container:
+            container.api.set_token(WS_TOKEN)
+            container.ws.signin()
+            seen = await asyncio.to_thread(http_api.wait_for, "/custom/user-auth", 10)
+    assert seen.headers["authorization"] == f"Bearer {WS_TOKEN}"
