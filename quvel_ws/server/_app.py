@@ -33,6 +33,11 @@ class AppConfig:
     enable_client_events: bool = False
     #: A disabled app refuses connections (4003) and HTTP API calls (403), as Pusher does.
     enabled: bool = True
+    #: Push ``pusher_internal:subscription_count`` to the subscribers of non-presence channels when
+    #: their count changes (coalesced per ``subscription_count_interval`` seconds), as Pusher's
+    #: opt-in feature does; pusher-js emits it as ``pusher:subscription_count``.
+    subscription_count_events: bool = False
+    subscription_count_interval: float = 0.1
     #: Close sockets that neither sign in nor subscribe a private channel within this many seconds
     #: (Soketi's ``userAuthenticationTimeout``, code 4009). ``None``: sign-in is optional.
     user_authentication_timeout: float | None = None

@@ -6,6 +6,7 @@ methods are synchronous: the server is single-threaded on its event loop and not
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ class AppState:
         self._cache: dict[str, tuple[str, Any, float]] = {}
         self.webhooks = webhooks
         self.quiet = False  # set while shutting down: no member_removed/webhooks for a dying server
+        self._counts_dirty: set[str] = set()
 
     # --- publishing -------------------------------------------------------------------------------
 
@@ -89,6 +91,7 @@ class AppState:
             ch = self.channels[name] = Channel(name, presence=is_presence(name))
             self._webhook({"name": "channel_occupied", "channel": name})
         ch.subscribers[sock] = sock.write
+        self._count_changed(ch)
         sock.channels.add(name)
         new_member = False
         if member is not None:
@@ -129,10 +132,29 @@ class AppState:
                             name, "pusher_internal:member_removed", _json_str({"user_id": member.user_id})
                         )
                         self._webhook({"name": "member_removed", "channel": name, "user_id": key})
+        self._count_changed(ch)
         if not ch.subscribers:
             del self.channels[name]
             if not self.quiet:
                 self._webhook({"name": "channel_vacated", "channel": name})
+
+    def _count_changed(self, ch: Channel) -> None:
+        if not self.config.subscription_count_events or ch.presence or self.quiet:
+            return
+        if not self._counts_dirty:
+            asyncio.get_running_loop().call_later(self.config.subscription_count_interval, self._send_counts)
+        self._counts_dirty.add(ch.name)
+
+    def _send_counts(self) -> None:
+        dirty, self._counts_dirty = self._counts_dirty, set()
+        for name in dirty:
+            ch = self.channels.get(name)
+            if ch is not None and not self.quiet:
+                self.publish(
+                    name,
+                    "pusher_internal:subscription_count",
+                    _json_str({"subscription_count": len(ch.subscribers)}),
+                )
 
     def add_socket(self, sock: Socket) -> None:
         self.sockets[sock.id] = sock

@@ -12,7 +12,7 @@ import pytest
 from websockets.sync.client import connect
 
 from quvel_ws.auth import AuthEndpoint, encrypt_event
-from quvel_ws.server import ServerThread
+from quvel_ws.server import AppConfig, PusherServer, ServerThread
 from tests.interop.conftest import MASTER_KEY, NodePeer, bearer
 from tests.peers import require_node_package, run_node
 
@@ -305,3 +305,15 @@ def test_watchlist_with_pusher_js(server: ServerThread, auth_endpoint: AuthEndpo
     assert cat.expect("watchlist", name="online")["user_ids"] == ["1"]
     ann.send("disconnect")
     assert cat.expect("watchlist", name="offline")["user_ids"] == ["1"]
+
+
+def test_subscription_count_with_pusher_js(node_peer: Peer) -> None:
+    app = AppConfig(subscription_count_events=True, subscription_count_interval=0.05)
+    with PusherServer(apps=[app]).start_in_thread() as counted:
+        a, b = node_peer(), node_peer()
+        a.connect(counted.port)
+        a.send("subscribe", channel="room")
+        assert a.expect("event", event="pusher:subscription_count")["data"] == {"subscription_count": 1}
+        b.connect(counted.port)
+        b.send("subscribe", channel="room")
+        assert a.expect("event", event="pusher:subscription_count")["data"] == {"subscription_count": 2}

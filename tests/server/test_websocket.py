@@ -376,3 +376,22 @@ async def test_watchlist_online_and_offline(embedded: PusherServer) -> None:
     assert (await ann.expect("pusher_internal:watchlist_events"))["data"]["events"] == [
         {"name": "offline", "user_ids": ["2"]}
     ]
+
+
+async def test_subscription_count_events_are_coalesced() -> None:
+    async with PusherServer(
+        apps=[app(subscription_count_events=True, subscription_count_interval=0.3)]
+    ) as server:
+        first = await Raw.connect(server.ws_url)
+        await first.subscribe("counted")
+        assert data_of(await first.expect("pusher_internal:subscription_count")) == {"subscription_count": 1}
+        others = [await Raw.connect(server.ws_url) for _ in range(3)]
+        for raw in others:
+            await raw.subscribe("counted")
+        # three joins within the interval: one event with the final count
+        assert data_of(await first.expect("pusher_internal:subscription_count")) == {"subscription_count": 4}
+        await others[0].close()
+        assert data_of(await first.expect("pusher_internal:subscription_count")) == {"subscription_count": 3}
+        presence = await Raw.connect(server.ws_url)
+        await presence.subscribe("presence-p", **AUTH.presence(presence.socket_id, "presence-p", 1))
+        assert await presence.barrier() == []  # never for presence channels
