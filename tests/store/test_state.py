@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import copy
 import pickle
+from typing import Annotated, Literal
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from quvel_store import (
     App,
@@ -442,3 +443,57 @@ def test_models_with_extra_allow_keep_their_extras(app: App) -> None:
     store = app.use(OpenStore)
     store.replace({"a": 1, "b": 2})
     assert store.state.model_dump() == {"a": 1, "b": 2}
+
+
+# ---- less common model shapes -----------------------------------------------------------------------------
+
+
+class Cat(BaseModel):
+    kind: Literal["cat"] = "cat"
+    lives: int = 9
+
+
+class Dog(BaseModel):
+    kind: Literal["dog"] = "dog"
+    good: bool = True
+
+
+class Node(BaseModel):
+    name: str
+    children: list[Node] = []
+
+
+class Shapes(BaseModel):
+    pets: list[Annotated[Cat | Dog, Field(discriminator="kind")]] = []
+    tree: Node = Node(name="root")
+    by_id: dict[int, Cat] = {}
+    maybe: list[int] | None = None
+
+
+class ShapesStore(Store[Shapes]):
+    id = "shapes"
+
+
+def test_unions_recursive_models_int_keys_and_optionals(app: App) -> None:
+    store = app.use(ShapesStore)
+
+    def change(s: Shapes) -> None:
+        s.pets.append({"kind": "dog"})  # type: ignore[arg-type]
+        s.pets.append(Cat(lives=3))
+        s.pets[0].good = False  # type: ignore[union-attr]
+        s.tree.children.append(Node(name="a"))
+        s.tree.children[0].children.append({"name": "a1"})  # type: ignore[arg-type]
+        s.by_id["7"] = {"lives": 1}  # type: ignore[index,assignment]  # keys and values are validated
+        s.maybe = [1, 2]
+
+    store.patch(change)
+    state = store.state
+    assert state.pets == [Dog(good=False), Cat(lives=3)]
+    assert state.tree.children[0].children[0].name == "a1"
+    assert state.by_id == {7: Cat(lives=1)}
+    assert state.maybe == [1, 2]
+    with pytest.raises(StateValidationError):
+        store.patch(lambda s: s.pets.append({"kind": "fish"}))  # type: ignore[arg-type]
+    with pytest.raises(StateValidationError):
+        store.patch(lambda s: s.by_id.__setitem__("x", Cat()))  # type: ignore[arg-type]
+    assert store.state is state
