@@ -642,7 +642,8 @@ class Store(Generic[S]):
                     hook(call)
                 except Exception as exc:
                     self._report("hook", exc)
-        self._app._emit_action(ActionEvent(ActionPhase.START, self.store_id, name, call_id, args, kwargs))
+        if self._app._actions.observers:
+            self._app._emit_action(ActionEvent(ActionPhase.START, self.store_id, name, call_id, args, kwargs))
         return call
 
     def _action_succeeded(
@@ -661,9 +662,10 @@ class Store(Generic[S]):
                     cb(result)
                 except Exception as exc:
                     self._report("hook", exc)
-        self._app._emit_action(
-            ActionEvent(ActionPhase.SUCCESS, self.store_id, name, call_id, args, kwargs, result=result)
-        )
+        if self._app._actions.observers:
+            self._app._emit_action(
+                ActionEvent(ActionPhase.SUCCESS, self.store_id, name, call_id, args, kwargs, result=result)
+            )
 
     def _action_failed(
         self,
@@ -681,9 +683,10 @@ class Store(Generic[S]):
                     cb(error)
                 except Exception as exc:
                     self._report("hook", exc)
-        self._app._emit_action(
-            ActionEvent(ActionPhase.ERROR, self.store_id, name, call_id, args, kwargs, error=error)
-        )
+        if self._app._actions.observers:
+            self._app._emit_action(
+                ActionEvent(ActionPhase.ERROR, self.store_id, name, call_id, args, kwargs, error=error)
+            )
 
     def _start_async_action(
         self, action: Action[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
