@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -25,8 +25,6 @@ from quvel_ws.server._webhooks import WebhookSender
 from quvel_ws.server._ws import PING_FRAME, Socket, new_socket_id
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
-
 SHUTDOWN_MESSAGE = "Server closed. Please reconnect shortly."
 
 
@@ -73,7 +71,6 @@ class PusherServer:
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._webhooks: WebhookSender | None = None
         self._drained: asyncio.Event | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- addresses ---------------------------------------------------------------------------------
 
@@ -113,7 +110,6 @@ class PusherServer:
         if self._server is not None:
             return
         loop = asyncio.get_running_loop()
-        self._loop = loop
         self.closing = False
         if any(app.webhooks for app in self.apps):
             self._webhooks = WebhookSender()
