@@ -33,7 +33,7 @@ EXPECTED: dict[str, list[str]] = {
         "hydrated: 3 notifications",
         "live: 4 notifications",
     ],
-    "examples/threaded.py": ["worker thread"],
+    "examples/threaded.py": ["worker thread saw 3, marked all read; unread now 0"],
     "examples/notifications": [
         "following private-tenant.acme.User.1",
         "3 notifications arrived live",
