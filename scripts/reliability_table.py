@@ -28,9 +28,11 @@ COLUMNS = ("Scenario", "Server", "Load", "Faults injected", "Events sent", "Even
 
 
 def _recovery(row: dict[str, Any]) -> str:
+    if row.get("error"):
+        return f"**failed**: {str(row['error'])[:100]}"
     rec = row.get("recovery_s")
     if rec is None:
-        return "n/a"
+        return "**did not recover**"
     if isinstance(rec, int | float):
         return f"{rec:.2f} s"
     parts = []
