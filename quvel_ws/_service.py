@@ -909,12 +909,17 @@ class ThreadSafe:
 
     def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run a coroutine on the service's loop and return its result."""
-        loop = self._loop()
+        try:
+            loop = self._loop()
+        except WsError:
+            coro.close()
+            raise
         future = asyncio.run_coroutine_threadsafe(coro, loop)
         return future.result(timeout if timeout is not None else self.timeout)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Call ``fn(*args)`` on the service's loop and return its result."""
+        self._loop()
 
         async def run() -> T:
             return fn(*args)
