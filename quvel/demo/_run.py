@@ -29,6 +29,8 @@ TENANT = "acme"
 
 @dataclass(frozen=True)
 class DemoOptions:
+    """What a run does: how long, how busy, whether and how long the server goes down midway."""
+
     duration: float = 20.0
     #: Seconds between two scheduled back-end jobs (they alternate notification / chat message).
     interval: float = 0.35
