@@ -78,6 +78,8 @@ class ServiceContainer:
         self._phase: ContainerPhase = "new"
         self._pending: set[asyncio.Future[None]] = set()
         self._pending_errors: dict[str, BaseException] = {}
+        self._booting: _Running | None = None
+        self._closing: _Running | None = None
         if config is not None:
             self.add_service("config", _as_config(config))
         for name, given in (("api", api), ("i18n", i18n), ("validation", validation), ("task", task)):
@@ -418,8 +420,10 @@ class ServiceContainer:
         if self._phase != "new":
             if self._phase in ("closing", "closed"):
                 raise ContainerClosed("the container is shut down; it cannot boot again")
+            await self._wait_for(self._booting)
             return
         self._phase = "booting"
+        self._booting = _Running()
         try:
             for hook in ("register", "boot"):
                 while True:  # a hook may add services; they join this same pass
@@ -432,10 +436,12 @@ class ServiceContainer:
                         if hook == "boot" and not entry.registered:  # added by a boot() hook
                             await self._run_hook(name, entry, "register")
                         await self._run_hook(name, entry, hook)
-        except BaseException:
+        except BaseException as exc:
             self._phase = "booted"  # what booted can still be shut down
+            self._booting.finish(exc)
             raise
         self._phase = "booted"
+        self._booting.finish(None)
         logger.debug("container booted with services %s", list(self._entries))
 
     async def shutdown(self) -> None:
@@ -445,8 +451,15 @@ class ServiceContainer:
         Waits for hooks still running in the background first. Runs once; the container is then closed.
         """
         if self._phase in ("closing", "closed"):
+            await self._wait_for(self._closing)
             return
+        if self._phase == "booting":
+            await self._wait_for(self._booting)  # let a concurrent boot finish, then undo it
+            if self._phase in ("closing", "closed"):
+                await self._wait_for(self._closing)
+                return
         self._phase = "closing"
+        self._closing = _Running()
         errors: dict[str, BaseException] = {}
         try:
             await self._drain_pending(errors)
@@ -457,10 +470,21 @@ class ServiceContainer:
                     errors[name] = exc.__cause__ or exc
         finally:
             self._phase = "closed"
+            self._closing.finish(None)
         if errors:
             raise ServiceLifecycleError(
                 f"{len(errors)} service(s) failed during shutdown: {', '.join(errors)}", errors
             ) from next(iter(errors.values()))
+
+    async def _wait_for(self, running: _Running | None) -> None:
+        """Wait until a boot/shutdown started by another task ends (at once from inside its own hooks)."""
+        if running is None or running.done or running.task is asyncio.current_task():
+            return
+        await running.event.wait()
+        if running.error is not None:
+            raise ServiceLifecycleError(
+                f"the container failed to boot in another task: {running.error}"
+            ) from running.error
 
     async def ready(self) -> None:
         """Wait for lifecycle hooks running in the background (async hooks of services added after boot,
@@ -566,6 +590,28 @@ class ServiceContainer:
 
     def __repr__(self) -> str:
         return f"<ServiceContainer {self._phase} services={list(self._entries)}>"
+
+
+class _Running:
+    """A boot or shutdown in progress: which task runs it, and an event other callers wait on."""
+
+    def __init__(self) -> None:
+        self.task = _current_task()
+        self.event = asyncio.Event()
+        self.done = False
+        self.error: BaseException | None = None
+
+    def finish(self, error: BaseException | None) -> None:
+        self.done = True
+        self.error = error
+        self.event.set()
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
 
 
 def _hook_of(entry: _Entry, hook: _Hook) -> Callable[..., Any] | None:

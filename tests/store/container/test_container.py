@@ -267,6 +267,72 @@ async def test_sync_path_inside_a_running_loop_says_use_async() -> None:
     assert container.phase == "new"
 
 
+class Gated:
+    """A service whose boot and shutdown wait for the test to open a gate."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+        self.fail = fail
+        self.booted = self.stopped = False
+
+    async def boot(self) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        if self.fail:
+            raise RuntimeError("boot failed")
+        self.booted = True
+
+    async def shutdown(self) -> None:
+        self.stopped = True
+
+
+async def test_concurrent_boot_waits_for_the_first() -> None:
+    gated = Gated()
+    container = ServiceContainer(services={"gated": gated})
+    first = asyncio.create_task(container.boot())
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    second = asyncio.create_task(container.boot())
+    await asyncio.sleep(0)
+    assert not second.done()  # it waits for the boot in progress, it does not return early
+    gated.gate.set()
+    await asyncio.wait_for(asyncio.gather(first, second), 5)
+    assert gated.booted
+    await container.shutdown()
+
+
+async def test_concurrent_boot_sees_the_failure() -> None:
+    gated = Gated(fail=True)
+    container = ServiceContainer(services={"gated": gated})
+    first = asyncio.create_task(container.boot())
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    second = asyncio.create_task(container.boot())
+    await asyncio.sleep(0)
+    gated.gate.set()
+    with pytest.raises(ServiceLifecycleError, match="'gated'"):
+        await asyncio.wait_for(first, 5)
+    with pytest.raises(ServiceLifecycleError, match="another task"):
+        await asyncio.wait_for(second, 5)
+    await container.shutdown()
+    assert gated.stopped
+
+
+async def test_shutdown_during_boot_waits_then_shuts_down() -> None:
+    gated = Gated()
+    container = ServiceContainer(services={"gated": gated})
+    booting = asyncio.create_task(container.boot())
+    await asyncio.wait_for(gated.entered.wait(), 5)
+    closing = asyncio.create_task(container.shutdown())
+    again = asyncio.create_task(container.shutdown())
+    await asyncio.sleep(0)
+    assert not gated.stopped
+    gated.gate.set()
+    await asyncio.wait_for(asyncio.gather(booting, closing, again), 5)
+    assert gated.booted
+    assert gated.stopped
+    assert container.phase == "closed"
+
+
 async def test_service_added_during_register_joins_the_same_boot() -> None:
     journal: list[str] = []
 
