@@ -230,6 +230,18 @@ class Store(Generic[S]):
         """Errors the store caught to keep going: raising ``connect`` handlers and subscribers."""
         return self._errors
 
+    def _check_thread(self) -> None:
+        """Writes belong to the thread of the app's event loop (when it has one): refuse the others."""
+        app = self._app
+        owner = app._thread_id
+        if owner is not None and owner != threading.get_ident():
+            loop = app._loop
+            if loop is not None and not loop.is_closed():
+                raise LoopBindingError(
+                    f"store {self.store_id!r} belongs to the event loop of another thread; "
+                    f"write through app.call_threadsafe(...)"
+                )
+
     def _check_writable(self) -> None:
         if self._disposed:
             raise StoreDisposedError(f"store {self.store_id!r} is disposed; get a new one with app.use()")
@@ -276,6 +288,8 @@ class Store(Generic[S]):
         """
         if self._disposed or self._txn is not None:
             self._check_writable()
+        if self._app._thread_id is not None:
+            self._check_thread()
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
             if self._flat_patch(changes):
                 return
@@ -346,12 +360,14 @@ class Store(Generic[S]):
     def replace(self, state: S | Mapping[str, Any]) -> None:
         """Replace the whole state (validated; fields missing from a mapping take their defaults)."""
         self._check_writable()
+        self._check_thread()
         new = self._prepare_state(state)
         self._commit(new, MutationKind.REPLACE, new, _WHOLE)
 
     def reset(self) -> None:
         """Go back to ``initial_state()`` in one commit."""
         self._check_writable()
+        self._check_thread()
         new = self._prepare_state(self.initial_state())
         self._commit(new, MutationKind.RESET, None, _WHOLE)
 

@@ -211,3 +211,21 @@ def test_services_are_injected_into_the_container() -> None:
     assert again.container.get_service("clock") is not None
     app.dispose()
     again.dispose()
+
+
+async def test_writes_from_another_thread_are_refused(app: App) -> None:
+    store = app.use(CounterStore)  # binds the app to this loop and thread
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        for write in (lambda: store.patch({"n": 5}), store.reset, lambda: store.replace({"n": 1})):
+            try:
+                write()
+            except LoopBindingError as exc:
+                errors.append(exc)
+
+    await asyncio.wait_for(asyncio.to_thread(worker), 10)
+    assert len(errors) == 3
+    assert store.state.n == 0
+    await asyncio.wait_for(asyncio.wrap_future(app.call_threadsafe(store.inc)), 5)  # the supported way in
+    assert store.state.n == 1
