@@ -178,6 +178,52 @@ class Watcher:
         await self.api.aclose()
 
 
+class RecipeWatcher:
+    """A front end running the real notification recipe (:class:`quvel.demo.notifications.NotificationStore`
+    in a store app with its service container), plus a tap on the same channel that tells which
+    notifications arrived live (the rest came in through the store's reload)."""
+
+    def __init__(self, user: DemoUser, container: Any, app: Any, store: Any) -> None:
+        self.user = user
+        self.container = container
+        self.app = app
+        self.store = store
+        self.live: set[str] = set()
+        self.subscribed_at: list[float] = []
+        self.changed = asyncio.Event()
+        self._state_subscription = store.observe().subscribe(lambda _: self.changed.set())
+
+    @property
+    def ids(self) -> set[str]:
+        return {n.id for n in self.store.state.notifications}
+
+    @property
+    def recovered(self) -> set[str]:
+        return self.ids - self.live
+
+    def _on_notification(self, payload: Any) -> None:
+        if isinstance(payload, dict) and isinstance(payload.get("id"), str):
+            self.live.add(payload["id"])
+            self.changed.set()
+
+    def _on_subscribed(self, _: Any) -> None:
+        self.subscribed_at.append(time.monotonic())
+        self.changed.set()
+
+    async def wait(self, predicate: Callable[[Any], bool], within: float) -> None:
+        async def loop() -> None:
+            while not predicate(self):
+                self.changed.clear()
+                await self.changed.wait()
+
+        await asyncio.wait_for(loop(), within)
+
+    async def close(self) -> None:
+        self._state_subscription.dispose()
+        self.app.dispose()
+        await self.container.shutdown()
+
+
 class Stack:
     """Server process + fault proxies + back end, all on loopback (see the module docstring)."""
 
@@ -190,7 +236,7 @@ class Stack:
         self.ws_proxy: FaultProxy | None = None
         self.auth_proxy: FaultProxy | None = None
         self.backend: DemoBackend | None = None
-        self.watchers: list[Watcher] = []
+        self.watchers: list[Watcher | RecipeWatcher] = []
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.server.start)
@@ -238,6 +284,30 @@ class Stack:
         channel = ws.channel(self.backend.notification_channel(user.id))
         channel.notifications().subscribe(watcher._on_notification)
         channel.subscribed.subscribe(watcher._on_subscribed)
+        self.watchers.append(watcher)
+        return watcher
+
+    async def watch_recipe(self, user: DemoUser, **options: Any) -> RecipeWatcher:
+        """``user``'s front end with the notification store following their channel (the recipe)."""
+        from quvel.demo.notifications import NotificationStore
+        from quvel_store import create_app
+        from quvel_store.container import ServiceContainer
+
+        assert self.backend is not None
+        container = ServiceContainer(config={"tenant_id": self.backend.tenant_id, "api_url": self.api_url,
+                                             "ws_url": self.ws_url})
+        container.api.set_token(user.token)
+        container.ws = WebSocketService(self.ws_url, http_client=container.api.client,
+                                        **{**FAST_CLIENT, **options})
+        await container.boot()
+        app = create_app(container=container)
+        store = app.use(NotificationStore)
+        watcher = RecipeWatcher(user, container, app, store)
+        name = f"tenant.{self.backend.tenant_id}.User.{user.id}"
+        tap = container.ws.channel(name, type="privateNotification")
+        tap.notifications().subscribe(watcher._on_notification)
+        tap.subscribed.subscribe(watcher._on_subscribed)
+        await store.subscribe_to_socket(user.id)
         self.watchers.append(watcher)
         return watcher
 

@@ -297,15 +297,16 @@ async def _settle(watcher: Any) -> None:
 
 async def nothing_lost(kind: str, *, rate: float = 500, disconnects: int = 20, duration: float = 4.0,
                        clients: int = 3, seed: int = 2) -> Row:
-    """The notification recipe under ``rate`` events/s with ``disconnects`` random drops: every
-    notification the back end stored ends up with its user, live or through the reload."""
+    """The notification recipe (the real ``NotificationStore`` in a store app) under ``rate`` events/s
+    with ``disconnects`` random drops: every notification the back end stored ends up in the store of
+    its user, live or through the reload on re-subscription."""
     rng = random.Random(seed)
     async with Stack(kind, users=clients) as stack:
         for user in stack.users:
-            await stack.watch(user)
+            await stack.watch_recipe(user)
         await stack.all_subscribed(1, 15)
         assert stack.ws_proxy is not None
-        publisher = Publisher(stack, rate, workers=max(1, int(rate // 100)))
+        publisher = Publisher(stack, rate, workers=max(1, int(rate // 50)))
         started = time.monotonic()
         publisher.start()
         moments = sorted(rng.uniform(0.1, duration - 0.2) for _ in range(disconnects))
