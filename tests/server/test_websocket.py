@@ -395,3 +395,34 @@ async def test_subscription_count_events_are_coalesced() -> None:
         presence = await Raw.connect(server.ws_url)
         await presence.subscribe("presence-p", **AUTH.presence(presence.socket_id, "presence-p", 1))
         assert await presence.barrier() == []  # never for presence channels
+
+
+async def test_a_client_that_never_reads_is_dropped_not_buffered_forever() -> None:
+    async with PusherServer(limits=Limits(max_write_buffer_bytes=256 * 1024)) as server:
+        good = await Raw.connect(server.ws_url)
+        await good.subscribe("firehose")
+        stuck = await Raw.connect(server.ws_url)
+        await stuck.subscribe("firehose")
+        stuck.ws.transport.pause_reading()  # the kernel buffers fill, then the server's
+        received = 0
+        caught_up = asyncio.Event()
+
+        async def read_good() -> None:
+            nonlocal received
+            while True:
+                await good.expect("Big")
+                received += 1
+                if received == sent and server.connection_count() == 1:
+                    caught_up.set()
+
+        reader = asyncio.create_task(read_good())
+        sent = 0
+        while server.connection_count() == 2 and sent < 5000:
+            await server.trigger("firehose", "Big", "x" * 8000)
+            sent += 1
+            await asyncio.sleep(0)  # let the good reader keep up
+        assert server.connection_count() == 1  # the stuck one was dropped
+        if received < sent:
+            await asyncio.wait_for(caught_up.wait(), 10)  # the good reader got every event
+        reader.cancel()
+        assert server.channels() == {"firehose": 1}
