@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -45,12 +46,14 @@ XSRF_COOKIE = "XSRF-TOKEN"
 XSRF_HEADER = "X-XSRF-TOKEN"
 TENANT_HEADER = "X-Tenant-ID"
 
-_STATUS_ERRORS: Mapping[int, type[ApiStatusError]] = {
-    401: ApiUnauthenticated,
-    403: ApiForbidden,
-    404: ApiNotFound,
-    419: ApiCsrfMismatch,
-}
+_STATUS_ERRORS: Mapping[int, type[ApiStatusError]] = MappingProxyType(
+    {
+        401: ApiUnauthenticated,
+        403: ApiForbidden,
+        404: ApiNotFound,
+        419: ApiCsrfMismatch,
+    }
+)
 
 _Origin = tuple[str, str, int]
 

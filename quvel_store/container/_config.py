@@ -11,6 +11,7 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Literal
 
 from quvel_store.errors import ConfigError
@@ -29,19 +30,23 @@ class _Field:
     help: str
 
 
-# The settings services understand. Immutable: a tuple-backed table read by every Config.
-_FIELDS: Mapping[str, _Field] = {
-    "api_url": _Field("opt_str", None, "base URL of the backend API, e.g. https://api.example.com"),
-    "tenant_id": _Field("opt_str", None, "tenant identifier (multi-tenant apps)"),
-    "ws_url": _Field("opt_str", None, "WebSocket URL, e.g. wss://ws.example.com/app/<key>"),
-    "ws_auth_endpoint": _Field("str", "/broadcasting/auth", "channel authorization endpoint"),
-    "ws_user_auth_endpoint": _Field("str", "/broadcasting/user-auth", "user authentication endpoint"),
-    "locale": _Field("str", "en", "current locale for i18n"),
-    "fallback_locale": _Field("str", "en", "locale used when a key is missing in the current one"),
-    "server_rendering": _Field("bool", False, "true while rendering on a server: no WebSocket connections"),
-    "api_timeout": _Field("seconds", 10.0, "seconds before an API request times out"),
-    "api_connect_timeout": _Field("opt_seconds", None, "seconds to connect (defaults to api_timeout)"),
-}
+# The settings services understand (a read-only table shared by every Config).
+_FIELDS: Mapping[str, _Field] = MappingProxyType(
+    {
+        "api_url": _Field("opt_str", None, "base URL of the backend API, e.g. https://api.example.com"),
+        "tenant_id": _Field("opt_str", None, "tenant identifier (multi-tenant apps)"),
+        "ws_url": _Field("opt_str", None, "WebSocket URL, e.g. wss://ws.example.com/app/<key>"),
+        "ws_auth_endpoint": _Field("str", "/broadcasting/auth", "channel authorization endpoint"),
+        "ws_user_auth_endpoint": _Field("str", "/broadcasting/user-auth", "user authentication endpoint"),
+        "locale": _Field("str", "en", "current locale for i18n"),
+        "fallback_locale": _Field("str", "en", "locale used when a key is missing in the current one"),
+        "server_rendering": _Field(
+            "bool", False, "true while rendering on a server: no WebSocket connections"
+        ),
+        "api_timeout": _Field("seconds", 10.0, "seconds before an API request times out"),
+        "api_connect_timeout": _Field("opt_seconds", None, "seconds to connect (defaults to api_timeout)"),
+    }
+)
 
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
