@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
 from collections.abc import AsyncIterator
+from typing import Any
 
+import pusher
 import pytest
 
 from quvel_ws import (
     AuthorizationError,
     ConnectionState,
+    DecryptionError,
     Member,
     PresenceHandlers,
+    SubscriptionError,
     SubscriptionSucceeded,
     WebSocketService,
 )
-from tests.peers import SoketiServer
+from tests.peers import APP_ID, APP_KEY, APP_SECRET, SoketiServer
 from tests.ws.conftest import AuthServer, sdk_for
-from tests.ws.helpers import Collector, in_thread
+from tests.ws.helpers import Collector, in_thread, until
 
 pytestmark = pytest.mark.peers
 
@@ -100,3 +106,164 @@ async def test_auth_403_is_a_typed_error_and_others_keep_working(
     await in_thread(sdk_for(soketi).trigger, "news2", "Ping", "still alive")
     assert await ok.first() == "still alive"
     assert isinstance((await Collector(ws.channel("news2").subscribed).first()), SubscriptionSucceeded)
+
+
+def make_service(server: SoketiServer, auth: AuthServer, **options: object) -> WebSocketService:
+    return WebSocketService(
+        server.ws_url,
+        auth_endpoint=auth.url + "/broadcasting/auth",
+        user_auth_endpoint=auth.url + "/broadcasting/user-auth",
+        backoff_initial=0.1,
+        backoff_max=0.5,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.parametrize(("failure", "status"), [(500, 500), ("nonjson", 200), (("sleep", 2.0), 0)])
+async def test_auth_failures_carry_the_status(
+    soketi: SoketiServer, auth_server: AuthServer, failure: object, status: int
+) -> None:
+    ws = make_service(soketi, auth_server, auth_timeout=0.5)
+    try:
+        auth_server.fail["private-broken"] = failure
+        errors = Collector(ws.channel("broken", "private").errors)
+        fine = Collector(ws.channel("fine", "private").subscribed)
+        error = await errors.first()
+        assert isinstance(error, AuthorizationError)
+        assert error.status == status
+        await fine.first()
+    finally:
+        await ws.shutdown()
+
+
+async def test_bad_signature_is_a_subscription_error_from_soketi(soketi: SoketiServer) -> None:
+    async def forged(channel: str, socket_id: str) -> dict[str, str]:
+        return {"auth": "app-key:" + "0" * 64}
+
+    ws = WebSocketService(soketi.ws_url, authorizer=forged)
+    try:
+        errors = Collector(ws.channel("forged", "private").errors)
+        error = await errors.first()
+        assert isinstance(error, SubscriptionError)
+        assert error.status == 401
+        assert ws.current_state is ConnectionState.CONNECTED
+    finally:
+        await ws.shutdown()
+
+
+async def test_decryption_failure_refetches_the_key_once_then_reports(
+    ws: WebSocketService, soketi: SoketiServer, auth_server: AuthServer
+) -> None:
+    ch = ws.channel("vault", type="encrypted")
+    subscribed = Collector(ch.subscribed)
+    errors = Collector(ch.errors)
+    got = Collector(ch.listen(".Secret"))
+    await subscribed.first()
+    other_key = base64.b64encode(bytes(32)).decode()
+    wrong = pusher.Pusher(
+        app_id=APP_ID,
+        key=APP_KEY,
+        secret=APP_SECRET,
+        host=soketi.host,
+        port=soketi.port,
+        ssl=False,
+        encryption_master_key_base64=other_key,
+    )
+    await in_thread(wrong.trigger, "private-encrypted-vault", "Secret", {"pin": "0000"})
+    error = await errors.first()
+    assert isinstance(error, DecryptionError)
+    assert len(auth_server.socket_ids("private-encrypted-vault")) == 2  # subscribe + one key refresh
+    await in_thread(sdk_for(soketi).trigger, "private-encrypted-vault", "Secret", {"pin": "1234"})
+    assert await got.first() == {"pin": "1234"}
+
+
+async def test_client_events_between_two_clients_and_presence_join_leave(
+    soketi: SoketiServer, auth_server: AuthServer
+) -> None:
+    alice = make_service(soketi, auth_server)
+    bob = make_service(soketi, auth_server)
+    try:
+        a = alice.join("team")
+        b = bob.join("team")
+        joining = Collector(a.joining)
+        leaving = Collector(a.leaving)
+        a_ready = Collector(a.subscribed)
+        await a_ready.first()
+        auth_server.user_id, auth_server.user_info = "43", {"name": "Bob"}
+        b_ready = Collector(b.subscribed)
+        heard = Collector(a.listen_for_whisper("typing"))
+        echoed = Collector(b.listen_for_whisper("typing"))
+        await b_ready.first()
+        member = await joining.first()
+        assert (member.id, member.info) == ("43", {"name": "Bob"})
+        b.whisper("typing", {"from": "bob"})
+        assert await heard.first() == {"from": "bob"}
+        b_ready.dispose()
+        echoed.dispose()  # Bob's last reference: he leaves the channel
+        assert (await leaving.first()).id == "43"
+        assert echoed.items == []
+    finally:
+        await alice.shutdown()
+        await bob.shutdown()
+
+
+async def test_last_disposal_unsubscribes_on_the_server(ws: WebSocketService, soketi: SoketiServer) -> None:
+    sdk = sdk_for(soketi)
+    first = Collector(ws.channel("counted").listen(".E"))
+    ready = Collector(ws.channel("counted").subscribed)
+    await ready.first()
+    assert (await in_thread(sdk.channel_info, "counted"))["occupied"]
+    first.dispose()
+    assert (await in_thread(sdk.channel_info, "counted"))["occupied"]  # `ready` still holds it
+    ready.dispose()
+    await until_async(lambda: in_thread(sdk.channel_info, "counted"), lambda info: not info["occupied"])
+
+
+async def until_async(fetch: Any, check: Any, within: float = 10.0) -> None:
+    async def loop() -> None:
+        while not check(await fetch()):  # noqa: ASYNC110 - polling the server's HTTP API
+            await asyncio.sleep(0.05)
+
+    await asyncio.wait_for(loop(), within)
+
+
+async def test_user_signin_receives_user_events(
+    soketi_factory: type[SoketiServer], auth_server: AuthServer
+) -> None:
+    server = await in_thread(soketi_factory(user_authentication=True).start)
+    ws = make_service(server, auth_server)
+    try:
+        user_events = Collector(ws.user_events)
+        ws.signin()
+        await until(lambda: ws.user_id == "42")
+        assert auth_server.socket_ids() == [ws.socket_id]
+        await in_thread(sdk_for(server).send_to_user, "42", "Welcome", {"hi": True})
+        event = await user_events.first()
+        assert event.event == "Welcome"
+        assert event.data == {"hi": True}
+    finally:
+        await ws.shutdown()
+
+
+@pytest.mark.slow
+async def test_soketi_restart_mid_stream(soketi_factory: type[SoketiServer], auth_server: AuthServer) -> None:
+    server = await in_thread(soketi_factory().start)
+    ws = make_service(server, auth_server)
+    try:
+        ch = ws.channel("feed", "private")
+        subscribed = Collector(ch.subscribed)
+        got = Collector(ch.listen(".Tick"))
+        states = Collector(ws.state)
+        await subscribed.first()
+        first_socket = ws.socket_id
+        await in_thread(sdk_for(server).trigger, "private-feed", "Tick", {"n": 1})
+        await got.first()
+        await in_thread(server.restart, True)
+        await subscribed.count(2, within=30)
+        assert ws.socket_id != first_socket
+        assert auth_server.socket_ids("private-feed") == [first_socket, ws.socket_id]  # re-authorised
+        assert ConnectionState.CONNECTING in states.items
+        await in_thread(sdk_for(server).trigger, "private-feed", "Tick", {"n": 2})
+        assert await got.count(2) == [{"n": 1}, {"n": 2}]
+    finally:
+        await ws.shutdown()
