@@ -19,6 +19,10 @@ MAX_MESSAGES = 100
 MAX_ACTIVITY = 20
 
 
+class RoomNotJoined(RuntimeError):
+    """A room action was called before ``join(room_id)``."""
+
+
 class ChatUser(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -127,9 +131,8 @@ class RoomStore(Store[RoomState]):
         """Post a message; the back end broadcasts it to the others (``toOthers()`` via ``X-Socket-ID``)."""
         room = self.state.room_id
         if room is None:
-            raise RuntimeError("join a room before sending")
-        socket_id = self.container.ws.socket_id
-        headers = {"X-Socket-ID": socket_id} if socket_id else None
+            raise RoomNotJoined("join a room before sending")
+        headers = self.container.ws.socket_headers()  # X-Socket-ID, so the back end skips our socket
         body = await self.container.api.post(
             f"/api/rooms/{room}/messages", json={"text": text}, headers=headers
         )
@@ -142,7 +145,7 @@ class RoomStore(Store[RoomState]):
         """Tell the others (a ``client-typing`` whisper; not sent back to us)."""
         room = self.state.room_id
         if room is None:
-            raise RuntimeError("join a room before typing")
+            raise RoomNotJoined("join a room before typing")
         self.container.ws.channel(f"room.{room}", type="presence").whisper(
             "typing", {"name": name, "typing": typing}
         )

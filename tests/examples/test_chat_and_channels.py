@@ -121,3 +121,15 @@ async def test_encrypted_channel_server_sees_ciphertext_store_gets_plaintext(sta
     assert set(relayed) == {"nonce", "ciphertext"}
     assert "plaintext-marker-123" not in frame["data"]
     await wait_until(vault, lambda s: s.secrets == {"k": "plaintext-marker-123"})
+
+
+async def test_room_actions_before_join_are_a_clear_error(stack: DemoStack) -> None:
+    from quvel.demo.chat import RoomNotJoined
+
+    client = await stack.client("Ann")
+    room = client.app.use(RoomStore, key="x")
+    with pytest.raises(RoomNotJoined):
+        await room.send("hello?")
+    with pytest.raises(RoomNotJoined):
+        room.set_typing("Ann")
+    assert room.state.messages == []
