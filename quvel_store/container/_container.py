@@ -414,8 +414,8 @@ class ServiceContainer:
         """Run every service's ``register(container)``, then every ``boot()``: built-in services first, then
         yours in the order added (shutdown is the exact reverse, so infrastructure is up first, down last).
 
-        Runs once; later calls return at once. A failing hook raises :class:`ServiceLifecycleError`
-        naming the service (services booted before it stay booted: call :meth:`shutdown`).
+        Runs once; a call while another task boots waits for it. A failing hook raises
+        :class:`ServiceLifecycleError` naming the service (what booted stays booted: call :meth:`shutdown`).
         """
         if self._phase != "new":
             if self._phase in ("closing", "closed"):
