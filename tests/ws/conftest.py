@@ -57,6 +57,8 @@ class AuthServer:
     fail: dict[str, Any] = field(default_factory=dict)
     records: list[AuthRecord] = field(default_factory=list)
     required_header: tuple[str, str] | None = None
+    in_flight: int = 0
+    max_in_flight: int = 0
     _httpd: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -102,6 +104,8 @@ class AuthServer:
             return 200, b"<html>login</html>"
         if isinstance(failure, tuple) and failure[0] == "sleep":
             time.sleep(failure[1])
+        elif isinstance(failure, dict):
+            return 200, json.dumps(failure).encode()
         return 200, json.dumps(self._sign(channel, sid)).encode()
 
     def _sign(self, channel: str, socket_id: str) -> dict[str, Any]:
@@ -133,10 +137,16 @@ class AuthServer:
                     if self.headers.get(name) != value:
                         self._reply(403, b'{"message":"no token"}')
                         return
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
                     status, payload = outer._answer(self.path, form)
                 except (BrokenPipeError, ConnectionResetError):
                     return
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
                 self._reply(status, payload)
 
             def _reply(self, status: int, payload: bytes) -> None:

@@ -1,0 +1,106 @@
+"""laravel-echo naming rules (the EventFormatter cases of laravel/echo's own tests) and service options."""
+
+from __future__ import annotations
+
+import pytest
+
+from quvel_ws import ChannelType, InvalidArgument, InvalidChannelName, InvalidEventName, WebSocketService
+from quvel_ws._echo import NOTIFICATION_EVENT, format_event, full_channel_name, leave_names, whisper_event
+from quvel_ws._service import build_ws_url
+
+
+@pytest.mark.parametrize(
+    ("event", "namespace", "expected"),
+    [
+        ("Users.UserCreated", "App.Events", "App\\Events\\Users\\UserCreated"),
+        (".App\\Users\\UserCreated", "App.Events", "App\\Users\\UserCreated"),
+        ("\\App\\Users\\UserCreated", "App.Events", "App\\Users\\UserCreated"),
+        (".users.created", "App.Events", "users.created"),
+        ("Users.UserCreated", None, "Users\\UserCreated"),
+        ("NewMessage", "App.Events", "App\\Events\\NewMessage"),
+    ],
+)
+def test_event_formatter(event: str, namespace: str | None, expected: str) -> None:
+    assert format_event(event, namespace) == expected
+
+
+@pytest.mark.parametrize("bad", ["", ".", "x" * 250])
+def test_bad_event_names(bad: str) -> None:
+    with pytest.raises(InvalidEventName):
+        format_event(bad)
+
+
+def test_notification_and_whisper_names() -> None:
+    assert NOTIFICATION_EVENT == "Illuminate\\Notifications\\Events\\BroadcastNotificationCreated"
+    assert whisper_event("typing") == "client-typing"
+    assert whisper_event("client-typing") == "client-typing"
+
+
+@pytest.mark.parametrize(
+    ("name", "type", "full", "kind"),
+    [
+        ("news", "public", "news", ChannelType.PUBLIC),
+        ("orders.1", "private", "private-orders.1", ChannelType.PRIVATE),
+        ("private-orders.1", "private", "private-orders.1", ChannelType.PRIVATE),
+        ("room.7", "presence", "presence-room.7", ChannelType.PRESENCE),
+        ("presence-room.7", "presence", "presence-room.7", ChannelType.PRESENCE),
+        ("vault", "encrypted", "private-encrypted-vault", ChannelType.ENCRYPTED),
+        (
+            "App.Models.User.1",
+            "privateNotification",
+            "private-App.Models.User.1",
+            ChannelType.PRIVATE_NOTIFICATION,
+        ),
+        (
+            "App.Models.User.1",
+            "private_notification",
+            "private-App.Models.User.1",
+            ChannelType.PRIVATE_NOTIFICATION,
+        ),
+        ("alerts", "public_notification", "alerts", ChannelType.PUBLIC_NOTIFICATION),
+        ("presence-room", None, "presence-room", ChannelType.PRESENCE),
+        ("private-encrypted-v", None, "private-encrypted-v", ChannelType.ENCRYPTED),
+    ],
+)
+def test_channel_prefixes(name: str, type: str | None, full: str, kind: ChannelType) -> None:
+    assert full_channel_name(name, type) == (full, kind)
+
+
+@pytest.mark.parametrize(
+    ("name", "type"),
+    [
+        ("presence-room", "private"),
+        ("private-x", "public"),
+        ("bad name", None),
+        ("", "public"),
+        ("x" * 201, None),
+    ],
+)
+def test_contradictory_or_invalid_channel_names(name: str, type: str | None) -> None:
+    with pytest.raises(InvalidChannelName):
+        full_channel_name(name, type)
+
+
+def test_unknown_type_and_leave_variants() -> None:
+    with pytest.raises(InvalidArgument, match="unknown channel type"):
+        ChannelType.parse("secret")
+    assert leave_names("room") == ("room", "private-room", "private-encrypted-room", "presence-room")
+
+
+def test_url_validation_and_options() -> None:
+    assert (
+        build_ws_url("ws://h:6001/app/key")
+        == "ws://h:6001/app/key?protocol=7&client=python-quvel&version="
+        + build_ws_url("ws://h/app/k").split("=")[-1]
+    )
+    for bad in ("http://h/app/k", "ws://h/nope", "ws:///app/k", "ws://h:99999/app/k"):
+        with pytest.raises(InvalidArgument):
+            WebSocketService(bad, server_rendering=True)
+    with pytest.raises(InvalidArgument, match="unknown option"):
+        WebSocketService("ws://h/app/k", server_rendering=True, activty_timeout=3)
+    with pytest.raises(InvalidArgument):
+        WebSocketService("ws://h/app/k", server_rendering=True, pong_timeout=-1)
+    ws = WebSocketService.from_settings(
+        {"key": "k", "host": "example.com", "scheme": "https"}, server_rendering=True
+    )
+    assert ws.url.startswith("wss://example.com:443/app/k?")
