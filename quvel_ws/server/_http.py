@@ -15,7 +15,6 @@ import orjson
 
 from quvel_ws.server._app import AppConfig
 from quvel_ws.server._channels import channel_name_problem, is_encrypted, is_presence
-from quvel_ws.server._frames import error_frame
 from quvel_ws.server._http11 import Request, decoded_path
 from quvel_ws.server._signature import SignatureError, verify_request
 
@@ -241,8 +240,7 @@ class HttpApi:
     def _terminate(self, state: AppState, user_id: str, req: Request) -> Any:
         _method(req, "POST")
         for sock in state.user_sockets(user_id):
-            sock.write(error_frame(4009, "You got disconnected by the app."))
-            sock.close(4009, "You got disconnected by the app.")
+            sock.close(4009, "You got disconnected by the app.", error="You got disconnected by the app.")
         return {"ok": True}
 
 

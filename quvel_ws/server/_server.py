@@ -363,7 +363,7 @@ class PusherServer:
 
 def _established(socket_id: str, activity_timeout: float) -> bytes:
     timeout = int(activity_timeout) if float(activity_timeout).is_integer() else activity_timeout
-    data = orjson.dumps({"socket_id": socket_id, "activity_timeout": max(timeout, 1)}).decode()
+    data = orjson.dumps({"socket_id": socket_id, "activity_timeout": timeout}).decode()
     return event_frame("pusher:connection_established", data)
 
 
