@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from quvel_ws.errors import InvalidArgument
 
@@ -55,6 +56,10 @@ class AppConfig:
     #: URLs that receive webhooks (channel_occupied, channel_vacated, member_added, member_removed,
     #: client_event), signed with this app's key and secret like Pusher's.
     webhooks: tuple[str, ...] = ()
+    #: Browser origins allowed to connect (``Origin`` header): ``"*"`` for any, exact origins
+    #: (``"https://app.example.com"``) or host patterns (``"*.example.com"``), as Reverb's
+    #: ``allowed_origins``. A connection without an ``Origin`` (not a browser) passes only with ``"*"``.
+    allowed_origins: tuple[str, ...] = ("*",)
 
     def __post_init__(self) -> None:
         if not _APP_ID_RE.match(str(self.id)):
@@ -80,6 +85,21 @@ class AppConfig:
         if self.max_connections is not None and self.max_connections < 1:
             raise InvalidArgument(f"app {self.id!r}: max_connections must be at least 1 (or None)")
         object.__setattr__(self, "webhooks", tuple(self.webhooks))
+        object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        if "*" in self.allowed_origins:
+            return True
+        if not origin:
+            return False
+        host = urlsplit(origin).hostname or ""
+        for allowed in self.allowed_origins:
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]):
+                    return True
+            elif allowed in (origin, host):
+                return True
+        return False
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> AppConfig:

@@ -195,7 +195,9 @@ class Connection(asyncio.Protocol):
         )
         leftover = bytes(self._buffer)
         self._buffer.clear()
-        outcome = self.server.open_socket(self.transport, unquote(match["key"]), req.query)
+        outcome = self.server.open_socket(
+            self.transport, unquote(match["key"]), req.query, req.headers.get("origin")
+        )
         if isinstance(outcome, tuple):
             self._reject(*outcome)
             if leftover:

@@ -288,7 +288,7 @@ class PusherServer:
         return state
 
     def open_socket(
-        self, transport: asyncio.Transport, key: str, query: Mapping[str, str]
+        self, transport: asyncio.Transport, key: str, query: Mapping[str, str], origin: str | None = None
     ) -> Socket | tuple[int, str]:
         """A new WebSocket on ``/app/{key}``: a :class:`Socket`, or ``(code, message)`` to refuse it."""
         if self.closing:
@@ -298,6 +298,8 @@ class PusherServer:
             return 4001, f"App key {key[:200]} does not exist."
         if not state.config.enabled:
             return 4003, "The app is not enabled."
+        if not state.config.origin_allowed(origin):
+            return 4009, "Origin not allowed."
         protocol = query.get("protocol")
         if protocol is not None and protocol != "7":
             return 4007, f"Unsupported protocol version {protocol[:20]!r}: this server speaks protocol 7."

@@ -426,3 +426,40 @@ async def test_a_client_that_never_reads_is_dropped_not_buffered_forever() -> No
             await asyncio.wait_for(caught_up.wait(), 10)  # the good reader got every event
         reader.cancel()
         assert server.channels() == {"firehose": 1}
+
+
+async def test_allowed_origins() -> None:
+    cfg = app(allowed_origins=("https://app.example.com", "*.example.org"))
+    async with PusherServer(apps=[cfg]) as server:
+        for origin in ("https://app.example.com", "https://x.example.org"):
+            ok = await websockets.connect(server.ws_url, origin=origin)  # type: ignore[arg-type]
+            assert json.loads(await ok.recv())["event"] == "pusher:connection_established"
+            await ok.close()
+        for origin in ("https://evil.example.com", None):
+            refused = await websockets.connect(server.ws_url, origin=origin)  # type: ignore[arg-type]
+            assert json.loads(await refused.recv())["data"]["code"] == 4009
+            with pytest.raises(websockets.ConnectionClosed):
+                await refused.recv()
+
+
+async def test_no_state_is_left_behind_after_churn() -> None:
+    """Connect, join every kind of channel, sign in, watch, leave abruptly, 200 times: nothing leaks."""
+    async with PusherServer(apps=[app(enable_client_events=True)]) as server:
+        for i in range(200):
+            raw = await Raw.connect(server.ws_url)
+            sid = raw.socket_id
+            await raw.send("pusher:signin", AUTH.user(sid, {"id": str(i % 7), "watchlist": ["1", "2"]}))
+            await raw.subscribe("news")
+            await raw.subscribe("presence-room", **AUTH.presence(sid, "presence-room", i % 5))
+            await raw.subscribe("private-a", **AUTH.private(sid, "private-a"))
+            await raw.subscribe(f"#server-to-user-{i % 7}")
+            await raw.send("client-x", {"i": i}, channel="private-a")
+            if i % 2:
+                await raw.ws.close()
+            else:
+                raw.ws.transport.abort()
+        state = server._state(None)
+        async with asyncio.timeout(5):
+            # the server offers no "all connections gone" event: poll the condition, bounded above
+            while state.sockets or state.channels or state.users or state.watchers:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
