@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace) -> int:
             stats = {
                 "received": printer.received,
                 "seconds": round(seconds, 6),
-                "events_per_s": round(printer.received / seconds, 1) if seconds > 0 else 0.0,
+                "events_per_s": round(printer.received / seconds, 3) if seconds > 0 else 0.0,
                 "listening_seconds": round(end - started, 3),
             }
             print(json.dumps(stats), flush=True)
