@@ -22,7 +22,7 @@ from quvel._version import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("quvel.cmd_serve", "run the embedded Pusher-compatible server (WebSocket + HTTP API)"),
     "trigger": ("quvel.cmd_trigger", "publish an event through a Pusher HTTP API (signed)"),
-    "listen": ("quvel.cmd_listen", "tail a channel on any Pusher-protocol server (reconnects through restarts)"),
+    "listen": ("quvel.cmd_listen", "tail a channel on any Pusher-protocol server (survives restarts)"),
     "demo": ("quvel.cmd_demo", "the whole stack live: server, Laravel-like back end, stores, a restart"),
 }
 
@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Typed Pinia-style stores and a Laravel Echo / Pusher real-time toolkit.",
     )
     parser.add_argument("--version", action="version", version=f"quvel {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
@@ -49,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     run = importlib.import_module(args._module).run
     try:
         result = run(args)

@@ -20,7 +20,9 @@ def soketi() -> Iterator[SoketiServer]:
 
 @pytest.fixture
 def soketi_factory() -> Iterator[type[SoketiServer]]:
-    """Build private Soketi servers (``soketi_factory(user_authentication=True).start()``); all are stopped afterwards."""
+    """Build private Soketi servers (``soketi_factory(user_authentication=True).start()``).
+
+    All of them are stopped afterwards."""
     made: list[SoketiServer] = []
 
     class _Tracked(SoketiServer):

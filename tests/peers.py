@@ -152,7 +152,8 @@ class SoketiServer:
         return self
 
     def stop(self, hard: bool = False) -> None:
-        """Stop the server. ``hard=True`` kills it (no close frames); otherwise SIGTERM (Soketi closes clients with 4200)."""
+        """Stop the server. ``hard=True`` kills it (no close frames); otherwise SIGTERM, on which Soketi
+        closes its clients with 4200."""
         proc, self.proc = self.proc, None
         if proc is None or proc.poll() is not None:
             return
