@@ -317,3 +317,15 @@ def test_subscription_count_with_pusher_js(node_peer: Peer) -> None:
         b.connect(counted.port)
         b.send("subscribe", channel="room")
         assert a.expect("event", event="pusher:subscription_count")["data"] == {"subscription_count": 2}
+
+
+def test_heartbeat_with_pusher_js_keeps_the_connection(node_peer: Peer) -> None:
+    # activity_timeout 1 s: pusher-js pings the server after 1 s of silence and answers its pings.
+    with PusherServer(activity_timeout=1, pong_timeout=1).start_in_thread() as quick:
+        js = node_peer()
+        js.connect(quick.port)
+        first = js.socket_id()
+        js.drain(quiet=3.5)  # several heartbeat periods with no other traffic
+        assert js.seen("state") == []  # never disconnected
+        assert js.socket_id() == first
+        assert quick.connection_count() == 1
