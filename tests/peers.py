@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping
@@ -214,26 +216,42 @@ def spawn_node(script: str | Path, *args: str, env: Mapping[str, str] | None = N
     )
 
 
+def _line_queue(proc: subprocess.Popen[str]) -> queue.Queue[str | None]:
+    """A queue fed by a thread reading ``proc``'s stdout line by line (``None`` at end of output).
+
+    A reader thread rather than ``select()``: select sees the pipe, not the lines Python already buffered,
+    so two lines arriving together would leave the second one unseen."""
+    lines: queue.Queue[str | None] | None = getattr(proc, "_quvel_lines", None)
+    if lines is None:
+        assert proc.stdout is not None
+        stdout = proc.stdout
+        lines = queue.Queue()
+        sink = lines
+
+        def pump() -> None:
+            for line in stdout:
+                sink.put(line)
+            sink.put(None)
+
+        threading.Thread(target=pump, name="node-stdout", daemon=True).start()
+        proc._quvel_lines = lines  # type: ignore[attr-defined]
+    return lines
+
+
 def read_json_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> dict[str, Any]:
     """Next JSON line from a spawned Node script's stdout (non-JSON lines are skipped)."""
-    import selectors
-
-    assert proc.stdout is not None
+    lines = _line_queue(proc)
     deadline = time.monotonic() + timeout
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    try:
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not sel.select(remaining):
-                stderr = ""
-                raise TimeoutError(f"no JSON line from node within {timeout}s; stderr: {stderr}")
-            line = proc.stdout.readline()
-            if not line:
-                err = proc.stderr.read() if proc.stderr else ""
-                raise EOFError(f"node exited ({proc.poll()}); stderr: {err}")
-            line = line.strip()
-            if line.startswith("{"):
-                return dict(json.loads(line))
-    finally:
-        sel.close()
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            line = lines.get(timeout=max(remaining, 0.0)) if remaining > 0 else lines.get_nowait()
+        except queue.Empty:
+            raise TimeoutError(f"no JSON line from node within {timeout}s") from None
+        if line is None:
+            lines.put(None)  # stay at end of output for later calls
+            err = proc.stderr.read() if proc.stderr else ""
+            raise EOFError(f"node exited ({proc.poll()}); stderr: {err}")
+        line = line.strip()
+        if line.startswith("{"):
+            return dict(json.loads(line))
