@@ -325,6 +325,62 @@ async def nothing_lost(kind: str, *, rate: float = 500, disconnects: int = 20, d
                     target_rate=rate, achieved_rate=round(publisher.sent / elapsed, 1))
 
 
+async def latency(kind: str, *, ms: float = 300, seconds: float = 4.0, activity_timeout: float = 1.0,
+                  pong_timeout: float = 1.0, rate: float = 20) -> Row:
+    """A slow network (``ms`` each way, round trip below the pong timeout): the heartbeat must not
+    mistake latency for a dead link, and every event still arrives live."""
+    async with Stack(kind, users=1) as stack:
+        assert stack.ws_proxy is not None
+        watcher = await stack.watch(stack.users[0], activity_timeout=activity_timeout,
+                                    pong_timeout=pong_timeout)
+        await stack.all_subscribed(1, 15)
+        stack.ws_proxy.delay(ms)
+        connections = stack.ws_proxy.stats.connections
+        sent_up = stack.ws_proxy.stats.bytes_up
+        publisher = Publisher(stack, rate)
+        publisher.start()
+        await asyncio.sleep(seconds)
+        await publisher.stop()
+        await stack.converge(15)
+        stack.ws_proxy.pass_through()
+        return _row("high latency", stack, f"1 client, {rate:g} ev/s",
+                    f"{ms:g} ms each way for {seconds:g} s; activity {activity_timeout:g} s + pong "
+                    f"{pong_timeout:g} s", recovery_s=0.0,
+                    reconnects=stack.ws_proxy.stats.connections - connections,
+                    client_bytes_sent=stack.ws_proxy.stats.bytes_up - sent_up,
+                    resubscriptions=len(watcher.subscribed_at) - 1)
+
+
+async def cut_frames(kind: str, *, cuts: int = 5, rate: float = 100) -> Row:
+    """The link dies in the middle of a frame (half of a chunk forwarded, then RST), ``cuts`` times:
+    the partial frame must end the connection cleanly (no parse error surfaced as an event, no crash)
+    and the reload brings back what was cut."""
+    async with Stack(kind, users=1) as stack:
+        assert stack.ws_proxy is not None
+        watcher = await stack.watch(stack.users[0])
+        errors: list[Exception] = []
+        watcher.ws.errors.subscribe(errors.append)
+        await stack.all_subscribed(1, 15)
+        publisher = Publisher(stack, rate)
+        publisher.start()
+        recoveries = []
+        for i in range(cuts):
+            await asyncio.sleep(0.2)
+            stack.ws_proxy.cut("down")
+            await _until(lambda i=i: stack.ws_proxy is not None and stack.ws_proxy.stats.cuts > i, 10)
+            stack.ws_proxy.pass_through()
+            healed = time.monotonic()
+            back = await stack.all_subscribed(i + 2, 15)
+            recoveries.append(back - healed)
+        await asyncio.sleep(0.2)
+        await publisher.stop()
+        await stack.converge(15)
+        protocol_errors = [e for e in errors if type(e).__name__ in {"ProtocolError", "CallbackError"}]
+        return _row("connection cut mid-frame", stack, f"1 client, {rate:g} ev/s",
+                    f"{cuts} cuts (half a chunk, then RST)", recovery_s=percentiles(recoveries, (50, 100)),
+                    protocol_errors=len(protocol_errors), cuts=stack.ws_proxy.stats.cuts)
+
+
 async def connect_refused_hard(kind: str, *, seconds: float = 2.0) -> Row:
     """A closed port (real ``ECONNREFUSED``) for ``seconds``: failed attempts are reported as typed
     transport errors, not a crash, and the client is back when the port opens."""

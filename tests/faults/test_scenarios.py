@@ -46,6 +46,25 @@ async def test_blackhole_is_noticed_by_the_heartbeat(kind: str) -> None:
     assert row["events_lost"] == 0
 
 
+async def test_latency_is_not_mistaken_for_a_dead_link(kind: str) -> None:
+    # Few events, so the link is idle longer than activity_timeout and the heartbeat pings through the
+    # latency (600 ms round trip against a 1 s pong timeout).
+    row = await scenarios.latency(kind, ms=300, seconds=5.0, activity_timeout=1.0, pong_timeout=1.0, rate=0.5)
+    show(row)
+    assert row["client_bytes_sent"] > 0  # the heartbeat did ping through the slow link
+    assert row["reconnects"] == 0
+    assert row["resubscriptions"] == 0
+    assert row["events_sent"] == row["events_received"]  # all live, none needed a reload
+
+
+async def test_a_frame_cut_in_half_ends_the_connection_cleanly(kind: str) -> None:
+    row = await scenarios.cut_frames(kind, cuts=5)
+    show(row)
+    assert row["cuts"] == 5
+    assert row["protocol_errors"] == 0
+    assert row["events_lost"] == 0
+
+
 async def test_refused_connections_back_off_with_jitter(kind: str) -> None:
     row = await scenarios.refused(kind, clients=5, seconds=3.0, backoff_initial=0.1, backoff_max=1.0)
     show(row)
