@@ -138,7 +138,18 @@ async def test_auth_credentials_go_only_to_the_api_origin(server: PusherServer) 
         finally:
             await ws.shutdown()
 
-        # 3. The WebSocket handshakes carried none of them either.
+        # 3. Explicit auth headers (Echo's auth.headers) go to the auth endpoint, not the WebSocket.
+        ws = WebSocketService(ws_url, http_client=client, auth_headers={"Authorization": f"Bearer {xsrf}"},
+                              **FAST)
+        try:
+            errors = Collector(ws.errors)
+            ws.channel("orders", type="private").listen("X").subscribe()
+            await errors.wait(lambda items: any(isinstance(e, AuthorizationError) for e in items))
+            assert app_origin.requests[-1].headers.get("authorization") == f"Bearer {xsrf}"
+        finally:
+            await ws.shutdown()
+
+        # 4. The WebSocket handshakes carried none of them.
         assert proxy.handshakes
         for raw in proxy.handshakes:
             head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
