@@ -20,7 +20,7 @@ from tests.security.certs import PKI, make_pki
 from tests.security.recorder import Recorder, Reply
 from tests.ws.helpers import Collector
 
-FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "immediate_retry_jitter": 0.05}
+FAST: dict[str, Any] = {"backoff_initial": 0.05, "backoff_max": 0.2, "immediate_retry_jitter": 0.05}
 CREDENTIAL_HEADERS = ("authorization", "cookie", "x-xsrf-token", "x-csrf-token")
 
 
@@ -55,7 +55,7 @@ async def test_tls_certificates_are_verified_by_default(server: PusherServer, pk
             await ws.shutdown()
 
         for options in ({"ca_file": str(pki.ca_cert)}, {"ssl": pki.client_context()}):
-            trusted = WebSocketService(url, **options, **FAST)  # type: ignore[arg-type]
+            trusted = WebSocketService(url, **options, **FAST)
             try:
                 await trusted.connect(timeout=5)
                 assert trusted.socket_id
