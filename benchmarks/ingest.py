@@ -28,7 +28,6 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-import socket
 import statistics
 import struct
 import subprocess
@@ -76,10 +75,20 @@ async def _serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
         if line.lower().startswith(b"sec-websocket-key:"):
             key = line.split(b":", 1)[1].strip()
     accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-    writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-    writer.write(_frame(json.dumps({"event": "pusher:connection_established",
-                                    "data": json.dumps({"socket_id": "1.1", "activity_timeout": 120})})))
+    writer.write(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+    )
+    writer.write(
+        _frame(
+            json.dumps(
+                {
+                    "event": "pusher:connection_established",
+                    "data": json.dumps({"socket_id": "1.1", "activity_timeout": 120}),
+                }
+            )
+        )
+    )
     streams: list[asyncio.Task[None]] = []
     try:
         while True:
@@ -104,12 +113,18 @@ async def _serve_client(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
                 writer.write(_frame('{"event":"pusher:pong","data":{}}'))
             elif event == "pusher:subscribe":
                 channel = data["channel"]
-                writer.write(_frame(json.dumps({"event": "pusher_internal:subscription_succeeded",
-                                                "channel": channel})))
+                writer.write(
+                    _frame(
+                        json.dumps({"event": "pusher_internal:subscription_succeeded", "channel": channel})
+                    )
+                )
                 if channel.startswith("bench-"):
                     _, count, rate = channel.split("-")
-                    streams.append(asyncio.get_running_loop().create_task(
-                        _stream(writer, channel, int(count), float(rate))))
+                    streams.append(
+                        asyncio.get_running_loop().create_task(
+                            _stream(writer, channel, int(count), float(rate))
+                        )
+                    )
     except (asyncio.IncompleteReadError, ConnectionError):
         pass
     finally:
@@ -122,7 +137,7 @@ async def _stream(writer: asyncio.StreamWriter, channel: str, count: int, rate: 
     if rate <= 0:  # firehose: everything pre-encoded, written in large chunks
         frames = [_frame(_event_text(channel, i)) for i in range(count)]
         for start in range(0, count, 512):
-            writer.write(b"".join(frames[start:start + 512]))
+            writer.write(b"".join(frames[start : start + 512]))
             await writer.drain()
         return
     interval = 1.0 / rate
@@ -206,23 +221,76 @@ async def run_quvel(url: str, n: int) -> float:
     return (end - state["start"]) * n / max(n - 1, 1)
 
 
-async def run_quvel_store(url: str, n: int) -> float | None:
-    """(c) (b) folded into a store's state through an action."""
+async def run_quvel_store(url: str, n: int, batched: bool = False) -> float | None:
+    """(c) (b) folded into a quvel_store store's state through an action: one patch per event, or
+    (``batched``) one per socket read through ``listen_batches``."""
     try:
-        from benchmarks._ingest_store import run_store  # type: ignore[import-not-found]
+        from pydantic import BaseModel
+
+        from quvel_store import ServiceContainer, Store, action, create_app
     except ImportError:
         return None
-    result: float | None = await run_store(url, n)
-    return result
+    from quvel_ws import WebSocketService
+
+    class TickState(BaseModel):
+        count: int = 0
+        last: int = -1
+
+    done = asyncio.get_running_loop().create_future()
+    marks = {"start": 0.0, "first": 1}
+
+    class TickStore(Store[TickState]):
+        id = "ticks"
+
+        @action
+        def watch(self) -> None:
+            channel = self.container.ws.channel(f"bench-{n}-0")
+            if batched:
+                self.connect(channel.listen_batches("Tick"), self.received_many)
+            else:
+                self.connect(channel.listen("Tick"), self.received)
+
+        @action
+        def received_many(self, batch: list[dict[str, Any]]) -> None:
+            def change(state: TickState) -> None:
+                state.count += len(batch)
+                state.last = batch[-1]["i"]
+
+            self.patch(change)
+            self._check(len(batch))
+
+        @action
+        def received(self, data: dict[str, Any]) -> None:
+            def change(state: TickState) -> None:
+                state.count += 1
+                state.last = data["i"]
+
+            self.patch(change)
+            self._check(1)
+
+        def _check(self, added: int) -> None:
+            count = self.state.count
+            if count == added:
+                marks["start"] = time.perf_counter()
+                marks["first"] = added
+            if count >= n and not done.done():
+                done.set_result(time.perf_counter())
+
+    container = ServiceContainer(ws=WebSocketService(url))
+    store = create_app(container, stores=[TickStore]).use(TickStore)
+    store.watch()
+    end = await asyncio.wait_for(done, 300)
+    store.dispose()
+    await container.shutdown()
+    return (end - marks["start"]) * n / max(n - marks["first"], 1)
 
 
 async def run_asyncpusher(url: str, n: int) -> float | None:
     try:
-        from asyncpusher.channel import Channel  # noqa: F401
-        from asyncpusher.pusher import Pusher
+        from asyncpusher.pusher import Pusher  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None
-    port = int(url.split(":")[2].split("/")[0])
+    port = int(url.split(":")[2].split("/", maxsplit=1)[0])
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     state = {"count": 0, "start": 0.0}
@@ -238,17 +306,17 @@ async def run_asyncpusher(url: str, n: int) -> float | None:
     await pusher.connect()
     channel = await pusher.subscribe(f"bench-{n}-0")
     channel.bind("App\\Events\\Tick", on_event)
-    end = await asyncio.wait_for(done, 120)
+    end: float = await asyncio.wait_for(done, 120)
     await pusher.disconnect()
     return (end - state["start"]) * n / max(n - 1, 1)
 
 
 def run_pysher(url: str, n: int) -> float | None:
     try:
-        import pysher
+        import pysher  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         return None
-    port = int(url.split(":")[2].split("/")[0])
+    port = int(url.split(":")[2].split("/", maxsplit=1)[0])
     done = threading.Event()
     state = {"count": 0, "start": 0.0, "end": 0.0}
 
@@ -293,10 +361,16 @@ def run_pusher_js(url: str, n: int) -> float | None:
     node_modules = ROOT / "peers" / "node_modules"
     if shutil.which("node") is None or not (node_modules / "pusher-js").exists():
         return None
-    port = url.split(":")[2].split("/")[0]
+    port = url.split(":")[2].split("/", maxsplit=1)[0]
     env = dict(os.environ, NODE_PATH=str(node_modules))
-    out = subprocess.run(["node", "-e", PUSHER_JS, port, str(n)], env=env, capture_output=True, text=True,
-                         timeout=180, check=False)
+    out = subprocess.run(
+        ["node", "-e", PUSHER_JS, port, str(n)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     for line in out.stdout.splitlines():
         if line.startswith("{"):
             return float(json.loads(line)["seconds"])
@@ -386,7 +460,9 @@ def _median_rate(n: int, runs: list[float | None]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--only", default="a,b,c,d,latency,memory")
@@ -400,12 +476,15 @@ def main() -> None:
         clients: list[tuple[str, str, Callable[[], Awaitable[float | None]] | Callable[[], float | None]]] = [
             ("a", "websockets recv loop + json.loads x2", lambda: run_bare_websockets(url, n)),
             ("b", "quvel_ws channel.listen, 1 subscriber", lambda: run_quvel(url, n)),
-            ("c", "quvel_ws folded into a store action", lambda: run_quvel_store(url, n)),
+            ("c", "store action per event (listen)", lambda: run_quvel_store(url, n)),
+            ("c", "store action per read (listen_batches)", lambda: run_quvel_store(url, n, True)),
             ("d", "asyncpusher 0.2.5", lambda: run_asyncpusher(url, n)),
             ("d", "pysher 1.0.8", lambda: run_pysher(url, n)),
             ("d", "pusher-js 8.6.0 (Node)", lambda: run_pusher_js(url, n)),
         ]
-        print(f"events/s, {n:,} events of ~200 bytes, median of {args.repeat} (Python {sys.version.split()[0]})")
+        print(
+            f"events/s, {n:,} events of ~200 bytes, median of {args.repeat} (Python {sys.version.split()[0]})"
+        )
         for key, label, fn in clients:
             if key not in only:
                 continue

@@ -31,15 +31,20 @@ T = TypeVar("T")
 class Sink:
     """One Observable subscription on a hub: an observer and, optionally, a validator."""
 
-    __slots__ = ("active", "event", "observer", "validate")
+    __slots__ = ("active", "batch", "event", "observer", "validate")
 
     def __init__(
-        self, observer: abc.ObserverBase[Any], event: str | None, validate: Callable[[Any], Any] | None
+        self,
+        observer: abc.ObserverBase[Any],
+        event: str | None,
+        validate: Callable[[Any], Any] | None,
+        batched: bool = False,
     ) -> None:
         self.observer = observer
         self.event = event
         self.validate = validate
         self.active = True
+        self.batch: list[Any] | None = [] if batched else None
 
 
 class Hub:
@@ -134,6 +139,19 @@ class Channel:
         """Laravel notifications broadcast to this channel (``BroadcastNotificationCreated``)."""
         return self._listen_raw(NOTIFICATION_EVENT, model)
 
+    @overload
+    def listen_batches(self, event: str) -> Observable[list[Any]]: ...
+    @overload
+    def listen_batches(self, event: str, model: type[T]) -> Observable[list[T]]: ...
+
+    def listen_batches(self, event: str, model: Any = None) -> Observable[list[Any]]:
+        """Like :meth:`listen`, but one list per socket read holding every payload of ``event`` that
+        arrived in it (never empty). Fold a fast stream into a store with one state change per batch."""
+        wire = format_event(event, self._service.namespace)
+        return self._observable(
+            "listen", wire, _validator(model) if model is not None else None, batched=True
+        )
+
     def listen_for_whisper(self, event: str) -> Observable[Any]:
         """Client events another client sent with ``whisper(event, ...)`` (``client-{event}``)."""
         return self._listen_raw(whisper_event(event), None)
@@ -178,7 +196,7 @@ class Channel:
         return self._observable("listen", wire_event, _validator(model) if model is not None else None)
 
     def _observable(
-        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None
+        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
     ) -> Observable[Any]:
         service = self._service
         name, channel_type = self.name, self.type
@@ -186,7 +204,7 @@ class Channel:
         def subscribe(
             observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            return service._attach(name, channel_type, kind, Sink(observer, event, validate))
+            return service._attach(name, channel_type, kind, Sink(observer, event, validate, batched))
 
         return reactivex.create(subscribe)
 
@@ -219,7 +237,7 @@ class InertChannel(PresenceChannel):
     """What a server-rendering service hands out: every Observable completes at once, nothing is sent."""
 
     def _observable(
-        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None
+        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
     ) -> Observable[Any]:
         return reactivex.empty()
 

@@ -57,10 +57,12 @@ class Connection:
         ssl: ssl_module.SSLContext | None = None,
         max_message_bytes: int = 1024 * 1024,
         rng: Any = None,
+        on_idle: Callable[[], None] | None = None,
     ) -> None:
         self.core = PusherProtocol(config, rng=rng) if rng is not None else PusherProtocol(config)
         self._authorizer = authorizer
         self._dispatch = dispatch
+        self._on_idle = on_idle
         self._loop = loop
         self._headers = dict(headers or {})
         self._origin = origin
@@ -161,6 +163,8 @@ class Connection:
                         dispatch(output)
         finally:
             self._pumping = False
+        if self._on_idle is not None:
+            self._on_idle()
         self._arm_timer()
 
     def _arm_timer(self) -> None:

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
 import reactivex
+from pydantic import ValidationError
 from reactivex import Observable, abc
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
@@ -40,6 +41,7 @@ from quvel_ws.errors import (
     ConnectionRefused,
     InvalidArgument,
     NotConnected,
+    PayloadValidationError,
     WsError,
 )
 from quvel_ws.protocol import ProtocolConfig
@@ -277,6 +279,7 @@ class WebSocketService:
         self._thread_id: int | None = None
         self._conn: Any = None  # quvel_ws._connection.Connection, created on the bound loop
         self._hubs: dict[str, Hub] = {}
+        self._batched: list[tuple[Hub, Sink]] = []
         self._state = _Broadcast(self, replay=True, initial=ConnectionState.INITIALIZED)
         self._errors = _Broadcast(self, replay=False)
         self._user_events = _Broadcast(self, replay=False)
@@ -375,6 +378,7 @@ class WebSocketService:
             assert self._authorizer is not None
             self._conn = Connection(
                 self._config,
+                on_idle=self._flush_batches,
                 authorizer=self._authorizer,
                 dispatch=self._dispatch,
                 loop=loop,
@@ -762,13 +766,15 @@ class WebSocketService:
             if sinks is not None:
                 data = event.data
                 for sink in sinks:
-                    if sink.validate is None and sink.active:
+                    if sink.validate is None and sink.batch is None and sink.active:
                         try:
                             sink.observer.on_next(data)
                         except Exception as exc:
                             error = CallbackError(hub.name, event.event, exc)
                             error.__cause__ = exc
                             self._report(error, hub, exc_info=exc)
+                    elif sink.batch is not None:
+                        self._add_to_batch(hub, sink, data, event.event)
                     else:
                         deliver(self, hub, (sink,), data, event.event)
             if hub.wildcard:
@@ -777,6 +783,35 @@ class WebSocketService:
         handler = _HANDLERS.get(kind)
         if handler is not None:
             handler(self, output)
+
+    def _add_to_batch(self, hub: Hub, sink: Sink, data: Any, event: str) -> None:
+        if not sink.active or sink.batch is None:
+            return
+        if sink.validate is not None:
+            try:
+                data = sink.validate(data)
+            except ValidationError as exc:
+                self._report(PayloadValidationError(hub.name, event, data, exc.errors()), hub)
+                return
+        if not sink.batch:
+            self._batched.append((hub, sink))
+        sink.batch.append(data)
+
+    def _flush_batches(self) -> None:
+        """End of one received batch: hand each batched sink the list it collected."""
+        if not self._batched:
+            return
+        pending, self._batched = self._batched, []
+        for hub, sink in pending:
+            items, sink.batch = sink.batch, []
+            if not sink.active or not items:
+                continue
+            try:
+                sink.observer.on_next(items)
+            except Exception as exc:
+                error = CallbackError(hub.name, sink.event, exc)
+                error.__cause__ = exc
+                self._report(error, hub, exc_info=exc)
 
     def _on_state(self, output: StateChanged) -> None:
         current = output.current

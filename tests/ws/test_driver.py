@@ -395,3 +395,23 @@ async def test_threadsafe_entry_from_another_thread(server: ScriptedServer, make
     assert delivered[0] == ("hi", True)
     with pytest.raises(WsError):
         ws.threadsafe.leave_all()  # on the loop itself it would deadlock: refused
+
+
+async def test_listen_batches_groups_per_read_and_validates(server: ScriptedServer, make_ws: Any) -> None:
+    class Tick(BaseModel):
+        i: int
+
+    ws = make_ws(server.url)
+    ch = ws.channel("ticks")
+    batches = Collector(ch.listen_batches(".Tick", Tick))
+    errors = Collector(ch.errors)
+    await ws_ready(ws, "ticks")
+    frames = [{"i": i} for i in range(50)]
+    frames[10] = {"i": "not a number"}
+    for data in frames:
+        await server.send_event("Tick", data, channel="ticks")
+    await batches.wait(lambda bs: sum(len(b) for b in bs) >= 49)
+    flat = [t.i for b in batches.items for t in b]
+    assert flat == [i for i in range(50) if i != 10]
+    assert all(batches.items)
+    assert isinstance(await errors.first(), PayloadValidationError)
