@@ -215,7 +215,7 @@ async def run_quvel(url: str, n: int) -> float:
             done.set_result(time.perf_counter())
 
     sub = ws.channel(f"bench-{n}-0").listen("Tick").subscribe(on_event)
-    end = await asyncio.wait_for(done, 120)
+    end: float = await asyncio.wait_for(done, 120)
     sub.dispose()
     await ws.shutdown()
     return (end - state["start"]) * n / max(n - 1, 1)
@@ -279,7 +279,7 @@ async def run_quvel_store(url: str, n: int, batched: bool = False) -> float | No
     container = ServiceContainer(ws=WebSocketService(url))
     store = create_app(container, stores=[TickStore]).use(TickStore)
     store.watch()
-    end = await asyncio.wait_for(done, 300)
+    end: float = await asyncio.wait_for(done, 300)
     store.dispose()
     await container.shutdown()
     return (end - marks["start"]) * n / max(n - marks["first"], 1)
