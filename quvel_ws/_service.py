@@ -348,7 +348,7 @@ class WebSocketService:
 
     def _marshal(self, attach: Callable[[], abc.DisposableBase]) -> abc.DisposableBase:
         """Run ``attach`` on the loop (now if already there) and return a disposable usable from anywhere."""
-        if self._on_loop_thread():
+        if self._shut or self._on_loop_thread():
             return attach()
         loop = self._bind()
         holder = SingleAssignmentDisposable()
@@ -365,7 +365,7 @@ class WebSocketService:
         return Disposable(dispose)
 
     def _on_loop(self, fn: Callable[[], Any]) -> None:
-        if self._loop is None or self._on_loop_thread():
+        if self._loop is None or self._shut or self._on_loop_thread():
             fn()
         else:
             self._loop.call_soon_threadsafe(fn)
@@ -592,8 +592,8 @@ class WebSocketService:
 
     def leave_channel(self, name: str) -> None:
         """Leave one channel by its full name: its Observables complete, the server is told."""
-        if self.server_rendering:
-            return
+        if self.server_rendering or self._loop is None or self._shut:
+            return  # never used (nothing subscribed) or already shut down
         if not self._on_loop_thread():
             self._on_loop(lambda: self.leave_channel(name))
             return

@@ -24,7 +24,7 @@ from quvel_ws import (
     WebSocketService,
     WsError,
 )
-from tests.ws.helpers import Collector
+from tests.ws.helpers import Collector, until
 from tests.ws.scripted_server import Received, ScriptedServer
 
 FAST = {"backoff_initial": 0.05, "backoff_max": 0.2, "immediate_retry_jitter": 0.05}
@@ -415,3 +415,32 @@ async def test_listen_batches_groups_per_read_and_validates(server: ScriptedServ
     assert flat == [i for i in range(50) if i != 10]
     assert all(batches.items)
     assert isinstance(await errors.first(), PayloadValidationError)
+
+
+async def test_async_callbacks_and_use_after_shutdown(server: ScriptedServer, make_ws: Any) -> None:
+    ws = make_ws(server.url)
+    seen: list[Any] = []
+
+    async def handler(data: Any) -> None:
+        await asyncio.sleep(0)
+        seen.append(data)
+        if data == "bad":
+            raise ValueError("async boom")
+
+    errors = Collector(ws.errors)
+    sub = await ws.subscribe("news", "public", ".E", handler)
+    await ws_ready(ws, "news")
+    await server.send_event("E", "bad", channel="news")
+    await server.send_event("E", "good", channel="news")
+    error = await errors.first()
+    assert isinstance(error, CallbackError)
+    assert isinstance(error.__cause__, ValueError)
+    await until(lambda: len(seen) == 2)
+    assert seen == ["bad", "good"]
+    await ws.shutdown()
+    sub.unsubscribe()  # harmless after shutdown
+    ws.leave_all()
+    late = Collector(ws.channel("news").listen(".E"))
+    assert late.completed
+    with pytest.raises(WsError, match="shut down"):
+        await ws.connect()
