@@ -107,11 +107,26 @@ def _wrap(txn: Txn, parent: _Node, key: str | int, value: Any, plan: TypePlan | 
 
 
 def _plain(value: Any) -> Any:
-    """A value handed to a draft: drafts become independent plain copies of their current content."""
+    """A value handed to a draft: drafts become independent plain copies of their current content,
+    also inside new lists, tuples, sets and dicts built from them (``s.items = [*s.items, x]``,
+    ``s.items = sorted(s.items, ...)``)."""
     if isinstance(value, _Node):
         current, _ = value._q_finalize()
         return copy.deepcopy(current)
+    kind = type(value)
+    if kind is dict:
+        if any(_needs_plain(item) for item in value.values()):
+            return {key: _plain(item) for key, item in value.items()}
+    elif kind in _CONTAINERS and any(_needs_plain(item) for item in value):
+        return kind(_plain(item) for item in value)
     return value
+
+
+def _needs_plain(item: Any) -> bool:
+    return isinstance(item, _Node) or type(item) in _CONTAINERS
+
+
+_CONTAINERS: frozenset[type] = frozenset({list, tuple, set, frozenset, dict})
 
 
 class _Node:

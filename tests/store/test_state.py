@@ -497,3 +497,21 @@ def test_unions_recursive_models_int_keys_and_optionals(app: App) -> None:
     with pytest.raises(StateValidationError):
         store.patch(lambda s: s.by_id.__setitem__("x", Cat()))  # type: ignore[arg-type]
     assert store.state is state
+
+
+def test_new_containers_built_from_draft_items_can_be_assigned_back(app: App) -> None:
+    store = app.use(ItemsStore)
+    store.patch({"items": [{"id": 1, "title": "a"}, {"id": 2, "title": "b"}], "scores": {"x": 1}})
+    store.patch(lambda s: setattr(s, "items", [*s.items, Item(id=3, title="c")]))
+    assert [i.id for i in store.state.items] == [1, 2, 3]
+    store.patch(lambda s: setattr(s, "items", sorted(s.items, key=lambda i: -i.id)))
+    assert [i.id for i in store.state.items] == [3, 2, 1]
+    store.patch(lambda s: setattr(s, "items", [i for i in s.items if i.id != 2]))
+    assert [i.id for i in store.state.items] == [3, 1]
+    store.patch(lambda s: setattr(s, "scores", {**s.scores, "y": 2}))
+    assert store.state.scores == {"x": 1, "y": 2}
+    # The old items were copied, not moved: the snapshot taken before still holds them intact.
+    before = store.state
+    store.patch(lambda s: setattr(s, "items", [s.items[0], s.items[0]]))
+    assert [i.id for i in before.items] == [3, 1]
+    assert [i.id for i in store.state.items] == [3, 3]
