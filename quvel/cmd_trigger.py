@@ -9,6 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,11 +57,24 @@ def run(args: argparse.Namespace) -> int:
     except httpx.HTTPError as exc:
         print(f"quvel trigger: cannot reach {url}: {exc}", file=sys.stderr)
         return 1
-    if resp.status_code != 200:
-        print(
-            f"quvel trigger: {url} refused the event ({resp.status_code}): {resp.text.strip()}",
-            file=sys.stderr,
-        )
+    refusal = _refusal(resp)
+    if refusal is not None:
+        print(f"quvel trigger: {url} refused the event ({refusal})", file=sys.stderr)
         return 1
     print(resp.text.strip())
     return 0
+
+
+def _refusal(resp: httpx.Response) -> str | None:
+    """Why the server refused the event, or None. Soketi 1.6 answers refusals (a wrong secret, an
+    unknown app) with status 200 and ``{"error": ..., "code": 401}`` in the body, so both are checked."""
+    text = resp.text.strip()
+    if resp.status_code != 200:
+        return f"{resp.status_code}: {text}"
+    try:
+        answer = json.loads(text) if text else {}
+    except ValueError:
+        return None
+    if isinstance(answer, dict) and "error" in answer:
+        return f"{answer.get('code', resp.status_code)}: {answer['error']}"
+    return None

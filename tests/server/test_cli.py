@@ -14,7 +14,7 @@ import pytest
 
 from quvel_ws.errors import InvalidArgument
 from quvel_ws.server import AppConfig, app_from_env, load_apps_file
-from tests.peers import read_json_line
+from tests.peers import SoketiServer, read_json_line
 from tests.server.conftest import Raw, data_of
 
 
@@ -111,6 +111,16 @@ def test_trigger_unreachable_server_fails_clearly() -> None:
     result = trigger("--url", "http://127.0.0.1:9", "news", "E", "{}")
     assert result.returncode == 1
     assert "cannot reach" in result.stderr
+
+
+@pytest.mark.peers
+def test_trigger_sees_soketis_refusals_inside_a_200(soketi: SoketiServer) -> None:
+    """Soketi 1.6 refuses a wrong secret with status 200 and the error in the body."""
+    ok = trigger("--url", soketi.http_url, "--secret", soketi.secret, "news", "E", "{}")
+    assert ok.returncode == 0, ok.stderr
+    bad = trigger("--url", soketi.http_url, "--secret", "wrong", "news", "E", "{}")
+    assert bad.returncode == 1
+    assert "401" in bad.stderr
 
 
 def test_serve_refuses_a_bad_apps_file(tmp_path: Path) -> None:
