@@ -40,6 +40,7 @@ JSON (``{"auth": ..., "channel_data"?: ..., "shared_secret"?: ...}``) or a ``Cha
 UserAuthenticator: TypeAlias = Callable[[str], Awaitable[UserAuthData | Mapping[str, Any]]]
 """A custom user authenticator: ``async def authenticate(socket_id)`` returning ``{"auth", "user_data"}``."""
 
+_MAX_REDIRECTS = 3
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "x-xsrf-token", "x-csrf-token", "proxy-authorization")
 
 
@@ -274,16 +275,37 @@ class HttpAuthorizer:
         except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
             raise AuthorizationError(what, f"bad auth endpoint {endpoint!r}: {exc}", status=0) from None
         self._scope_credentials(request, explicit=headers)
-        try:
-            response = await self._client.send(request)
-        except httpx.TimeoutException:
-            raise AuthorizationError(
-                what, f"{request.url} did not answer within {self._timeout:g}s", status=0
-            ) from None
-        except httpx.HTTPError as exc:
-            raise AuthorizationError(
-                what, f"request to {request.url} failed: {exc or type(exc).__name__}", status=0
-            ) from None
+        for _hop in range(_MAX_REDIRECTS + 1):
+            try:
+                response = await self._client.send(request, follow_redirects=False)
+            except httpx.TimeoutException:
+                raise AuthorizationError(
+                    what, f"{request.url} did not answer within {self._timeout:g}s", status=0
+                ) from None
+            except httpx.HTTPError as exc:
+                raise AuthorizationError(
+                    what, f"request to {request.url} failed: {exc or type(exc).__name__}", status=0
+                ) from None
+            if not response.is_redirect:
+                break
+            await response.aclose()
+            target = request.url.join(response.headers.get("Location", ""))
+            same_origin = (target.scheme, target.host, target.port) == (
+                request.url.scheme,
+                request.url.host,
+                request.url.port,
+            )
+            if response.status_code not in (307, 308) or not same_origin:
+                # Credentials never follow a redirect elsewhere, and a 302 to a login page means "no".
+                raise AuthorizationError(
+                    what,
+                    f"{request.url} redirected ({response.status_code}) to {target}; auth "
+                    "requests follow only same-origin 307/308 redirects",
+                    status=response.status_code,
+                )
+            request = httpx.Request("POST", target, headers=request.headers, content=request.content)
+        else:
+            raise AuthorizationError(what, f"more than {_MAX_REDIRECTS} redirects from {endpoint}", status=0)
         body = response.content
         if response.status_code != 200:
             raise AuthorizationError(

@@ -137,6 +137,17 @@ class AuthServer:
                     if self.headers.get(name) != value:
                         self._reply(403, b'{"message":"no token"}')
                         return
+                redirect = outer.fail.get(form.get("channel_name", ""))
+                if (
+                    isinstance(redirect, tuple)
+                    and redirect[0] == "redirect"
+                    and self.path == "/broadcasting/auth"
+                ):
+                    self.send_response(redirect[1])
+                    self.send_header("Location", redirect[2])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with outer._lock:
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)

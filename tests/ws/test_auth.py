@@ -149,3 +149,20 @@ async def test_custom_authorizer_failures_are_typed() -> None:
 
     with pytest.raises(AuthorizationError, match="vault offline"):
         await CustomAuthorizer(broken, None, None).authorize_channel("private-a", "1.1")
+
+
+async def test_redirects_only_same_origin_307(auth_server: AuthServer, client: httpx.AsyncClient) -> None:
+    authorizer = HttpAuthorizer(client, auth_server.url + "/broadcasting/auth")
+    auth_server.fail["private-moved"] = ("redirect", 307, "/pusher/auth")
+    moved = await authorizer.authorize_channel("private-moved", "1.1")
+    assert moved.auth.endswith(expected_signature("1.1:private-moved"))
+    assert [r.path for r in auth_server.records] == ["/broadcasting/auth", "/pusher/auth"]
+    assert auth_server.records[1].form["channel_name"] == "private-moved"
+    auth_server.fail["private-login"] = ("redirect", 302, "/login")
+    with pytest.raises(AuthorizationError) as info:
+        await authorizer.authorize_channel("private-login", "1.1")
+    assert info.value.status == 302
+    auth_server.fail["private-away"] = ("redirect", 307, f"http://localhost:{free_port()}/steal")
+    with pytest.raises(AuthorizationError, match="same-origin") as info:
+        await authorizer.authorize_channel("private-away", "1.1")
+    assert info.value.status == 307
