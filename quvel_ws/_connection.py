@@ -160,7 +160,10 @@ class Connection:
                     elif kind is AuthorizeUser:
                         self._spawn(self._authorize_user(output))  # type: ignore[arg-type]
                     else:
-                        dispatch(output)
+                        try:
+                            dispatch(output)
+                        except Exception:  # a bug downstream must not kill the read loop
+                            logger.exception("dispatching %s failed", type(output).__name__)
         finally:
             self._pumping = False
         if self._on_idle is not None:

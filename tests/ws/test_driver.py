@@ -444,3 +444,14 @@ async def test_async_callbacks_and_use_after_shutdown(server: ScriptedServer, ma
     assert late.completed
     with pytest.raises(WsError, match="shut down"):
         await ws.connect()
+
+
+async def test_watchlist_events_arrive_on_global_events(server: ScriptedServer, make_ws: Any) -> None:
+    ws = make_ws(server.url)
+    events = Collector(ws.global_events)
+    await ws.connect(timeout=5)
+    watch = {"events": [{"name": "online", "user_ids": ["1"]}, {"name": "offline", "user_ids": ["2", "3"]}]}
+    await server.send_event("pusher_internal:watchlist_events", watch, encode=False)
+    first, second = await events.count(2)
+    assert (first.event, second.event) == ("online", "offline")
+    assert second.data["user_ids"] == ["2", "3"]
