@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.peers import ROOT, SoketiServer
-from tests.ws.conftest import sdk_for
+from tests.ws.conftest import AuthServer, sdk_for
 from tests.ws.helpers import in_thread
 
 pytestmark = [pytest.mark.peers, pytest.mark.slow]
@@ -125,3 +125,38 @@ async def test_listen_event_filter_quiet_and_bad_arguments(soketi: SoketiServer)
     _, err = await bad.communicate()
     assert bad.returncode == 2
     assert b"ws:// or wss://" in err
+
+
+async def test_listen_private_channel_with_auth_header(soketi: SoketiServer, auth_server: AuthServer) -> None:
+    auth_server.required_header = ("Authorization", "Bearer cli-token")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "quvel",
+        "listen",
+        soketi.ws_url,
+        "--channel",
+        "orders.9",
+        "--type",
+        "private",
+        "--auth-endpoint",
+        auth_server.url + "/broadcasting/auth",
+        "--header",
+        "Authorization: Bearer cli-token",
+        "--count",
+        "1",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        await wait_line(proc.stderr, "# subscribed to private-orders.9")
+        await in_thread(sdk_for(soketi).trigger, "private-orders.9", "Shipped", {"id": 9})
+        out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert out.decode().strip() == 'private-orders.9 Shipped {"id": 9}'
+    assert auth_server.records[0].headers["authorization"] == "Bearer cli-token"
