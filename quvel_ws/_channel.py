@@ -51,6 +51,8 @@ class Hub:
     """The live state of one subscribed channel: its sinks by kind, presence members, and a refcount."""
 
     __slots__ = (
+        "count",
+        "count_sinks",
         "errors",
         "joining",
         "kind",
@@ -78,17 +80,21 @@ class Hub:
         self.leaving: tuple[Sink, ...] = ()
         self.subscribed: SubscriptionSucceeded | None = None
         self.members: dict[str, Member] | None = None
+        self.count: int | None = None
+        self.count_sinks: tuple[Sink, ...] = ()
 
     def all_sinks(self) -> list[Sink]:
         out = [s for group in self.listeners.values() for s in group]
-        out += [
-            *self.wildcard,
-            *self.subscribed_sinks,
-            *self.errors,
-            *self.members_sinks,
-            *self.joining,
-            *self.leaving,
-        ]
+        for group in (
+            self.wildcard,
+            self.subscribed_sinks,
+            self.errors,
+            self.members_sinks,
+            self.joining,
+            self.leaving,
+            self.count_sinks,
+        ):
+            out += group
         return out
 
 
@@ -175,6 +181,12 @@ class Channel:
         """Typed errors about this channel: failed subscriptions, invalid payloads, raising callbacks,
         decryption failures. Never terminates with ``on_error``."""
         return self._observable("errors", None, None)
+
+    @property
+    def subscription_count(self) -> Observable[int]:
+        """How many connections are subscribed, when the server pushes it (Pusher's opt-in
+        ``subscription_count`` events; not for presence channels). The latest is replayed."""
+        return self._observable("count", None, None)
 
     @property
     def is_subscribed(self) -> bool:

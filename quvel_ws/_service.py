@@ -57,6 +57,7 @@ from quvel_ws.protocol._events import (
     Output,
     SignedIn,
     StateChanged,
+    SubscriptionCount,
     SubscriptionFailed,
     SubscriptionSucceeded,
     UserEvent,
@@ -655,6 +656,8 @@ class WebSocketService:
             hub.joining = (*hub.joining, sink)
         elif group == "leaving":
             hub.leaving = (*hub.leaving, sink)
+        elif group == "count":
+            hub.count_sinks = (*hub.count_sinks, sink)
         else:  # pragma: no cover - internal misuse
             raise AssertionError(group)
         hub.refs += 1
@@ -667,6 +670,8 @@ class WebSocketService:
             deliver(self, hub, (sink,), hub.subscribed, "subscribed")
         elif group == "members" and hub.members is not None:
             deliver(self, hub, (sink,), tuple(hub.members.values()), "members")
+        elif group == "count" and hub.count is not None:
+            deliver(self, hub, (sink,), hub.count, "subscription_count")
         return Disposable(lambda: self._detach(hub, group, sink))
 
     def _detach(self, hub: Hub, group: str, sink: Sink) -> None:
@@ -688,6 +693,7 @@ class WebSocketService:
                 "members": "members_sinks",
                 "joining": "joining",
                 "leaving": "leaving",
+                "count": "count_sinks",
             }[group]
             setattr(hub, attr, tuple(s for s in getattr(hub, attr) if s is not sink))
         hub.refs -= 1
@@ -702,6 +708,7 @@ class WebSocketService:
             sink.active = False
         hub.listeners.clear()
         hub.wildcard = hub.subscribed_sinks = hub.errors = hub.members_sinks = hub.joining = hub.leaving = ()
+        hub.count_sinks = ()
         hub.refs = 0
         for sink in sinks:
             try:
@@ -880,6 +887,14 @@ class WebSocketService:
         if hub.members_sinks:
             deliver(self, hub, hub.members_sinks, (), "members")
 
+    def _on_count(self, output: SubscriptionCount) -> None:
+        hub = self._hubs.get(output.channel)
+        if hub is None:
+            return
+        hub.count = output.count
+        if hub.count_sinks:
+            deliver(self, hub, hub.count_sinks, output.count, "subscription_count")
+
     def _on_signed_in(self, output: SignedIn) -> None:
         self._user_id = output.user_id
 
@@ -899,6 +914,7 @@ _HANDLERS: dict[type, Callable[[WebSocketService, Any], None]] = {
     MemberRemoved: WebSocketService._on_member_removed,
     MembersCleared: WebSocketService._on_members_cleared,
     SignedIn: WebSocketService._on_signed_in,
+    SubscriptionCount: WebSocketService._on_count,
     UserEvent: WebSocketService._on_user_event,
     GlobalEvent: WebSocketService._on_global_event,
 }
