@@ -245,8 +245,10 @@ async def test_user_signin_receives_user_events(
         await in_thread(server.restart, True)  # signs in again on the new connection
         await until(lambda: ws.user_id == "42" and ws.socket_id not in (None, first_socket), 30)
         assert auth_server.socket_ids() == [first_socket, ws.socket_id]
-        await until_async(lambda: in_thread(sdk_for(server).send_to_user, "42", "Again", 2),
-                          lambda _: len(user_events.items) >= 2)
+        await until_async(
+            lambda: in_thread(sdk_for(server).send_to_user, "42", "Again", 2),
+            lambda _: len(user_events.items) >= 2,
+        )
         assert user_events.items[1].event == "Again"
     finally:
         await ws.shutdown()
