@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-table", action="store_true", help="do not regenerate docs/reliability.md")
+    parser.add_argument("--merge", action="store_true",
+                        help="replace only the rows run now in an existing results file (scenario+server)")
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(PLAN)
@@ -98,12 +100,17 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         servers.remove("soketi")
     rows = asyncio.run(run(names, servers, args.quick))
+    if args.merge and args.out.exists():
+        fresh = {(r["key"], r["server"]): r for r in rows}
+        old = json.loads(args.out.read_text())["scenarios"]
+        merged = [fresh.pop((r.get("key"), r.get("server")), r) for r in old]
+        rows = merged + list(fresh.values())
     result = {
         "meta": {
             "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{os.cpu_count()} cores (shared)",
             "command": "python benchmarks/reliability.py" + (" --quick" if args.quick else "")
-            + ("" if args.only == ",".join(PLAN) else f" --only {args.only}"),
+            + ("" if args.only == ",".join(PLAN) or args.merge else f" --only {args.only}"),
         },
         "scenarios": rows,
     }

@@ -237,6 +237,7 @@ class Stack:
         self.auth_proxy: FaultProxy | None = None
         self.backend: DemoBackend | None = None
         self.watchers: list[Watcher | RecipeWatcher] = []
+        self.publishers: list[Publisher] = []
 
     async def __aenter__(self) -> Self:
         await asyncio.to_thread(self.server.start)
@@ -249,6 +250,8 @@ class Stack:
 
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
                         tb: TracebackType | None) -> None:
+        for publisher in self.publishers:  # a scenario that failed midway may leave one running
+            await publisher.stop()
         for watcher in self.watchers:
             await watcher.close()
         if self.backend is not None:
@@ -357,6 +360,7 @@ class Publisher:
         self.rate = rate
         self.users = list(users or stack.users)
         self.workers = workers
+        stack.publishers.append(self)
         self.sent = 0
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []

@@ -60,7 +60,7 @@ async def test_latency_is_not_mistaken_for_a_dead_link(kind: str) -> None:
 async def test_a_frame_cut_in_half_ends_the_connection_cleanly(kind: str) -> None:
     row = await scenarios.cut_frames(kind, cuts=5)
     show(row)
-    assert row["cuts"] == 5
+    assert row["cuts"] >= 5
     assert row["protocol_errors"] == 0
     assert row["events_lost"] == 0
 
