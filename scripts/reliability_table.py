@@ -24,7 +24,7 @@ BEGIN = "<!-- BEGIN reliability-table -->"
 END = "<!-- END reliability-table -->"
 
 COLUMNS = ("Scenario", "Server", "Load", "Faults injected", "Events sent", "Events received",
-           "Recovered by reload", "Recovery time")
+           "Recovered by reload", "Recovery time", "Notes")
 
 
 def _recovery(row: dict[str, Any]) -> str:
@@ -40,6 +40,39 @@ def _recovery(row: dict[str, Any]) -> str:
         if key in rec:
             parts.append(f"{key} {rec[key]:.2f} s")
     return ", ".join(parts) or "n/a"
+
+
+def _notes(row: dict[str, Any]) -> str:
+    """The scenario's own measure, beside the common columns."""
+    notes = []
+    lost = row.get("events_lost")
+    if isinstance(lost, int) and row.get("events_sent"):
+        notes.append(f"**{lost:,} lost**" if lost else "0 lost")
+    if "detection_s" in row:
+        notes.append(f"dead link noticed after {row['detection_s']:.2f} s "
+                     f"(limit {row['detection_limit_s']:g} s)")
+    if "attempts_per_client" in row:
+        notes.append(f"{row['attempts_per_client']} connect attempts per client while refused")
+    if "transport_errors" in row:
+        notes.append(f"{row['transport_errors']} typed TransportErrors")
+    if "reconnects" in row:
+        notes.append(f"{row['reconnects']} reconnects, {row['client_bytes_sent']} bytes of pings")
+    if "protocol_errors" in row:
+        notes.append(f"{row['cuts']} cuts, {row['protocol_errors']} parse errors surfaced")
+    if "peak_100ms" in row:
+        spread = row.get("resubscribed_after_s", {})
+        notes.append(f"busiest 100 ms: {row['peak_100ms']} clients ({row['peak_100ms_share']:.0%}); "
+                     f"p10-p90 {spread.get('p10', 0):.2f}-{spread.get('p90', 0):.2f} s")
+    if "auth_errors" in row:
+        notes.append(f"{row['auth_errors']} auth failures during the outage")
+    if "leaks" in row:
+        leaks = row["leaks"]
+        grown = ", ".join(f"{k} +{v}" for k, v in leaks.items())
+        notes.append("no growth in tasks, sockets, handlers" if not leaks else f"growth: {grown}")
+        if "server_channels" in row:
+            notes.append(f"server: {sum(row['server_channels'].values())} subscriptions on "
+                         f"{len(row['server_channels'])} channels, {row.get('open_connections')} connection")
+    return "; ".join(notes)
 
 
 def _count(value: Any) -> str:
@@ -73,6 +106,7 @@ def render_table(results: dict[str, Any]) -> str:
             _count(row.get("events_received")),
             _count(row.get("events_recovered")),
             _recovery(row),
+            _notes(row),
         ]
         lines.append("| " + " | ".join(_cell(str(c)) for c in cells) + " |")
     meta = results.get("meta", {})
