@@ -37,11 +37,13 @@ from quvel_ws._auth import (
 from quvel_ws._channel import Channel, Hub, InertChannel, PresenceChannel, Sink, deliver
 from quvel_ws._echo import DEFAULT_NAMESPACE, ChannelType, full_channel_name, leave_names
 from quvel_ws.errors import (
+    AuthorizationError,
     CallbackError,
     ConnectionRefused,
     InvalidArgument,
     NotConnected,
     PayloadValidationError,
+    SubscriptionTimeout,
     WsError,
 )
 from quvel_ws.protocol import ProtocolConfig
@@ -281,6 +283,8 @@ class WebSocketService:
         self._conn: Any = None  # quvel_ws._connection.Connection, created on the bound loop
         self._hubs: dict[str, Hub] = {}
         self._batched: list[tuple[Hub, Sink]] = []
+        self._retry_attempts: dict[str, int] = {}
+        self._retry_timers: dict[str, asyncio.TimerHandle] = {}
         self._state = _Broadcast(self, replay=True, initial=ConnectionState.INITIALIZED)
         self._errors = _Broadcast(self, replay=False)
         self._user_events = _Broadcast(self, replay=False)
@@ -473,6 +477,8 @@ class WebSocketService:
         if self._conn is not None:
             await self._conn.close()
         self._shut = True
+        for name in list(self._retry_timers):
+            self._cancel_retry(name)
         for hub in list(self._hubs.values()):
             self._complete_hub(hub)
         self._hubs.clear()
@@ -599,6 +605,7 @@ class WebSocketService:
             self._on_loop(lambda: self.leave_channel(name))
             return
         hub = self._hubs.pop(name, None)
+        self._cancel_retry(name)
         if hub is not None:
             self._complete_hub(hub)
             if self._conn is not None:
@@ -699,6 +706,7 @@ class WebSocketService:
         hub.refs -= 1
         if hub.refs == 0 and self._hubs.get(hub.name) is hub:
             del self._hubs[hub.name]
+            self._cancel_retry(hub.name)
             if self._conn is not None and not self._shut:
                 self._conn.unsubscribe(hub.name)
 
@@ -844,6 +852,7 @@ class WebSocketService:
         if hub is None:
             return
         hub.subscribed = output
+        self._cancel_retry(output.channel)
         if output.members is not None:
             hub.members = {m.id: m for m in output.members}
             if hub.members_sinks:
@@ -856,6 +865,36 @@ class WebSocketService:
         if hub is not None:
             hub.subscribed = None
         self._report(output.error, hub)
+        if hub is not None and _transient(output.error):
+            self._schedule_retry(hub.name)
+
+    def _schedule_retry(self, name: str) -> None:
+        """Retry a subscription whose authorisation failed for a passing reason (network, 5xx, 429,
+        timeout) with capped, jittered exponential backoff, until it succeeds or nobody wants it."""
+        attempt = self._retry_attempts.get(name, 0) + 1
+        self._retry_attempts[name] = attempt
+        timer = self._retry_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
+        config = self._config
+        ceiling = min(config.backoff_max, config.backoff_initial * 2 ** (attempt - 1))
+        delay = (self._rng or random).uniform(ceiling / 2, ceiling)
+        self._retry_timers[name] = self._bind().call_later(delay, self._retry_subscribe, name)
+        logger.info("retrying the subscription to %s in %.2fs (attempt %d)", name, delay, attempt)
+
+    def _retry_subscribe(self, name: str) -> None:
+        self._retry_timers.pop(name, None)
+        if self._shut or self._conn is None or name not in self._hubs:
+            self._retry_attempts.pop(name, None)
+            return
+        if self._conn.state is ConnectionState.CONNECTED:
+            self._conn.subscribe(name)  # otherwise the reconnect resubscribes it anyway
+
+    def _cancel_retry(self, name: str) -> None:
+        self._retry_attempts.pop(name, None)
+        timer = self._retry_timers.pop(name, None)
+        if timer is not None:
+            timer.cancel()
 
     def _on_member_added(self, output: MemberAdded) -> None:
         hub = self._hubs.get(output.channel)
@@ -918,6 +957,17 @@ _HANDLERS: dict[type, Callable[[WebSocketService, Any], None]] = {
     UserEvent: WebSocketService._on_user_event,
     GlobalEvent: WebSocketService._on_global_event,
 }
+
+
+def _transient(error: WsError) -> bool:
+    """A failure worth retrying on its own: the auth endpoint unreachable, overloaded or failing, or
+    the server never answering. 401/403 and bad responses wait for a reconnect or a new subscribe."""
+    if isinstance(error, SubscriptionTimeout):
+        return True
+    if isinstance(error, AuthorizationError):
+        status = error.status
+        return status is not None and (status in (0, 408, 425, 429) or status >= 500)
+    return False
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:

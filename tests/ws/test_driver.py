@@ -12,6 +12,7 @@ import pytest
 from pydantic import BaseModel
 
 from quvel_ws import (
+    AuthorizationError,
     CallbackError,
     ChannelAuthData,
     ConnectionRefused,
@@ -455,3 +456,35 @@ async def test_watchlist_events_arrive_on_global_events(server: ScriptedServer, 
     first, second = await events.count(2)
     assert (first.event, second.event) == ("online", "offline")
     assert second.data["user_ids"] == ["2", "3"]
+
+
+@pytest.mark.parametrize(("status", "retried"), [(0, True), (503, True), (403, False)])
+async def test_transient_auth_failures_are_retried_with_backoff(
+    server: ScriptedServer, status: int, retried: bool
+) -> None:
+    calls: list[float] = []
+
+    async def flaky(channel: str, socket_id: str) -> ChannelAuthData:
+        calls.append(asyncio.get_running_loop().time())
+        if len(calls) <= 2:
+            raise AuthorizationError(channel, "auth endpoint down", status=status)
+        return ChannelAuthData(auth="k:sig")
+
+    ws = WebSocketService(server.url, authorizer=flaky, backoff_initial=0.05, backoff_max=0.2)
+    try:
+        ch = ws.channel("orders", "private")
+        errors = Collector(ch.errors)
+        subscribed = Collector(ch.subscribed)
+        if retried:
+            await subscribed.first()
+            assert len(calls) == 3
+            assert [e.status for e in errors.items] == [status, status]
+            assert calls[1] - calls[0] >= 0.02  # first retry after uniform(0.025, 0.05) s
+            assert calls[2] - calls[1] >= 0.045  # then uniform(0.05, 0.1) s: backing off
+        else:
+            await errors.first()
+            with pytest.raises(TimeoutError):
+                await subscribed.first(within=0.5)
+            assert len(calls) == 1  # a refusal waits for a new subscribe or a reconnect
+    finally:
+        await ws.shutdown()
