@@ -240,7 +240,8 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
         assert stack.backend is not None
         assert stack.ws_proxy is not None
         user = stack.users[0]
-        watcher = await stack.watch(user)
+        # Reconnect quickly: this scenario is about what survives many cycles, not about backoff.
+        watcher = await stack.watch(user, backoff_initial=0.02, backoff_max=0.1, immediate_retry_jitter=0.02)
         ws = watcher.ws
         presence_subs: list[float] = []
         public_subs: list[float] = []
@@ -254,6 +255,8 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
         # One warm-up flap so lazily created things (HTTP keep-alive pool...) exist before counting.
         await stack.ws_proxy.drop_all()
         await _until(lambda: steady(2), 15)
+        await stack.backend.notify(user.id, "App\\Notifications\\Tick", {"n": 0})  # warms the HTTP pool
+        await stack.converge(15)
         await _settle(watcher)
         before = snapshot()
         publisher = Publisher(stack, 20)
