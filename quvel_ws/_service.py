@@ -428,6 +428,7 @@ class WebSocketService:
 
     @property
     def user_id(self) -> str | None:
+        """The signed-in user's id (after :meth:`signin` succeeded on the current connection)."""
         return self._user_id
 
     def socket_headers(self) -> dict[str, str]:
@@ -831,10 +832,9 @@ class WebSocketService:
     def _on_state(self, output: StateChanged) -> None:
         current = output.current
         if current is not ConnectionState.CONNECTED:
+            self._user_id = None  # signed in again after the reconnect
             for hub in self._hubs.values():
                 hub.subscribed = None
-        if current is ConnectionState.DISCONNECTED:
-            self._user_id = None
         self._state.emit(current)
         if current in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED):
             waiters, self._state_waiters = self._state_waiters, []
