@@ -220,14 +220,14 @@ class Connection:
         except TransportError as exc:
             if asyncio.current_task() is self._opening:
                 self._opening = None
-                logger.info("connecting to %s failed: %s", output.url, exc)
+                logger.debug("connecting to %s failed: %s", output.url, exc)  # reported once, as an error
                 self.core.transport_failed(exc, self._loop.time())
                 self.pump()
             return
         except Exception as exc:  # a bad URL or TLS setup: same policy, with a clear type
             if asyncio.current_task() is self._opening:
                 self._opening = None
-                logger.warning("connecting to %s failed: %r", output.url, exc)
+                logger.debug("connecting to %s failed", output.url, exc_info=True)
                 self.core.transport_failed(
                     TransportError(f"could not open {output.url}: {exc}"), self._loop.time()
                 )
@@ -263,7 +263,7 @@ class Connection:
         except AuthorizationError as exc:
             self.core.channel_authorization_failed(request.channel, request.socket_id, exc, self._loop.time())
         except Exception as exc:  # an authoriser bug must not leave the channel pending forever
-            logger.exception("the authorizer raised for %s", request.channel)
+            logger.debug("the authorizer raised for %s", request.channel, exc_info=True)
             error = AuthorizationError(request.channel, f"the authorizer raised {type(exc).__name__}: {exc}")
             self.core.channel_authorization_failed(
                 request.channel, request.socket_id, error, self._loop.time()
@@ -278,7 +278,7 @@ class Connection:
         except SigninError as exc:
             self.core.user_authorization_failed(request.socket_id, exc, self._loop.time())
         except Exception as exc:
-            logger.exception("the user authenticator raised")
+            logger.debug("the user authenticator raised", exc_info=True)
             error = SigninError(f"the user authenticator raised {type(exc).__name__}: {exc}")
             self.core.user_authorization_failed(request.socket_id, error, self._loop.time())
         else:
