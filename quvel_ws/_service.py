@@ -43,6 +43,7 @@ from quvel_ws.errors import (
     InvalidArgument,
     NotConnected,
     PayloadValidationError,
+    ServiceShutDown,
     SubscriptionTimeout,
     WsError,
 )
@@ -325,7 +326,7 @@ class WebSocketService:
 
     def _bind(self) -> asyncio.AbstractEventLoop:
         if self._shut:
-            raise WsError("this WebSocketService was shut down; create a new one")
+            raise ServiceShutDown()
         if self._loop is None:
             try:
                 self._loop = asyncio.get_running_loop()
@@ -507,6 +508,8 @@ class WebSocketService:
     def channel(self, name: str, type: ChannelType | str | None = None) -> Channel:
         """The channel ``name`` as Observables. ``type`` adds the prefix Echo's ``private``/``join``/
         ``encryptedPrivate`` add when ``name`` lacks it; without ``type`` the prefix decides."""
+        if self._shut:
+            raise ServiceShutDown()
         full, kind = full_channel_name(name, type)
         if self.server_rendering:
             return InertChannel(self, full, kind)

@@ -102,6 +102,14 @@ class NotConnected(WsError):
     """An operation needs a connected socket (e.g. a whisper); nothing was sent."""
 
 
+class ServiceShutDown(WsError):
+    """The ``WebSocketService`` was shut down (``shutdown()``, or its container's shutdown); it cannot be
+    used again. Create a new service."""
+
+    def __init__(self) -> None:
+        super().__init__("this WebSocketService was shut down; create a new one")
+
+
 # --- channels ---------------------------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from quvel_ws import (
     PresenceHandlers,
     ProtocolError,
     ServerError,
+    ServiceShutDown,
     SubscriptionError,
     WebSocketService,
     WsError,
@@ -430,6 +431,7 @@ async def test_async_callbacks_and_use_after_shutdown(server: ScriptedServer, ma
 
     errors = Collector(ws.errors)
     sub = await ws.subscribe("news", "public", ".E", handler)
+    news = ws.channel("news")
     await ws_ready(ws, "news")
     await server.send_event("E", "bad", channel="news")
     await server.send_event("E", "good", channel="news")
@@ -441,8 +443,12 @@ async def test_async_callbacks_and_use_after_shutdown(server: ScriptedServer, ma
     await ws.shutdown()
     sub.unsubscribe()  # harmless after shutdown
     ws.leave_all()
-    late = Collector(ws.channel("news").listen(".E"))
+    # A channel made before shutdown completes its new Observables at once; making a new channel, or
+    # any imperative call, raises.
+    late = Collector(news.listen(".E"))
     assert late.completed
+    with pytest.raises(ServiceShutDown):
+        ws.channel("news")
     with pytest.raises(WsError, match="shut down"):
         await ws.connect()
 
