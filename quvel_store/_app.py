@@ -103,6 +103,8 @@ class App:
         self._tracking: list[set[Store[Any]]] = []
         self._evaluating: set[tuple[Store[Any], str]] = set()
         self._call_ids = itertools.count(1)
+        # Only a subclass that overrides _stub_action (quvel_store.testing) is asked on every action.
+        self._stubs_actions = type(self)._stub_action is not App._stub_action
         self._action_var: contextvars.ContextVar[tuple[Store[Any], str, int] | None] = contextvars.ContextVar(
             f"quvel_store_action_{id(self):x}", default=None
         )

@@ -624,14 +624,20 @@ class Store(Generic[S]):
 
     # ---- actions --------------------------------------------------------------------------------------
     def _run_action(self, action: Action[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        self._check_alive()
+        if self._disposed:
+            self._check_alive()
         app = self._app
-        if app._stub_action(self, action.name, args, kwargs):
+        if app._stubs_actions and app._stub_action(self, action.name, args, kwargs):
             return _completed_task(None) if action.is_async else None
         if action.is_async:
             return self._start_async_action(action, args, kwargs)
         call_id = next(app._call_ids)
-        call = self._action_started(action.name, args, kwargs, call_id)
+        # Nobody watching (the usual case in a hot loop): no ActionCall, no ActionEvent, no calls.
+        call = (
+            self._action_started(action.name, args, kwargs, call_id)
+            if self._action_hooks or app._actions.observers
+            else None
+        )
         token = app._action_var.set((self, action.name, call_id))
         try:
             if action.atomic:
@@ -641,10 +647,12 @@ class Store(Generic[S]):
                 result = action.fn(self, *args, **kwargs)
         except BaseException as exc:
             app._action_var.reset(token)
-            self._action_failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
+            if call is not None or app._actions.observers:
+                self._action_failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
             raise
         app._action_var.reset(token)
-        self._action_succeeded(call, action.name, args, kwargs, call_id=call_id, result=result)
+        if call is not None or app._actions.observers:
+            self._action_succeeded(call, action.name, args, kwargs, call_id=call_id, result=result)
         return result
 
     def _action_started(
@@ -796,12 +804,11 @@ class Store(Generic[S]):
                 if reducer is not None:
                     self.patch(lambda draft: reducer(draft, item))
                     return
-                assert handler is not None
-                result = handler(item)
+                result = handler(item)  # type: ignore[misc]
             except Exception as exc:
                 self._report("connect", exc, item)
                 return
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 self._watch_awaitable(result, item)
 
         def on_next(item: T) -> None:
