@@ -262,6 +262,7 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
         publisher = Publisher(stack, 20)
         publisher.start()
         started = time.monotonic()
+        n = 0
         for i in range(count):
             n = len(watcher.subscribed_at)
             await stack.ws_proxy.drop_all()
@@ -270,7 +271,7 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
             else:  # drop again soon: mid-handshake, mid-auth or just subscribed
                 await asyncio.sleep(rng.uniform(0, 0.05))
         healed = time.monotonic()
-        target = len(watcher.subscribed_at) + 1
+        target = n + 1  # one resubscription after the last drop (it may have happened already)
         await _until(lambda: steady(1) and len(watcher.subscribed_at) >= target
                      and ws.current_state is ConnectionState.CONNECTED, 30)
         recovery = time.monotonic() - healed
