@@ -45,6 +45,7 @@ S = TypeVar("S", bound=BaseModel)
 T = TypeVar("T")
 Loc = tuple[str | int, ...]
 _WHOLE: frozenset[Loc] = frozenset({()})
+_new_event: Callable[[type[MutationEvent], tuple[Any, ...]], MutationEvent] = tuple.__new__
 
 # Names a store subclass, a getter, an action or a plugin may not take over.
 RESERVED: frozenset[str] = frozenset(
@@ -420,11 +421,20 @@ class Store(Generic[S]):
 
     def _emit(self, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
         app = self._app
+        if (
+            not self._listener_tuple
+            and not self._selections
+            and not app._draining
+            and not app._queue
+            and not app._mutations.observers
+        ):
+            return  # nobody can see this commit, and nothing queued waits for it: no event to build
         current = app._action_var.get()
+        # tuple.__new__ skips the NamedTuple's Python-level __new__ (same object, about half the cost)
         if current is None:
-            event = MutationEvent(kind, self.store_id, payload, None, None, changed)
+            event = _new_event(MutationEvent, (kind, self.store_id, payload, None, None, changed))
         else:
-            event = MutationEvent(kind, self.store_id, payload, current[1], current[2], changed)
+            event = _new_event(MutationEvent, (kind, self.store_id, payload, current[1], current[2], changed))
         self._undelivered += 1
         app._queue.append((self, event, self._state))
         if not app._draining:
