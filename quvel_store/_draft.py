@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from quvel_store._errors import StateMutationError, StateValidationError
 from quvel_store._frozen import (
     _OWNED_REFCOUNT,
+    _SCALARS,
     FrozenDict,
     FrozenList,
     FrozenSet,
@@ -32,6 +33,7 @@ from quvel_store._schema import ModelPlan, StateSchema, TypePlan
 __all__ = ["DraftDict", "DraftList", "DraftModel", "DraftSet", "Txn", "merge_into"]
 
 Loc = tuple[str | int, ...]
+_set = object.__setattr__  # drafts refuse normal attribute writes; their own slots are set through this
 _MISSING: Any = type("_Missing", (), {"__repr__": lambda self: "<missing>"})()
 
 
@@ -81,7 +83,8 @@ class Txn:
         """End the patch; tearing the draft tree down drops its references to state objects at once,
         so the next patch can prove the store is their only owner."""
         self.active = False
-        self.inplace.clear()
+        if self.inplace:
+            self.inplace.clear()
         if root is not None:
             root._q_teardown()
 
@@ -139,13 +142,12 @@ class _Node:
     _q_txn: Txn
 
     def __init__(self, txn: Txn, parent: _Node | None, key: str | int | None, base: Any) -> None:
-        object.__setattr__(self, "_q_txn", txn)
-        object.__setattr__(self, "_q_parent", parent)
-        object.__setattr__(self, "_q_key", key)
-        object.__setattr__(self, "_q_base", base)
-        object.__setattr__(self, "_q_alive", True)
-        path: Loc = () if parent is None or key is None else (*parent._q_path, key)
-        object.__setattr__(self, "_q_path", path)
+        _set(self, "_q_txn", txn)
+        _set(self, "_q_parent", parent)
+        _set(self, "_q_key", key)
+        _set(self, "_q_base", base)
+        _set(self, "_q_alive", True)
+        _set(self, "_q_path", () if parent is None or key is None else (*parent._q_path, key))
 
     def _q_check(self) -> Txn:
         txn = self._q_txn
@@ -199,12 +201,19 @@ class DraftModel(_Node):
     _q_raw: dict[str, Any]
     _q_work: Any
 
-    def __init__(self, txn: Txn, parent: _Node | None, key: str | int | None, base: BaseModel) -> None:
+    def __init__(
+        self,
+        txn: Txn,
+        parent: _Node | None,
+        key: str | int | None,
+        base: BaseModel,
+        plan: ModelPlan | None = None,
+    ) -> None:
         super().__init__(txn, parent, key, base)
-        object.__setattr__(self, "_q_plan", txn.schema.model_plan(type(base)))
-        object.__setattr__(self, "_q_children", {})
-        object.__setattr__(self, "_q_raw", {})
-        object.__setattr__(self, "_q_work", None)
+        _set(self, "_q_plan", plan if plan is not None else txn.schema.model_plan(type(base)))
+        _set(self, "_q_children", {})
+        _set(self, "_q_raw", {})
+        _set(self, "_q_work", None)
 
     @property  # type: ignore[misc]
     def __class__(self) -> type[Any]:  # isinstance(draft, YourState) holds
@@ -214,6 +223,17 @@ class DraftModel(_Node):
         work = self._q_work
         return 1 if work is not None and work.__dict__.get(key) is base else 0
 
+    def _q_teardown(self) -> None:
+        children = self._q_children
+        if children:
+            for child in children.values():
+                child._q_teardown()
+            children.clear()
+        _set(self, "_q_alive", False)
+        _set(self, "_q_parent", None)
+        _set(self, "_q_base", None)
+        _set(self, "_q_work", None)
+
     def _q_current(self, name: str) -> Any:
         raw = self._q_raw
         if name in raw:
@@ -222,46 +242,56 @@ class DraftModel(_Node):
         return (work if work is not None else self._q_base).__dict__[name]
 
     def __getattr__(self, name: str) -> Any:
-        self._q_check()
-        plan: ModelPlan = self._q_plan
-        fplan = plan.fields.get(name)
+        txn = self._q_txn
+        if not (txn.active and self._q_alive):
+            _dead()
+        fplan = self._q_plan.fields.get(name)
         if fplan is None:
             # Methods and properties of the model see the state as it was before this patch.
             return getattr(self._q_base, name)
-        child = self._q_children.get(name)
-        if child is not None:
-            return child
-        value = self._q_current(name)
-        if name in self._q_raw:
+        children = self._q_children
+        if name in children:
+            return children[name]
+        raw = self._q_raw
+        if name in raw:
+            return raw[name]
+        work = self._q_work
+        value = (work if work is not None else self._q_base).__dict__[name]
+        if type(value) in _SCALARS:
             return value
-        wrapped = _wrap(self._q_txn, self, name, value, fplan.plan if fplan.simple else None)
+        wrapped = _wrap(txn, self, name, value, fplan.plan if fplan.simple else None)
         if wrapped is not value:
-            self._q_children[name] = wrapped
+            children[name] = wrapped
         return wrapped
 
     def __setattr__(self, name: str, value: Any) -> None:
-        txn = self._q_check()
+        txn = self._q_txn
+        if not (txn.active and self._q_alive):
+            _dead()
         plan: ModelPlan = self._q_plan
         if name not in plan.fields:
             raise txn.unknown((*self._q_path, name), plan.cls)
         children = self._q_children
-        if children.get(name) is value and value is not None:
+        if children and children.get(name) is value and value is not None:
             return  # e.g. ``s.items += [...]`` assigns the same draft back
-        value = _plain(value)
-        old = children.pop(name, None)
-        if old is not None:
-            old._q_teardown()
+        if type(value) not in _SCALARS:
+            value = _plain(value)
+        if children:
+            old = children.pop(name, None)
+            if old is not None:
+                old._q_teardown()
         if plan.eager:
             work = self._q_work
             if work is None:
-                work = shallow_model_copy(self._q_base, txn.schema.frozen_class(plan.cls))
-                object.__setattr__(self, "_q_work", work)
+                work = shallow_model_copy(self._q_base, plan.frozen_cls)
+                _set(self, "_q_work", work)
             try:
                 plan.cls.__pydantic_validator__.validate_assignment(work, name, value, extra=plan.extra)
             except ValidationError as exc:
                 raise txn.invalid(exc, self._q_path) from None
             d = work.__dict__
-            d[name] = txn.schema.seal(d[name])
+            if type(d[name]) not in _SCALARS:
+                d[name] = txn.schema.seal(d[name])
         else:
             self._q_raw[name] = value
         txn.changed.add((*self._q_path, name))
@@ -284,8 +314,8 @@ class DraftModel(_Node):
             if not changed:
                 continue
             if work is None:
-                work = shallow_model_copy(base, txn.schema.frozen_class(plan.cls))
-                object.__setattr__(self, "_q_work", work)
+                work = shallow_model_copy(base, plan.frozen_cls)
+                _set(self, "_q_work", work)
             if isinstance(child, DraftModel) or getattr(child, "_q_plan", None) is not None:
                 work.__dict__[name] = value
                 work.__pydantic_fields_set__.add(name)

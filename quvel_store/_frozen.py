@@ -293,12 +293,13 @@ def make_frozen_class(base: type[BaseModel]) -> type[BaseModel]:
 def shallow_model_copy(obj: BaseModel, cls: type[BaseModel]) -> BaseModel:
     """A new instance of ``cls`` sharing ``obj``'s field values (O(number of fields))."""
     new = cls.__new__(cls)
-    object.__setattr__(new, "__dict__", dict(obj.__dict__))
-    object.__setattr__(new, "__pydantic_fields_set__", set(obj.__pydantic_fields_set__))
+    _set = object.__setattr__
+    _set(new, "__dict__", obj.__dict__.copy())
+    _set(new, "__pydantic_fields_set__", obj.__pydantic_fields_set__.copy())
     extra = obj.__pydantic_extra__
-    object.__setattr__(new, "__pydantic_extra__", dict(extra) if extra is not None else None)
+    _set(new, "__pydantic_extra__", dict(extra) if extra is not None else None)
     private = obj.__pydantic_private__
-    object.__setattr__(new, "__pydantic_private__", dict(private) if private is not None else None)
+    _set(new, "__pydantic_private__", dict(private) if private is not None else None)
     return new
 
 

@@ -48,6 +48,7 @@ class FieldPlan:
 @dataclass(eq=False)
 class ModelPlan:
     cls: type[BaseModel]
+    frozen_cls: type[BaseModel]  # the read-only class of cls (copies on write are made of it)
     eager: bool  # validate each assignment at once (no model validators, not frozen)
     extra: Extra
     fields: dict[str, FieldPlan] = field(default_factory=dict)
@@ -136,7 +137,12 @@ class StateSchema:
         cfg = cls.model_config
         frozen = bool(cfg.get("frozen"))
         extra: Extra = None if cfg.get("extra") == "allow" else "forbid"
-        plan = ModelPlan(cls=cls, eager=not has_model_validators and not frozen, extra=extra)
+        plan = ModelPlan(
+            cls=cls,
+            frozen_cls=self.frozen_class(cls),
+            eager=not has_model_validators and not frozen,
+            extra=extra,
+        )
         self._models[cls] = plan  # before recursing: models may refer to themselves
         validated_fields: set[str] = set()
         for dec in decorators.field_validators.values():

@@ -300,7 +300,10 @@ class Store(Generic[S]):
         else:
             raise TypeError(f"patch() takes a mapping or a function, not {type(changes).__name__}")
         txn = Txn(self._schema, self.store_id)
-        root = DraftModel(txn, None, None, self._state)
+        state = self._state
+        # The root plan is known unless the state is an instance of a subclass (replace(subclass_obj)).
+        plan = self._root_plan if type(state) is self._frozen_cls else None
+        root = DraftModel(txn, None, None, state, plan)
         self._txn = txn
         try:
             if kind is MutationKind.PATCH_OBJECT:
