@@ -9,7 +9,7 @@ ws.channel("orders", type="private").listen("OrderShipped").subscribe(print)
 
 from quvel_ws._auth import HttpAuthorizer
 from quvel_ws._channel import Channel, PresenceChannel
-from quvel_ws._echo import NOTIFICATION_EVENT, ChannelType, format_event
+from quvel_ws._echo import NOTIFICATION_EVENT, ChannelType, EchoEvent, echo_event_name, format_event
 from quvel_ws._service import PresenceHandlers, Subscription, ThreadSafe, WebSocketService
 from quvel_ws.errors import (
     AuthorizationError,
@@ -58,6 +58,7 @@ __all__ = [
     "ConnectionRefused",
     "ConnectionState",
     "DecryptionError",
+    "EchoEvent",
     "GlobalEvent",
     "HandshakeError",
     "HttpAuthorizer",
@@ -84,5 +85,6 @@ __all__ = [
     "UserEvent",
     "WebSocketService",
     "WsError",
+    "echo_event_name",
     "format_event",
 ]

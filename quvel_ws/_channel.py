@@ -16,7 +16,14 @@ import reactivex
 from pydantic import TypeAdapter, ValidationError
 from reactivex import Observable, abc
 
-from quvel_ws._echo import NOTIFICATION_EVENT, ChannelType, format_event, whisper_event
+from quvel_ws._echo import (
+    NOTIFICATION_EVENT,
+    ChannelType,
+    EchoEvent,
+    echo_event_name,
+    format_event,
+    whisper_event,
+)
 from quvel_ws.errors import CallbackError, PayloadValidationError, WsError
 from quvel_ws.protocol._events import ChannelEvent, Member, SubscriptionSucceeded
 
@@ -166,9 +173,22 @@ class Channel:
         """Payloads of ``event`` exactly as named on the wire (no namespace)."""
         return self._listen_raw(event, model)
 
-    def listen_to_all(self) -> Observable[ChannelEvent]:
-        """Every event on the channel (``pusher:``/internal ones excluded), as :class:`ChannelEvent`."""
-        return self._observable("wildcard", None, None)
+    def listen_to_all(self) -> Observable[EchoEvent]:
+        """Every event on the channel (``pusher:``/internal ones excluded), like laravel-echo's
+        ``listenToAll``: each an :class:`EchoEvent` whose ``name`` is Echo's (namespace stripped, or
+        ``.`` + the wire name; ``listen(name)`` accepts it) and whose ``event`` is the wire name."""
+        namespace = self._service.namespace
+
+        def named(event: ChannelEvent) -> EchoEvent:
+            return EchoEvent(
+                channel=event.channel,
+                event=event.event,
+                data=event.data,
+                user_id=event.user_id,
+                name=echo_event_name(event.event, namespace),
+            )
+
+        return self._observable("wildcard", None, named)
 
     @property
     def subscribed(self) -> Observable[SubscriptionSucceeded]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 import re
+from dataclasses import dataclass, field
 
 from quvel_ws.errors import InvalidArgument, InvalidChannelName, InvalidEventName
+from quvel_ws.protocol._events import ChannelEvent
 
 DEFAULT_NAMESPACE = "App.Events"
 NOTIFICATION_EVENT = "Illuminate\\Notifications\\Events\\BroadcastNotificationCreated"
@@ -156,6 +158,32 @@ def format_event(event: str, namespace: str | None = DEFAULT_NAMESPACE) -> str:
     if len(formatted) > MAX_NAME_LENGTH:
         raise InvalidEventName(formatted, f"it is over {MAX_NAME_LENGTH} characters")
     return formatted
+
+
+def echo_event_name(wire_event: str, namespace: str | None = DEFAULT_NAMESPACE) -> str:
+    """The name laravel-echo's ``listenToAll`` hands its callback for the wire name ``wire_event``.
+
+    Inside the namespace the namespace is stripped (``App\\Events\\Chat\\Sent`` → ``Chat\\Sent``);
+    anything else gets a leading ``.`` (``order.shipped`` → ``.order.shipped``), so
+    ``format_event(echo_event_name(w, ns), ns) == w`` (as in Echo, except for a namespaced wire name
+    with a ``.`` after the namespace, which no PHP class name has). Unlike Echo, the namespace must be
+    followed by ``\\`` to be stripped (Echo turns ``App\\EventsLog`` into ``og``), and without a
+    namespace every name gets the ``.`` (Echo with an empty namespace drops the first character).
+    """
+    if namespace:
+        prefix = namespace.replace(".", "\\") + "\\"
+        if wire_event.startswith(prefix) and len(wire_event) > len(prefix):
+            return wire_event[len(prefix) :]
+    return "." + wire_event
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EchoEvent(ChannelEvent):
+    """A :class:`ChannelEvent` from ``listen_to_all()``, also carrying ``name``: the event as
+    laravel-echo's ``listenToAll`` names it (namespace stripped, or ``.`` + the wire name), which
+    ``listen(name)`` accepts. ``event`` stays the wire name."""
+
+    name: str = field(default="")
 
 
 def whisper_event(event: str) -> str:

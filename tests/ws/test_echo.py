@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from quvel_ws import ChannelType, InvalidArgument, InvalidChannelName, InvalidEventName, WebSocketService
-from quvel_ws._echo import NOTIFICATION_EVENT, format_event, full_channel_name, leave_names, whisper_event
+from quvel_ws._echo import (
+    NOTIFICATION_EVENT,
+    echo_event_name,
+    format_event,
+    full_channel_name,
+    leave_names,
+    whisper_event,
+)
 from quvel_ws._service import build_ws_url
 
 
@@ -22,6 +29,30 @@ from quvel_ws._service import build_ws_url
 )
 def test_event_formatter(event: str, namespace: str | None, expected: str) -> None:
     assert format_event(event, namespace) == expected
+
+
+@pytest.mark.parametrize(
+    ("wire", "namespace", "expected"),
+    [
+        # laravel-echo's listenToAll: the namespace stripped, or '.' + the wire name outside it
+        ("App\\Events\\NewMessage", "App.Events", "NewMessage"),
+        ("App\\Events\\Chat\\Sent", "App.Events", "Chat\\Sent"),
+        ("order.shipped", "App.Events", ".order.shipped"),
+        ("client-typing", "App.Events", ".client-typing"),
+        (NOTIFICATION_EVENT, "App.Events", "." + NOTIFICATION_EVENT),
+        ("Acme\\Ping", "Acme", "Ping"),
+        # where Echo slips (no separator check; the bare namespace) we keep the name whole
+        ("App\\EventsLog", "App.Events", ".App\\EventsLog"),
+        ("App\\Events\\", "App.Events", ".App\\Events\\"),
+        ("App\\Events\\NewMessage", None, ".App\\Events\\NewMessage"),
+    ],
+)
+def test_echo_event_name_is_listen_to_alls_name_and_round_trips(
+    wire: str, namespace: str | None, expected: str
+) -> None:
+    name = echo_event_name(wire, namespace)
+    assert name == expected
+    assert format_event(name, namespace) == wire
 
 
 @pytest.mark.parametrize("bad", ["", ".", "x" * 250])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from quvel_ws import WebSocketService
+from quvel_ws import ChannelEvent, EchoEvent, WebSocketService
 from quvel_ws.server import AppConfig, PusherServer
 from tests.ws.helpers import Collector
 
@@ -39,3 +39,34 @@ async def test_restart_with_4200_resubscribes_and_refires_subscribed() -> None:
             assert await got.first() == {"n": 1}
         finally:
             await ws.shutdown()
+
+
+async def test_listen_to_all_names_events_like_laravel_echo() -> None:
+    async with PusherServer(apps=[AppConfig(enable_client_events=True)], port=0) as server:
+        ws, other = WebSocketService(server.ws_url), WebSocketService(server.ws_url, namespace="Acme")
+        try:
+            everything = Collector(ws.channel("news").listen_to_all())
+            custom = Collector(other.channel("news").listen_to_all())
+            subscribed = Collector(ws.channel("news").subscribed)
+            await subscribed.first()
+            await Collector(other.channel("news").subscribed).first()
+            await server.trigger("news", "App\\Events\\Chat\\Sent", {"n": 1})
+            await server.trigger("news", "order.shipped", {"n": 2})
+            await server.trigger("news", "Acme\\Ping", "plain")
+            items = await everything.count(3)
+            assert [(e.name, e.event, e.data) for e in items] == [
+                ("Chat\\Sent", "App\\Events\\Chat\\Sent", {"n": 1}),
+                (".order.shipped", "order.shipped", {"n": 2}),
+                (".Acme\\Ping", "Acme\\Ping", "plain"),
+            ]
+            assert all(type(e) is EchoEvent and isinstance(e, ChannelEvent) for e in items)
+            assert all(e.channel == "news" for e in items)
+            names = [e.name for e in await custom.count(3)]  # the service's own namespace is stripped
+            assert names == [".App\\Events\\Chat\\Sent", ".order.shipped", "Ping"]
+            # Echo's names feed straight back into listen(): the same wire events arrive
+            again = Collector(ws.channel("news").listen(items[0].name))
+            await server.trigger("news", "App\\Events\\Chat\\Sent", {"n": 3})
+            assert await again.first() == {"n": 3}
+        finally:
+            await ws.shutdown()
+            await other.shutdown()
