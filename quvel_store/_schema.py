@@ -52,6 +52,7 @@ class ModelPlan:
     eager: bool  # validate each assignment at once (no model validators, not frozen)
     extra: Extra
     fields: dict[str, FieldPlan] = field(default_factory=dict)
+    draft_cls: type[Any] | None = None  # DraftModel subclass with a property per field (built by _draft)
 
 
 def _unwrap_optional(tp: Any) -> Any:

@@ -19,7 +19,7 @@ from reactivex.disposable import Disposable
 from reactivex.subject import Subject
 
 from quvel_store._actions import Action, ActionCall
-from quvel_store._draft import DraftModel, Txn, merge_into
+from quvel_store._draft import Txn, merge_into, new_model_draft
 from quvel_store._errors import (
     ActionError,
     LoopBindingError,
@@ -303,7 +303,7 @@ class Store(Generic[S]):
         state = self._state
         # The root plan is known unless the state is an instance of a subclass (replace(subclass_obj)).
         plan = self._root_plan if type(state) is self._frozen_cls else None
-        root = DraftModel(txn, None, None, state, plan)
+        root = new_model_draft(txn, None, None, state, plan)
         self._txn = txn
         try:
             if kind is MutationKind.PATCH_OBJECT:
