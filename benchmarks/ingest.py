@@ -10,8 +10,9 @@ run, same machine, same minute:
   (d) asyncpusher 0.2.5, pysher 1.0.8 (``pip install asyncpusher==0.2.5 pysher==1.0.8``) and pusher-js 8.6.0
       under Node (``peers/node_modules``), where installed
 
-plus p50/p99 latency from the server's write to the subscriber at 1,000 events/s, and memory per subscribed
-channel with 1,000 channels on one connection.
+plus p50/p99 latency from frame arrival (the client's socket read) to the subscriber at 1,000 events/s
+(and, for comparison, from the server's write), and memory per subscribed channel with 1,000 channels
+on one connection.
 
     python benchmarks/ingest.py [--events 50000] [--repeat 3] [--only a,b]
 """
@@ -381,39 +382,92 @@ def run_pusher_js(url: str, n: int) -> float | None:
 # --- latency and memory -----------------------------------------------------------------------------
 
 
-async def quvel_latency(url: str, n: int, rate: float) -> tuple[float, float]:
-    from quvel_ws import WebSocketService
-
-    ws = WebSocketService(url)
-    done = asyncio.get_running_loop().create_future()
-    lat: list[float] = []
-
-    def on_event(data: Any) -> None:
-        lat.append(time.perf_counter() - data["t"])
-        if len(lat) == n and not done.done():
-            done.set_result(None)
-
-    sub = ws.channel(f"bench-{n}-{rate:g}").listen("Tick").subscribe(on_event)
-    await asyncio.wait_for(done, n / rate + 60)
-    sub.dispose()
-    await ws.shutdown()
-    lat.sort()
+def _percentiles(lat: list[float]) -> tuple[float, float]:
+    lat = sorted(lat)
     return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
 
 
-async def bare_latency(url: str, n: int, rate: float) -> tuple[float, float]:
-    import websockets
+Latency = dict[str, tuple[float, float]]
+"""p50/p99 in µs: "arrival" (the socket read that brought the frame → the subscriber, the issue's
+measure) and "write" (the firehose's write → the subscriber: adds the loopback hop and the wake-up)."""
 
-    lat: list[float] = []
-    async with websockets.connect(url, compression=None) as conn:
+
+async def quvel_latency(url: str, n: int, rate: float) -> Latency:
+    """Frame arrival is the moment the transport's ``data_received`` is called with the read holding it
+    (quvel_ws delivers synchronously inside that call, so the last arrival is the event's own)."""
+    from quvel_ws import WebSocketService
+    from quvel_ws._transport import WebSocketTransport
+
+    arrival = [0.0]
+    original = WebSocketTransport.data_received
+
+    def timed(self: WebSocketTransport, data: bytes) -> None:
+        arrival[0] = time.perf_counter()
+        original(self, data)
+
+    WebSocketTransport.data_received = timed  # type: ignore[method-assign]
+    try:
+        ws = WebSocketService(url)
+        done = asyncio.get_running_loop().create_future()
+        from_arrival: list[float] = []
+        from_write: list[float] = []
+
+        def on_event(data: Any) -> None:
+            now = time.perf_counter()
+            from_arrival.append(now - arrival[0])
+            from_write.append(now - data["t"])
+            if len(from_arrival) == n and not done.done():
+                done.set_result(None)
+
+        sub = ws.channel(f"bench-{n}-{rate:g}").listen("Tick").subscribe(on_event)
+        await asyncio.wait_for(done, n / rate + 60)
+        sub.dispose()
+        await ws.shutdown()
+    finally:
+        WebSocketTransport.data_received = original  # type: ignore[method-assign]
+    return {"arrival": _percentiles(from_arrival), "write": _percentiles(from_write)}
+
+
+async def bare_latency(url: str, n: int, rate: float) -> Latency:
+    """Frame arrival is the ``data_received`` call whose read completed the frame, stamped per text
+    frame as websockets parses it; the clock stops when ``recv()`` has returned and both
+    ``json.loads`` are done."""
+    import collections
+
+    import websockets
+    from websockets.asyncio.client import ClientConnection
+    from websockets.frames import Frame, Opcode
+
+    class TimedConnection(ClientConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.arrival = 0.0
+            self.arrivals: collections.deque[float] = collections.deque()
+
+        def data_received(self, data: bytes) -> None:
+            self.arrival = time.perf_counter()
+            super().data_received(data)
+
+        def process_event(self, event: Any) -> None:
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.arrivals.append(self.arrival)
+            super().process_event(event)
+
+    from_arrival: list[float] = []
+    from_write: list[float] = []
+    async with websockets.connect(url, compression=None, create_connection=TimedConnection) as conn:
+        assert isinstance(conn, TimedConnection)
         await conn.recv()
         await conn.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": f"bench-{n}-{rate:g}"}}))
         await conn.recv()
-        while len(lat) < n:
+        conn.arrivals.clear()
+        while len(from_arrival) < n:
             msg = json.loads(await conn.recv())
-            lat.append(time.perf_counter() - json.loads(msg["data"])["t"])
-    lat.sort()
-    return lat[len(lat) // 2] * 1e6, lat[int(len(lat) * 0.99)] * 1e6
+            sent = json.loads(msg["data"])["t"]
+            now = time.perf_counter()
+            from_arrival.append(now - conn.arrivals.popleft())
+            from_write.append(now - sent)
+    return {"arrival": _percentiles(from_arrival), "write": _percentiles(from_write)}
 
 
 async def quvel_memory(url: str, channels: int) -> float:
@@ -501,11 +555,16 @@ def main() -> None:
             results[label] = statistics.median(values) if values else None
         if "latency" in only:
             rate, count = 1000.0, 5000
-            p50, p99 = asyncio.run(bare_latency(url, count, rate))
-            print(f"  latency at {rate:g} events/s, websockets loop:   p50 {p50:7.0f} µs  p99 {p99:7.0f} µs")
-            p50, p99 = asyncio.run(quvel_latency(url, count, rate))
-            print(f"  latency at {rate:g} events/s, quvel_ws listen:   p50 {p50:7.0f} µs  p99 {p99:7.0f} µs")
-            results["latency_us"] = {"p50": p50, "p99": p99}
+            for label, measure in (("websockets loop", bare_latency), ("quvel_ws listen", quvel_latency)):
+                lat = asyncio.run(measure(url, count, rate))
+                for key, what in (("arrival", "frame arrival"), ("write", "server write ")):
+                    p50, p99 = lat[key]
+                    print(
+                        f"  latency at {rate:g} events/s, {label}, {what} → subscriber:"
+                        f" p50 {p50:7.0f} µs  p99 {p99:7.0f} µs"
+                    )
+            p50, p99 = lat["arrival"]
+            results["latency_us"] = {"p50": p50, "p99": p99, "from": "frame arrival"}
         if "memory" in only:
             per = asyncio.run(quvel_memory(url, 1000))
             print(f"  memory per subscribed channel (1,000 channels, 1 subscriber each): {per:,.0f} bytes")
