@@ -12,15 +12,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from quvel_store._actions import Action
 from quvel_store._app import App
 from quvel_store._draft import DraftModel, Txn, merge_into
+from quvel_store._errors import StoreError
+from quvel_store._getters import Getter
 from quvel_store._plugins import Plugin
 from quvel_store._store import Store
 from quvel_store.container import ServiceContainer
 
-__all__ = ["RecordedCall", "TestApp", "create_test_app", "override_getter", "reset_getter"]
+__all__ = ["RecordedCall", "TestApp", "TestKitError", "create_test_app", "override_getter", "reset_getter"]
 
-StubSpec = bool | Iterable[str] | Callable[[Store[Any], str], bool]
+StubSpec = bool | str | Iterable[str] | Callable[[Store[Any], str], bool]
+
+
+class TestKitError(StoreError, TypeError):
+    """The testing kit was given something it cannot use (a wrong argument type, a name that is no
+    getter or action of the store): failing here beats a test that silently checks the wrong thing."""
+
+    __test__ = False  # not a pytest test class
+
+
+def _members(cls: type, kind: type) -> set[str]:
+    """Names of the ``kind`` (Getter or Action) descriptors a store class declares or inherits."""
+    return {n for klass in cls.__mro__ for n, v in vars(klass).items() if isinstance(v, kind)}
 
 
 @dataclass(frozen=True)
@@ -47,16 +62,40 @@ class TestApp(App):
         stores: Iterable[type[Store[Any]]] = (),
         plugins: Iterable[Plugin] = (),
     ) -> None:
-        self._initial = {k: dict(v) for k, v in (initial_state or {}).items()}
+        if initial_state is not None and not isinstance(initial_state, Mapping):
+            raise TestKitError(
+                f"initial_state maps store ids to partial states, got {type(initial_state).__name__}"
+            )
+        self._initial: dict[str, dict[str, Any]] = {}
+        for sid, partial in (initial_state or {}).items():
+            if not isinstance(sid, str) or not isinstance(partial, Mapping):
+                raise TestKitError(
+                    f"initial_state[{sid!r}] must map a store id (str) to a mapping of fields, "
+                    f"got {type(partial).__name__}"
+                )
+            self._initial[sid] = dict(partial)
         self._stub_spec: bool | frozenset[str] | Callable[[Store[Any], str], bool]
         if isinstance(stub_actions, bool) or callable(stub_actions):
             self._stub_spec = stub_actions
+        elif isinstance(stub_actions, str):
+            # One name; frozenset("sync") would be {"s", "y", "n", "c"} and stub nothing.
+            self._stub_spec = frozenset([stub_actions])
         else:
-            self._stub_spec = frozenset(stub_actions)
+            try:
+                names = frozenset(stub_actions)
+            except TypeError:
+                names = None
+            if names is None or not all(isinstance(n, str) for n in names):
+                raise TestKitError(
+                    "stub_actions takes True/False, an action name, a list of names "
+                    f"('add' or 'items.add'), or a function (store, name) -> bool; got {stub_actions!r}"
+                )
+            self._stub_spec = names
         self.calls: list[RecordedCall] = []
         super().__init__(container, stores=stores, plugins=plugins)
 
     def _initial_state_for(self, store: Store[Any]) -> Any:
+        self._check_stub_names(store)
         state = super()._initial_state_for(store)
         data = self._initial.get(store.store_id)
         if not data:
@@ -71,6 +110,22 @@ class TestApp(App):
             raise
         txn.close(root)
         return new
+
+    def _check_stub_names(self, store: Store[Any]) -> None:
+        """A qualified stub name (``"items.sync"``) must name an action of that store: a typo would
+        otherwise let the real action run in a test that believes it is stubbed."""
+        if not isinstance(self._stub_spec, frozenset):
+            return
+        cls = type(store)
+        prefixes = {f"{cls.id}.", f"{store.store_id}."}
+        actions = _members(cls, Action)
+        for name in self._stub_spec:
+            prefix = next((p for p in prefixes if name.startswith(p)), None)
+            if prefix is not None and name[len(prefix) :] not in actions:
+                raise TestKitError(
+                    f"stub_actions names {name!r}, but store {store.store_id!r} has no action "
+                    f"{name[len(prefix) :]!r} (its actions: {', '.join(sorted(actions)) or 'none'})"
+                )
 
     def _stub_action(
         self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -111,6 +166,8 @@ def create_test_app(
     None (async ones a finished task) and land in ``app.calls``. ``services`` are added to the
     container, replacing any of the same name.
     """
+    if services is not None and not isinstance(services, Mapping):
+        raise TestKitError(f"services maps names to services, got {type(services).__name__}")
     app = TestApp(
         container, initial_state=initial_state, stub_actions=stub_actions, stores=stores, plugins=plugins
     )
@@ -119,10 +176,33 @@ def create_test_app(
     return app
 
 
+def _check_getter(store: Store[Any], name: str) -> None:
+    getters = _members(type(store), Getter)
+    if name not in getters:
+        raise TestKitError(
+            f"store {store.store_id!r} has no getter {name!r} "
+            f"(its getters: {', '.join(sorted(getters)) or 'none'})"
+        )
+
+
+def _drop_cached_getters(store: Store[Any]) -> None:
+    """Getters elsewhere may have cached a value computed from the getter being pinned or released
+    (an overridden read records no dependency), so every cached getter value in the app is dropped."""
+    for other in store.app.stores:
+        other._getter_cache.clear()
+    store._getter_cache.clear()
+
+
 def override_getter(store: Store[Any], name: str, value: Any) -> None:
-    """Make ``store.<name>`` return ``value`` until :func:`reset_getter`."""
+    """Make ``store.<name>`` return ``value`` until :func:`reset_getter`; getters that read it see
+    ``value`` too."""
+    _check_getter(store, name)
     store._getter_overrides[name] = value
+    _drop_cached_getters(store)
 
 
 def reset_getter(store: Store[Any], name: str) -> None:
+    """Undo :func:`override_getter`: ``store.<name>`` (and what reads it) is computed again."""
+    _check_getter(store, name)
     store._getter_overrides.pop(name, None)
+    _drop_cached_getters(store)
