@@ -233,7 +233,13 @@ class DraftModel(_Node):
         base: BaseModel,
         plan: ModelPlan | None = None,
     ) -> None:
-        super().__init__(txn, parent, key, base)
+        # _Node.__init__, inlined (one call less per patch)
+        _set(self, "_q_txn", txn)
+        _set(self, "_q_parent", parent)
+        _set(self, "_q_key", key)
+        _set(self, "_q_base", base)
+        _set(self, "_q_alive", True)
+        _set(self, "_q_path", () if parent is None or key is None else (*parent._q_path, key))
         _set(self, "_q_plan", plan if plan is not None else txn.schema.model_plan(type(base)))
         _set(self, "_q_children", {})
         _set(self, "_q_raw", {})

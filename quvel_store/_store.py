@@ -177,7 +177,6 @@ class Store(Generic[S]):
         self._frozen_cls = app._schema.frozen_class(cls.state_model)
         self._flat_changed: dict[tuple[str, ...], frozenset[Loc]] = {}
         self._state: S = cast(S, None)
-        self._version = 0
         self._txn: Txn | None = None
         self._batch: _Batch | None = None
         self._listeners: list[_Listener] = []
@@ -289,7 +288,8 @@ class Store(Generic[S]):
         """
         if self._disposed or self._txn is not None:
             self._check_writable()
-        if self._app._thread_id is not None:
+        owner = self._app._thread_id
+        if owner is not None and owner != threading.get_ident():
             self._check_thread()
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
             if self._flat_patch(changes):
@@ -399,7 +399,7 @@ class Store(Generic[S]):
             self._emit(MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
 
     def _bump(self) -> None:
-        self._version += 1
+        """Drop cached getter values of this store and of getters elsewhere that read it."""
         if self._getter_cache:
             self._getter_cache.clear()
         dependents = self._dependents
@@ -415,12 +415,22 @@ class Store(Generic[S]):
             # observer starts from the state they last saw.
             self._delivered = self._state
         self._state = new
-        self._bump()
+        if self._getter_cache or self._dependents:
+            self._bump()
         if batch is not None:
             batch.writes.append((kind, payload))
             batch.changed.update(changed)
             return
-        self._emit(kind, payload, changed)
+        app = self._app
+        # the same test as _emit's (saves the call when nobody can see the commit)
+        if (
+            self._listener_tuple
+            or self._selections
+            or app._draining
+            or app._queue
+            or app._mutations.observers
+        ):
+            self._emit(kind, payload, changed)
 
     def _emit(self, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
         app = self._app
@@ -832,7 +842,17 @@ class Store(Generic[S]):
                 except RuntimeError:
                     logger.warning("store %r dropped an item: its event loop is closed", self.store_id)
                 return
-            process(item)
+            if reducer is not None or self._disposed:
+                process(item)
+                return
+            # process(item) for a handler, inlined: this runs once per item of the stream
+            try:
+                result = handler(item)  # type: ignore[misc]
+            except Exception as exc:
+                self._report("connect", exc, item)
+                return
+            if result is not None and inspect.isawaitable(result):
+                self._watch_awaitable(result, item)
 
         finished: list[bool] = []
         handles: list[abc.DisposableBase] = []
