@@ -199,3 +199,63 @@ def test_summary_verdict(changes: dict[str, object], ok: bool) -> None:
     summary = _summary(**changes)
     assert summary.ok is ok
     assert summary.lines()[0].startswith("summary: OK" if ok else "summary: FAILED")
+
+
+def _run_in_a_terminal(*args: str, timeout: float = 120.0) -> tuple[int, str]:
+    """Run ``quvel`` with a pseudo-terminal as its stdout (as a user at a terminal does) and return its
+    exit code and everything it drew."""
+    import pty
+    import select
+    import time
+
+    controller, terminal = pty.openpty()
+    env = dict(os.environ, COLUMNS="110", LINES="40", TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quvel", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+    )
+    os.close(terminal)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([controller], [], [], 1.0)
+            if not ready:
+                if proc.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(controller)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.stderr is not None
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    assert "Traceback" not in err, err
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.mark.slow
+def test_demo_at_a_terminal_draws_the_live_view_and_exits_0() -> None:
+    code, drawn = _run_in_a_terminal("demo", "--duration", "5")
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)
+    assert code == 0, plain[-3000:]
+    assert "\x1b[" in drawn  # rich drew with escape codes: the live view, not the plain lines
+    assert "[  0." not in plain  # ...and not PlainView's timestamped lines
+    for part in ("quvel demo", "Notifications · unread", "presence-room.lobby", "summary: OK"):
+        assert part in plain, f"{part!r} not drawn:\n{plain[-3000:]}"
+    assert re.search(r"sent \d+, in store \d+, lost 0", plain), plain[-3000:]
