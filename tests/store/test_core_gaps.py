@@ -1,0 +1,96 @@
+"""Bad input to the store core that is accepted now and should be refused at the call, with a typed error.
+
+Found by the audit of issue 2; the fixes belong in ``_store.py`` / ``_app.py`` / ``_getters.py`` (owned by
+the store-core engineer). Each test is ``xfail(strict=True)``: when the fix lands it passes, the strict
+xfail turns that into a failure, and the marker is removed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import reactivex as rx
+from pydantic import BaseModel
+
+from quvel_store import App, StateMutationError, Store, StoreError, create_app, getter
+from tests.store.models import CounterStore
+
+
+class N(BaseModel):
+    n: int = 0
+    blob: bytes = b""
+
+
+class Impure(Store[N]):
+    id = "impure"
+
+    @getter
+    def sneaky(self) -> int:
+        self.patch({"n": self.state.n + 1})  # a getter must not write
+        return self.state.n
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_store.py subscribe/select/on_action/connect accept a non-callable; it fails later, at a commit",
+)
+@pytest.mark.parametrize("call", ["subscribe", "select", "on_action", "connect_handler"])
+def test_non_callables_are_refused_at_the_call(app: App, call: str) -> None:
+    store = app.use(CounterStore)
+    not_callable: Any = 5
+    register = (
+        (lambda: store.connect(rx.of(1), not_callable))
+        if call == "connect_handler"
+        else (lambda: getattr(store, call)(not_callable))
+    )
+    with pytest.raises(TypeError):
+        register()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="_store.py connect(5, fn) escapes as AttributeError ('int' has no 'subscribe')"
+)
+def test_connect_to_something_that_is_no_observable_is_a_type_error(app: App) -> None:
+    store = app.use(CounterStore)
+    not_observable: Any = 5
+    with pytest.raises(TypeError, match="Observable"):
+        store.connect(not_observable, lambda item: None)
+
+
+@pytest.mark.xfail(strict=True, reason="_store.py/_getters.py: a getter may patch the state while it is read")
+def test_a_getter_that_writes_is_refused_and_changes_nothing(app: App) -> None:
+    store = app.use(Impure)
+    with pytest.raises(StateMutationError):
+        _ = store.sneaky
+    assert store.state.n == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_app.py use(): key=5, key='' and key='a:b' are accepted ('counter:5', 'counter:')",
+)
+@pytest.mark.parametrize("key", [5, "", "a:b"], ids=repr)
+def test_bad_store_keys_are_refused(app: App, key: Any) -> None:
+    with pytest.raises((TypeError, ValueError)):
+        app.use(CounterStore, key=key)
+    assert app.stores == ()
+
+
+@pytest.mark.xfail(
+    strict=True, reason="_app.py create_app(container=5) is accepted; stores then get container=5"
+)
+def test_create_app_refuses_a_container_that_is_no_container() -> None:
+    not_a_container: Any = 5
+    with pytest.raises(TypeError):
+        create_app(container=not_a_container)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_app.py snapshot(): a state pydantic cannot dump as JSON escapes as UnicodeDecodeError",
+)
+def test_a_state_that_cannot_be_json_is_a_typed_snapshot_error(app: App) -> None:
+    app.use(Impure).patch({"blob": b"\xff"})
+    with pytest.raises(StoreError, match="impure"):
+        app.snapshot()
