@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from quvel_ws import ChannelEvent, EchoEvent, WebSocketService
+import asyncio
+from typing import Any
+
+from pydantic import BaseModel
+
+from quvel_ws import NOTIFICATION_EVENT, ChannelEvent, EchoEvent, WebSocketService
 from quvel_ws.server import AppConfig, PusherServer
+from tests.ws.conftest import AuthServer
 from tests.ws.helpers import Collector
 
 
@@ -70,3 +76,40 @@ async def test_listen_to_all_names_events_like_laravel_echo() -> None:
         finally:
             await ws.shutdown()
             await other.shutdown()
+
+
+async def test_notifications_on_public_and_private_notification_channels(auth_server: AuthServer) -> None:
+    class Notice(BaseModel):
+        id: str
+        type: str
+        text: str
+
+    notice = {"id": "n1", "type": "App\\Notifications\\Shipped", "text": "on its way"}
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url, auth_endpoint=auth_server.url + "/broadcasting/auth")
+        try:
+            alerts = ws.channel("alerts", type="public_notification")
+            typed = Collector(alerts.notifications(Notice))
+            raw = Collector(alerts.notifications())
+            await Collector(alerts.subscribed).first()
+            got: list[Any] = []
+            arrived = asyncio.Event()
+
+            def on_notice(data: Any) -> None:
+                got.append(data)
+                arrived.set()
+
+            sub = await ws.subscribe("App.Models.User.1", "privateNotification", callback=on_notice)
+            assert sub.channel.name == "private-App.Models.User.1"
+            await Collector(sub.channel.subscribed).first()
+            assert auth_server.socket_ids("private-App.Models.User.1") == [ws.socket_id]
+            await server.trigger("alerts", "App\\Events\\NewMessage", {"not": "a notification"})
+            await server.trigger("alerts", NOTIFICATION_EVENT, notice)
+            await server.trigger("private-App.Models.User.1", NOTIFICATION_EVENT, notice)
+            assert await typed.first() == Notice(**notice)
+            assert raw.items == [notice]  # the ordinary event is not a notification
+            await asyncio.wait_for(arrived.wait(), 10)
+            assert got == [notice]
+            sub.unsubscribe()
+        finally:
+            await ws.shutdown()
