@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from quvel_store import ServiceContainer
 from quvel_ws import NOTIFICATION_EVENT, ChannelEvent, EchoEvent, WebSocketService
 from quvel_ws.server import AppConfig, PusherServer
 from tests.ws.conftest import AuthServer
@@ -113,3 +114,29 @@ async def test_notifications_on_public_and_private_notification_channels(auth_se
             sub.unsubscribe()
         finally:
             await ws.shutdown()
+
+
+async def test_container_ws_authorises_through_the_container_api(auth_server: AuthServer) -> None:
+    """The container's ``ws`` is built from settings and POSTs channel auth through ``container.api``:
+    the bearer token, the session cookie and Laravel's XSRF header go with it, as in the browser."""
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        container = ServiceContainer(config={"api_url": auth_server.url, "ws_url": server.ws_url})
+        try:
+            container.api.set_token("t0ken")
+            container.api.client.cookies.set("laravel_session", "s1", domain="127.0.0.1")
+            container.api.client.cookies.set("XSRF-TOKEN", "abc%3D", domain="127.0.0.1")
+            ws = container.ws
+            assert ws.http_client is container.api.client
+            orders = ws.channel("orders.7", "private")
+            got = Collector(orders.listen(".Shipped"))
+            await Collector(orders.subscribed).first()
+            (record,) = auth_server.records
+            assert record.path == "/broadcasting/auth"
+            assert record.form == {"socket_id": ws.socket_id, "channel_name": "private-orders.7"}
+            assert record.headers["authorization"] == "Bearer t0ken"
+            assert "laravel_session=s1" in record.headers["cookie"]
+            assert record.headers["x-xsrf-token"] == "abc="
+            await server.trigger("private-orders.7", "Shipped", {"id": 7})
+            assert await got.first() == {"id": 7}
+        finally:
+            await container.shutdown()
