@@ -9,7 +9,14 @@ ws.channel("orders", type="private").listen("OrderShipped").subscribe(print)
 
 from quvel_ws._auth import HttpAuthorizer
 from quvel_ws._channel import Channel, PresenceChannel
-from quvel_ws._echo import NOTIFICATION_EVENT, ChannelType, EchoEvent, echo_event_name, format_event
+from quvel_ws._echo import (
+    NOTIFICATION_EVENT,
+    ChannelType,
+    ConnectionStatus,
+    EchoEvent,
+    echo_event_name,
+    format_event,
+)
 from quvel_ws._service import PresenceHandlers, Subscription, ThreadSafe, WebSocketService
 from quvel_ws.errors import (
     AuthorizationError,
@@ -57,6 +64,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionRefused",
     "ConnectionState",
+    "ConnectionStatus",
     "DecryptionError",
     "EchoEvent",
     "GlobalEvent",

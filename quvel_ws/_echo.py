@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 
 from quvel_ws.errors import InvalidArgument, InvalidChannelName, InvalidEventName
-from quvel_ws.protocol._events import ChannelEvent
+from quvel_ws.protocol._events import ChannelEvent, ConnectionState
 
 DEFAULT_NAMESPACE = "App.Events"
 NOTIFICATION_EVENT = "Illuminate\\Notifications\\Events\\BroadcastNotificationCreated"
@@ -184,6 +184,32 @@ class EchoEvent(ChannelEvent):
     ``listen(name)`` accepts. ``event`` stays the wire name."""
 
     name: str = field(default="")
+
+
+class ConnectionStatus(enum.StrEnum):
+    """laravel-echo's ``connectionStatus()`` for a Pusher connection: the state a UI shows. (Echo's type
+    also names ``reconnecting``, which only its Socket.io connector reports.)"""
+
+    CONNECTED = "connected"
+    CONNECTING = "connecting"
+    DISCONNECTED = "disconnected"
+    FAILED = "failed"
+
+
+_STATUSES: dict[ConnectionState, ConnectionStatus] = {
+    ConnectionState.CONNECTED: ConnectionStatus.CONNECTED,
+    ConnectionState.CONNECTING: ConnectionStatus.CONNECTING,
+    ConnectionState.FAILED: ConnectionStatus.FAILED,
+    ConnectionState.UNAVAILABLE: ConnectionStatus.FAILED,
+    ConnectionState.INITIALIZED: ConnectionStatus.DISCONNECTED,
+    ConnectionState.DISCONNECTED: ConnectionStatus.DISCONNECTED,
+}
+
+
+def connection_status(state: ConnectionState) -> ConnectionStatus:
+    """Echo's ``PusherConnector.connectionStatus`` mapping: ``unavailable`` and ``failed`` are
+    ``failed``, ``initialized`` and ``disconnected`` are ``disconnected``."""
+    return _STATUSES[state]
 
 
 def whisper_event(event: str) -> str:

@@ -22,6 +22,7 @@ import httpx
 import reactivex
 from pydantic import ValidationError
 from reactivex import Observable, abc
+from reactivex import operators as ops
 from reactivex.disposable import CompositeDisposable, Disposable, SingleAssignmentDisposable
 
 from quvel._version import __version__
@@ -35,7 +36,14 @@ from quvel_ws._auth import (
     UserAuthenticator,
 )
 from quvel_ws._channel import Channel, Hub, InertChannel, PresenceChannel, Sink, deliver
-from quvel_ws._echo import DEFAULT_NAMESPACE, ChannelType, full_channel_name, leave_names
+from quvel_ws._echo import (
+    DEFAULT_NAMESPACE,
+    ChannelType,
+    ConnectionStatus,
+    connection_status,
+    full_channel_name,
+    leave_names,
+)
 from quvel_ws.errors import (
     AuthorizationError,
     CallbackError,
@@ -406,6 +414,16 @@ class WebSocketService:
     @property
     def current_state(self) -> ConnectionState:
         return self._state.value  # type: ignore[no-any-return]
+
+    def connection_status(self) -> ConnectionStatus:
+        """laravel-echo's ``connectionStatus()``: ``connected``, ``connecting``, ``disconnected`` or
+        ``failed`` (``unavailable`` counts as ``failed``, as in Echo)."""
+        return connection_status(self.current_state)
+
+    @property
+    def connection_statuses(self) -> Observable[ConnectionStatus]:
+        """Echo's ``onConnectionChange`` as an Observable: the status now (replayed) and on every change."""
+        return self.state.pipe(ops.map(connection_status), ops.distinct_until_changed())
 
     @property
     def errors(self) -> Observable[WsError]:

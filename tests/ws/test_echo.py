@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from quvel_ws import ChannelType, InvalidArgument, InvalidChannelName, InvalidEventName, WebSocketService
+from quvel_ws import (
+    ChannelType,
+    ConnectionState,
+    ConnectionStatus,
+    InvalidArgument,
+    InvalidChannelName,
+    InvalidEventName,
+    WebSocketService,
+)
 from quvel_ws._echo import (
     NOTIFICATION_EVENT,
+    connection_status,
     echo_event_name,
     format_event,
     full_channel_name,
@@ -135,3 +144,15 @@ def test_url_validation_and_options() -> None:
         {"key": "k", "host": "example.com", "scheme": "https"}, server_rendering=True
     )
     assert ws.url.startswith("wss://example.com:443/app/k?")
+
+
+def test_connection_status_maps_states_like_echos_pusher_connector() -> None:
+    assert {state: connection_status(state) for state in ConnectionState} == {
+        ConnectionState.INITIALIZED: ConnectionStatus.DISCONNECTED,
+        ConnectionState.CONNECTING: ConnectionStatus.CONNECTING,
+        ConnectionState.CONNECTED: ConnectionStatus.CONNECTED,
+        ConnectionState.UNAVAILABLE: ConnectionStatus.FAILED,
+        ConnectionState.FAILED: ConnectionStatus.FAILED,
+        ConnectionState.DISCONNECTED: ConnectionStatus.DISCONNECTED,
+    }
+    assert WebSocketService("ws://127.0.0.1:1/app/k").connection_status() == "disconnected"

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from quvel_store import ServiceContainer
-from quvel_ws import NOTIFICATION_EVENT, ChannelEvent, EchoEvent, WebSocketService
+from quvel_ws import NOTIFICATION_EVENT, ChannelEvent, ConnectionStatus, EchoEvent, WebSocketService
 from quvel_ws.server import AppConfig, PusherServer
 from tests.ws.conftest import AuthServer
 from tests.ws.helpers import Collector
@@ -140,3 +140,29 @@ async def test_container_ws_authorises_through_the_container_api(auth_server: Au
             assert await got.first() == {"id": 7}
         finally:
             await container.shutdown()
+
+
+async def test_connection_status_follows_a_restart_and_disconnect() -> None:
+    S = ConnectionStatus
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url, immediate_retry_jitter=0.05)
+        try:
+            statuses = Collector(ws.connection_statuses)
+            assert statuses.items == [S.DISCONNECTED]  # the current one, replayed
+            await ws.connect(timeout=10)
+            assert ws.connection_status() is S.CONNECTED
+            await server.restart()  # 4200: the client reconnects
+            await statuses.wait(lambda items: items[-3:] == [S.CONNECTED, S.CONNECTING, S.CONNECTED])
+            await ws.disconnect()
+            await statuses.wait(lambda items: items[-1] is S.DISCONNECTED)
+            assert statuses.items == [
+                S.DISCONNECTED,
+                S.CONNECTING,
+                S.CONNECTED,
+                S.CONNECTING,
+                S.CONNECTED,
+                S.DISCONNECTED,
+            ]  # distinct: no repeats
+            assert ws.connection_status() is S.DISCONNECTED
+        finally:
+            await ws.shutdown()
