@@ -64,6 +64,8 @@ class Demo:
         self._viewer: DemoClient | None = None
         self._notes: NotificationStore | None = None
         self._room: RoomStore | None = None
+        #: Set on every store or connection change while the run settles (see ``_settle``).
+        self._progress: asyncio.Event | None = None
 
     # --- the run ------------------------------------------------------------------------------------
 
@@ -187,20 +189,26 @@ class Demo:
         self._event("server is back")
 
     async def _settle(self, notes: NotificationStore, backend: DemoBackend, user: DemoUser) -> None:
-        """Wait until the store holds every notification sent (or the settle timeout passes)."""
-        done = asyncio.Event()
+        """Wait until the store holds every notification sent and, after a restart, the client is
+        connected again (or the settle timeout passes): a short run must not end mid-reconnection."""
+        progress = asyncio.Event()
+        self._progress = progress
 
-        def check(_: Any = None) -> None:
+        def settled() -> bool:
             held = {n.id for n in notes.state.notifications}
-            if all(r.id in held for r in backend.sent_to(user.id)):
-                done.set()
+            caught_up = all(r.id in held for r in backend.sent_to(user.id))
+            return caught_up and (not self._restarted or self._reconnections > 0)
 
-        subscription = notes.observe().subscribe(check)
+        subscription = notes.observe().subscribe(lambda _state: progress.set())
+        deadline = time.monotonic() + self.options.settle_timeout
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(done.wait(), self.options.settle_timeout)
+            while not settled() and (remaining := deadline - time.monotonic()) > 0:
+                progress.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(progress.wait(), remaining)
         finally:
             subscription.dispose()
+            self._progress = None
 
     # --- observation -------------------------------------------------------------------------------
 
@@ -250,6 +258,8 @@ class Demo:
                 self._reconnections += 1
             self._was_connected = True
         self._event(f"connection: {name}")
+        if self._progress is not None:
+            self._progress.set()
 
     def _fail(self, message: str) -> None:
         self.failures.append(message)

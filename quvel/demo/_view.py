@@ -74,10 +74,16 @@ class DemoSummary:
     def lines(self) -> list[str]:
         events = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
         verdict = "OK" if self.ok else "FAILED"
+        caught_up = ""
+        if self.broadcast_failures:
+            plural = "s" if self.broadcast_failures != 1 else ""
+            caught_up = (
+                f" ({self.broadcast_failures} broadcast{plural} failed while the server was down,"
+                f" caught up by reload)"
+            )
         out = [
             f"summary: {verdict} after {self.duration:.1f}s",
-            f"notifications: sent {self.sent}, in store {self.in_store}, lost {len(self.lost)}"
-            f" ({self.broadcast_failures} broadcasts failed while the server was down, caught up by reload)",
+            f"notifications: sent {self.sent}, in store {self.in_store}, lost {len(self.lost)}{caught_up}",
             f"unread: {self.unread}",
             f"server restarted: {'yes' if self.restarted else 'no'}; reconnections: {self.reconnections}",
             f"room members at the end: {', '.join(self.members) or '(none)'}; messages: {self.messages}",
@@ -85,6 +91,10 @@ class DemoSummary:
         ]
         out += [f"lost notification: {n}" for n in self.lost]
         out += [f"failure: {f}" for f in self.failures]
+        if self.sent == 0:
+            out.append("failure: no notification was sent; run longer (--duration) or busier (--interval)")
+        if self.restarted and self.reconnections == 0:
+            out.append("failure: the client had not reconnected after the server restart when the run ended")
         return out
 
 

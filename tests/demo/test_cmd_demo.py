@@ -259,3 +259,23 @@ def test_demo_at_a_terminal_draws_the_live_view_and_exits_0() -> None:
     for part in ("quvel demo", "Notifications · unread", "presence-room.lobby", "summary: OK"):
         assert part in plain, f"{part!r} not drawn:\n{plain[-3000:]}"
     assert re.search(r"sent \d+, in store \d+, lost 0", plain), plain[-3000:]
+
+
+def test_summary_says_why_a_run_failed_and_counts_in_good_english() -> None:
+    assert "failure: the client had not reconnected" in "\n".join(_summary(reconnections=0).lines())
+    assert "failure: no notification was sent" in "\n".join(_summary(sent=0, in_store=0).lines())
+    assert not any(line.startswith("failure:") for line in _summary().lines())
+    one = _summary(broadcast_failures=1).lines()[1]
+    assert one.endswith("lost 0 (1 broadcast failed while the server was down, caught up by reload)")
+    assert "(2 broadcasts failed" in _summary(broadcast_failures=2).lines()[1]
+    assert _summary(broadcast_failures=0).lines()[1] == "notifications: sent 3, in store 3, lost 0"
+
+
+@pytest.mark.slow
+def test_a_short_quiet_run_waits_for_the_reconnection_before_its_verdict() -> None:
+    # The restart comes at 1 s and nothing is missed, so only the reconnection is left to wait for; a run
+    # that ended mid-reconnection used to report FAILED with no reason.
+    result = quvel("demo", "--duration", "2", "--interval", "5", "--no-tty")
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+    assert re.search(r"server restarted: yes; reconnections: [1-9]", result.stdout), result.stdout
+    assert "summary: OK" in result.stdout
