@@ -284,7 +284,8 @@ class DraftModel(_Node):
         if not (txn.active and self._q_alive):
             _dead()
         plan: ModelPlan = self._q_plan
-        if name not in plan.fields:
+        fplan = plan.fields.get(name)
+        if fplan is None:
             raise txn.unknown((*self._q_path, name), plan.cls)
         children = self._q_children
         if children and children.get(name) is value and value is not None:
@@ -300,13 +301,23 @@ class DraftModel(_Node):
             if work is None:
                 work = shallow_model_copy(self._q_base, plan.frozen_cls)
                 _set(self, "_q_work", work)
-            try:
-                plan.cls.__pydantic_validator__.validate_assignment(work, name, value, extra=plan.extra)
-            except ValidationError as exc:
-                raise txn.invalid(exc, self._q_path) from None
-            d = work.__dict__
-            if type(d[name]) not in _SCALARS:
-                d[name] = txn.schema.seal(d[name])
+            check = fplan.check
+            if check is not None:  # int/float/str/bool field: validate the value alone
+                d = work.__dict__
+                if value is not d[name]:  # the current value is valid already
+                    try:
+                        d[name] = check(value)
+                    except ValidationError as exc:
+                        raise txn.invalid(exc, (*self._q_path, name)) from None
+                work.__pydantic_fields_set__.add(name)
+            else:
+                try:
+                    plan.cls.__pydantic_validator__.validate_assignment(work, name, value, extra=plan.extra)
+                except ValidationError as exc:
+                    raise txn.invalid(exc, self._q_path) from None
+                d = work.__dict__
+                if type(d[name]) not in _SCALARS:
+                    d[name] = txn.schema.seal(d[name])
         else:
             self._q_raw[name] = value
         txn.changed.add((*self._q_path, name))

@@ -332,7 +332,7 @@ class Store(Generic[S]):
         validators) goes through the draft, which gives the same result and the detailed errors.
         """
         plan = self._root_plan
-        if not plan.eager:
+        if not plan.eager or type(self._state) is not self._frozen_cls:
             return False
         fields = plan.fields
         for key, value in changes.items():
@@ -341,13 +341,25 @@ class Store(Generic[S]):
         work = shallow_model_copy(self._state, self._frozen_cls)
         validate = plan.cls.__pydantic_validator__.validate_assignment
         extra = plan.extra
+        prefix: Loc = ()
         try:
             for key, value in changes.items():
-                validate(work, key, value, extra=extra)
+                check = fields[key].check
+                if check is None:
+                    prefix = ()
+                    validate(work, key, value, extra=extra)
+                    continue
+                # int/float/str/bool field: validate the value alone (validate_assignment replaces
+                # work.__dict__, so take it afresh); the current value is valid already
+                d = work.__dict__
+                if value is not d[key]:
+                    prefix = (key,)
+                    d[key] = check(value)
+                work.__pydantic_fields_set__.add(key)
         except ValidationError as exc:
             raise StateValidationError(
                 self.store_id,
-                [{"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
+                [{"loc": prefix + tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()],
             ) from None
         d = work.__dict__
         seal = self._schema.seal
