@@ -343,6 +343,11 @@ class ServiceContainer:
         ``name`` defaults to the class's name; a factory that is not a class (or a lambda) needs one.
         When given a class, a held service of another type raises :class:`ServiceTypeError`.
         """
+        if not callable(cls_or_factory):
+            raise ServiceTypeError(
+                "get_or_create_service takes a service class or a factory function, "
+                f"got {type(cls_or_factory).__name__}"
+            )
         if name is None:
             factory_name = getattr(cls_or_factory, "__name__", "")
             if not factory_name or factory_name == "<lambda>":

@@ -218,6 +218,17 @@ def test_get_or_create_service() -> None:
     assert isinstance(container.get_service("Other"), Plain)  # nothing held was replaced
 
 
+@pytest.mark.parametrize("name", [None, "held"])
+def test_get_or_create_service_refuses_what_is_neither_class_nor_factory(name: str | None) -> None:
+    container = ServiceContainer()
+    container.add_service("held", Plain())
+    not_a_factory: Any = Plain()  # an instance, a common slip for the class
+    with pytest.raises(ServiceTypeError, match="class or a factory function, got Plain"):
+        container.get_or_create_service(not_a_factory, name=name)
+    assert isinstance(container.get_service("held"), Plain)
+    assert container.service_names == ("held",)
+
+
 def test_get_or_create_builtin_by_name() -> None:
     container = ServiceContainer()
     assert container.get_or_create_service(TaskService, name="task") is container.task
