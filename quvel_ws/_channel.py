@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import reactivex
-from pydantic import TypeAdapter, ValidationError
+from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter, ValidationError
 from reactivex import Observable, abc
 
 from quvel_ws._echo import (
@@ -23,8 +23,9 @@ from quvel_ws._echo import (
     echo_event_name,
     format_event,
     whisper_event,
+    wire_event,
 )
-from quvel_ws.errors import CallbackError, PayloadValidationError, WsError
+from quvel_ws.errors import CallbackError, InvalidArgument, PayloadValidationError, WsError
 from quvel_ws.protocol._events import ChannelEvent, Member, SubscriptionSucceeded
 
 if TYPE_CHECKING:
@@ -106,11 +107,17 @@ class Hub:
 
 
 def _validator(model: Any) -> Callable[[Any], Any]:
-    """A function validating a payload into ``model`` (a pydantic model or anything TypeAdapter takes)."""
+    """A function validating a payload into ``model`` (a pydantic model or anything TypeAdapter takes).
+    A model pydantic cannot use is an :class:`InvalidArgument` now, not a failure per event later."""
     validate = getattr(model, "model_validate", None)
-    if callable(validate):
+    if isinstance(model, type) and callable(validate):
         return validate  # type: ignore[no-any-return]
-    adapter: TypeAdapter[Any] = TypeAdapter(model)
+    if isinstance(model, str):
+        raise InvalidArgument(f"model must be a type (a pydantic model, list[int]...), not {model!r}")
+    try:
+        adapter: TypeAdapter[Any] = TypeAdapter(model)
+    except (PydanticSchemaGenerationError, PydanticUserError, TypeError) as exc:
+        raise InvalidArgument(f"pydantic cannot validate into {model!r}: {exc}") from None
     return adapter.validate_python
 
 
@@ -171,7 +178,7 @@ class Channel:
 
     def listen_raw(self, event: str, model: Any = None) -> Observable[Any]:
         """Payloads of ``event`` exactly as named on the wire (no namespace)."""
-        return self._listen_raw(event, model)
+        return self._listen_raw(wire_event(event), model)
 
     def listen_to_all(self) -> Observable[EchoEvent]:
         """Every event on the channel (``pusher:``/internal ones excluded), like laravel-echo's
@@ -302,6 +309,11 @@ def deliver(
                 item = sink.validate(value)
             except ValidationError as exc:
                 service._report(PayloadValidationError(hub.name, event or "", value, exc.errors()), hub)
+                continue
+            except Exception as exc:  # a model's own validator raising something pydantic does not wrap
+                invalid = PayloadValidationError(hub.name, event or "", value, f"{type(exc).__name__}: {exc}")
+                invalid.__cause__ = exc
+                service._report(invalid, hub, exc_info=exc)
                 continue
         try:
             sink.observer.on_next(item)

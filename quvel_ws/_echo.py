@@ -109,7 +109,7 @@ def full_channel_name(name: str, type: ChannelType | str | None = None) -> tuple
     ``type=None`` infers the kind from the prefix. A name whose prefix contradicts ``type`` (e.g.
     ``presence-x`` as ``private``) is refused rather than silently turned into ``private-presence-x``.
     """
-    if type is None:
+    if type is None or not isinstance(name, str):
         validate_channel_name(name)
         return name, ChannelType.of(name)
     kind = ChannelType.parse(type)
@@ -136,6 +136,7 @@ def full_channel_name(name: str, type: ChannelType | str | None = None) -> tuple
 
 def leave_names(name: str) -> tuple[str, str, str, str]:
     """The four channels Echo's ``leave(name)`` leaves: the public, private, encrypted and presence ones."""
+    validate_channel_name(name)
     return name, PRIVATE_PREFIX + name, ENCRYPTED_PREFIX + name, PRESENCE_PREFIX + name
 
 
@@ -210,6 +211,15 @@ def connection_status(state: ConnectionState) -> ConnectionStatus:
     """Echo's ``PusherConnector.connectionStatus`` mapping: ``unavailable`` and ``failed`` are
     ``failed``, ``initialized`` and ``disconnected`` are ``disconnected``."""
     return _STATUSES[state]
+
+
+def wire_event(event: str) -> str:
+    """``event`` unchanged if it can be a wire event name (a non-empty string of at most 200 characters)."""
+    if not isinstance(event, str) or not event:
+        raise InvalidEventName(str(event), "an event name must be a non-empty string")
+    if len(event) > MAX_NAME_LENGTH:
+        raise InvalidEventName(event, f"it is over {MAX_NAME_LENGTH} characters")
+    return event
 
 
 def whisper_event(event: str) -> str:

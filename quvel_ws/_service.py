@@ -43,6 +43,7 @@ from quvel_ws._echo import (
     connection_status,
     full_channel_name,
     leave_names,
+    validate_channel_name,
 )
 from quvel_ws.errors import (
     AuthorizationError,
@@ -242,6 +243,10 @@ class WebSocketService:
     ) -> None:
         self.url = build_ws_url(url, client_name)
         self.server_rendering = server_rendering
+        if namespace is not None and not isinstance(namespace, str):
+            raise InvalidArgument(f"namespace must be a string or None, not {type(namespace).__name__}")
+        if type(max_message_bytes) is not int or max_message_bytes < 1:
+            raise InvalidArgument(f"max_message_bytes must be a positive integer, got {max_message_bytes!r}")
         self.namespace = namespace or None
         known = {f.name for f in dataclasses.fields(ProtocolConfig)} - {"url"}
         unknown = set(protocol_options) - known
@@ -621,6 +626,7 @@ class WebSocketService:
 
     def leave_channel(self, name: str) -> None:
         """Leave one channel by its full name: its Observables complete, the server is told."""
+        validate_channel_name(name)
         if self.server_rendering or self._loop is None or self._shut:
             return  # never used (nothing subscribed) or already shut down
         if not self._on_loop_thread():
@@ -829,6 +835,11 @@ class WebSocketService:
                 data = sink.validate(data)
             except ValidationError as exc:
                 self._report(PayloadValidationError(hub.name, event, data, exc.errors()), hub)
+                return
+            except Exception as exc:  # a model's own validator raising something pydantic does not wrap
+                error = PayloadValidationError(hub.name, event, data, f"{type(exc).__name__}: {exc}")
+                error.__cause__ = exc
+                self._report(error, hub, exc_info=exc)
                 return
         if not sink.batch:
             self._batched.append((hub, sink))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from quvel_ws import (
@@ -155,4 +157,40 @@ def test_connection_status_maps_states_like_echos_pusher_connector() -> None:
         ConnectionState.FAILED: ConnectionStatus.FAILED,
         ConnectionState.DISCONNECTED: ConnectionStatus.DISCONNECTED,
     }
-    assert WebSocketService("ws://127.0.0.1:1/app/k").connection_status() == "disconnected"
+    ws = WebSocketService("ws://127.0.0.1:1/app/k", server_rendering=True)
+    assert ws.connection_status() == "disconnected"
+
+
+async def test_bad_arguments_are_typed_errors() -> None:
+    """Every public entry point refuses a wrong argument with a typed error (never a TypeError,
+    AttributeError or pydantic's schema error), and nothing was subscribed by the failed call."""
+    ws = WebSocketService("ws://127.0.0.1:1/app/k")
+    try:
+        ch: Any = ws.channel("private-x", "private")  # Any: the calls below break the type hints on purpose
+        loose: Any = ws
+        service: Any = WebSocketService
+        cases: dict[str, tuple[Any, type[Exception]]] = {
+            "listen model=123": (lambda: ch.listen("E", 123), InvalidArgument),
+            "listen model='Order'": (lambda: ch.listen("E", "Order"), InvalidArgument),
+            "listen_raw(5)": (lambda: ch.listen_raw(5), InvalidEventName),
+            "listen_raw('')": (lambda: ch.listen_raw(""), InvalidEventName),
+            "listen_raw(too long)": (lambda: ch.listen_raw("e" * 201), InvalidEventName),
+            "leave(None)": (lambda: loose.leave(None), InvalidChannelName),
+            "leave_channel(5)": (lambda: loose.leave_channel(5), InvalidChannelName),
+            "namespace=5": (lambda: service("ws://h/app/k", namespace=5), InvalidArgument),
+            "max_message_bytes=-1": (
+                lambda: service("ws://h/app/k", max_message_bytes=-1),
+                InvalidArgument,
+            ),
+        }
+        for label, (call, expected) in cases.items():
+            with pytest.raises(expected):
+                call()
+            assert ws._hubs == {}, label
+        with pytest.raises(InvalidChannelName):
+            await loose.subscribe(5, "private")
+        with pytest.raises(InvalidChannelName):
+            await loose.subscribe(None)
+        assert ws._hubs == {}
+    finally:
+        await ws.shutdown()

@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from quvel_store import ServiceContainer
-from quvel_ws import NOTIFICATION_EVENT, ChannelEvent, ConnectionStatus, EchoEvent, WebSocketService
+from quvel_ws import (
+    NOTIFICATION_EVENT,
+    ChannelEvent,
+    ConnectionState,
+    ConnectionStatus,
+    EchoEvent,
+    PayloadValidationError,
+    WebSocketService,
+)
 from quvel_ws.server import AppConfig, PusherServer
 from tests.ws.conftest import AuthServer
 from tests.ws.helpers import Collector
@@ -164,5 +172,38 @@ async def test_connection_status_follows_a_restart_and_disconnect() -> None:
                 S.DISCONNECTED,
             ]  # distinct: no repeats
             assert ws.connection_status() is S.DISCONNECTED
+        finally:
+            await ws.shutdown()
+
+
+async def test_a_model_validator_raising_any_exception_is_a_payload_error() -> None:
+    """pydantic wraps ValueError and AssertionError, not TypeError: that one must not escape either."""
+
+    class Strict(BaseModel):
+        n: int
+
+        @field_validator("n")
+        @classmethod
+        def odd(cls, value: int) -> int:
+            if value % 2 == 0:
+                raise TypeError("even numbers are not welcome")
+            return value
+
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url)
+        try:
+            ch = ws.channel("numbers")
+            got = Collector(ch.listen(".N", Strict))
+            batches = Collector(ch.listen_batches(".N", Strict))
+            errors = Collector(ch.errors)
+            await Collector(ch.subscribed).first()
+            await server.trigger("numbers", "N", {"n": 2})
+            await server.trigger("numbers", "N", {"n": 3})
+            assert await got.first() == Strict(n=3)
+            await batches.wait(lambda items: Strict(n=3) in [x for batch in items for x in batch])
+            invalid = await errors.count(2)  # once per subscriber that validates
+            assert all(isinstance(e, PayloadValidationError) for e in invalid)
+            assert all(isinstance(e.__cause__, TypeError) for e in invalid)
+            assert ws.current_state is ConnectionState.CONNECTED
         finally:
             await ws.shutdown()
