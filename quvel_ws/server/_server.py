@@ -221,10 +221,18 @@ class PusherServer:
         SDKs do. Validated like the HTTP API (:class:`~quvel_ws.errors.InvalidArgument` on bad input).
         Returns the number of sockets the event was written to."""
         state = self._state(app_id)
+        if not isinstance(channels, str) and not (
+            isinstance(channels, Sequence) and all(isinstance(ch, str) for ch in channels)
+        ):
+            raise InvalidArgument(f"channels must be a name or a sequence of names, not {channels!r}")
+        try:
+            text = data if isinstance(data, str) else orjson.dumps(data).decode()
+        except TypeError as exc:
+            raise InvalidArgument(f"the event data cannot be JSON-encoded: {exc}") from None
         body: dict[str, Any] = {
             "name": event,
             "channels": [channels] if isinstance(channels, str) else list(channels),
-            "data": data if isinstance(data, str) else orjson.dumps(data).decode(),
+            "data": text,
         }
         if socket_id is not None:
             body["socket_id"] = socket_id

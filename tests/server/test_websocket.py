@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 import websockets
 
 from quvel_ws.auth import Authorizer
+from quvel_ws.errors import InvalidArgument
 from quvel_ws.server import AppConfig, Limits, PusherServer
 from tests.server.conftest import KEY, SECRET, Raw, data_of
 
@@ -435,8 +437,8 @@ async def test_allowed_origins() -> None:
             ok = await websockets.connect(server.ws_url, origin=origin)  # type: ignore[arg-type]
             assert json.loads(await ok.recv())["event"] == "pusher:connection_established"
             await ok.close()
-        for origin in ("https://evil.example.com", None):
-            refused = await websockets.connect(server.ws_url, origin=origin)  # type: ignore[arg-type]
+        for bad_origin in ("https://evil.example.com", None):
+            refused = await websockets.connect(server.ws_url, origin=bad_origin)  # type: ignore[arg-type]
             assert json.loads(await refused.recv())["data"]["code"] == 4009
             with pytest.raises(websockets.ConnectionClosed):
                 await refused.recv()
@@ -463,3 +465,22 @@ async def test_no_state_is_left_behind_after_churn() -> None:
             # the server offers no "all connections gone" event: poll the condition, bounded above
             while state.sockets or state.channels or state.users or state.watchers:  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
+
+
+async def test_in_process_trigger_refuses_bad_arguments_with_invalid_argument(embedded: PusherServer) -> None:
+    loose: Any = embedded  # the calls below break the type hints on purpose
+    for channels, event, data in [
+        (5, "E", 1),
+        ([b"news"], "E", 1),
+        ("bad name!", "E", 1),
+        ("news", None, 1),
+        ("news", "E", {1, 2}),  # not JSON-encodable
+        ("news", "E", "x" * 20_000),  # over the payload limit
+    ]:
+        with pytest.raises(InvalidArgument):
+            await loose.trigger(channels, event, data)
+    raw = await Raw.connect(embedded.ws_url)
+    await raw.subscribe("news")
+    assert await embedded.trigger(["news"], "E", {"ok": True}) == 1  # and the server still serves
+    assert data_of(await raw.expect("E")) == {"ok": True}
+    await raw.close()
