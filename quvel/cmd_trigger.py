@@ -34,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     from quvel_ws.server import sign_params
 
+    if not args.timeout > 0:
+        print(f"quvel trigger: --timeout must be positive (seconds), got {args.timeout:g}", file=sys.stderr)
+        return 2
     try:
         json.loads(args.data)
         data = args.data

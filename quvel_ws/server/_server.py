@@ -53,8 +53,15 @@ class PusherServer:
         elif isinstance(apps, AppConfig):
             apps = [apps]
         self.apps: list[AppConfig] = check_apps(apps)
-        if activity_timeout <= 0 or pong_timeout <= 0:
-            raise InvalidArgument("activity_timeout and pong_timeout must be positive (seconds)")
+        if not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and t > 0
+            for t in (activity_timeout, pong_timeout, close_timeout)
+        ):
+            raise InvalidArgument("activity_timeout, pong_timeout and close_timeout must be positive seconds")
+        if type(port) is not int or not 0 <= port <= 65535:
+            raise InvalidArgument(f"port must be an integer from 0 to 65535 (0: any free port), got {port!r}")
+        if not isinstance(host, str):
+            raise InvalidArgument(f"host must be a string, not {type(host).__name__}")
         self.host = host
         self._port = port
         self.activity_timeout = activity_timeout

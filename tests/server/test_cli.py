@@ -138,6 +138,30 @@ def test_serve_refuses_a_bad_apps_file(tmp_path: Path) -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("--port", "99999"), ("--port", "-1"), ("--activity-timeout", "0"), ("--pong-timeout", "-3")],
+)
+def test_serve_refuses_bad_options_without_a_traceback(args: tuple[str, str]) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("quvel serve: ")
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_trigger_refuses_a_bad_timeout_without_a_traceback() -> None:
+    result = trigger("--timeout", "-1", "news", "E", "{}")
+    assert result.returncode == 2
+    assert result.stderr.startswith("quvel trigger: --timeout")
+
+
 def test_app_sources(tmp_path: Path) -> None:
     assert app_from_env({}) is None
     env_app = app_from_env(
