@@ -293,14 +293,20 @@ def make_frozen_class(base: type[BaseModel]) -> type[BaseModel]:
 def shallow_model_copy(obj: BaseModel, cls: type[BaseModel]) -> BaseModel:
     """A new instance of ``cls`` sharing ``obj``'s field values (O(number of fields))."""
     new = cls.__new__(cls)
-    _set = object.__setattr__
-    _set(new, "__dict__", obj.__dict__.copy())
-    _set(new, "__pydantic_fields_set__", obj.__pydantic_fields_set__.copy())
+    _set_dict(new, obj.__dict__.copy())
+    _set_fields_set(new, obj.__pydantic_fields_set__.copy())
     extra = obj.__pydantic_extra__
-    _set(new, "__pydantic_extra__", dict(extra) if extra is not None else None)
+    _set_extra(new, dict(extra) if extra is not None else None)
     private = obj.__pydantic_private__
-    _set(new, "__pydantic_private__", dict(private) if private is not None else None)
+    _set_private(new, dict(private) if private is not None else None)
     return new
+
+
+# BaseModel's slot setters (what object.__setattr__ ends up calling, without the name lookup)
+_set_dict: Callable[[Any, Any], None] = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set: Callable[[Any, Any], None] = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra: Callable[[Any, Any], None] = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private: Callable[[Any, Any], None] = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 _SCALARS = frozenset({int, float, str, bool, bytes, type(None), complex})
