@@ -1,10 +1,16 @@
-"""The client against the embedded server (quvel_ws.server): features Soketi does not push over the socket."""
+"""The client against the embedded server (quvel_ws.server): features Soketi does not push over the socket,
+and what needs a server the test controls (TLS, the container's API client, notifications)."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 from pydantic import BaseModel, field_validator
 
 from quvel_store import ServiceContainer
@@ -15,9 +21,11 @@ from quvel_ws import (
     ConnectionStatus,
     EchoEvent,
     PayloadValidationError,
+    TransportError,
     WebSocketService,
 )
 from quvel_ws.server import AppConfig, PusherServer
+from tests.peers import require
 from tests.ws.conftest import AuthServer
 from tests.ws.helpers import Collector
 
@@ -207,3 +215,42 @@ async def test_a_model_validator_raising_any_exception_is_a_payload_error() -> N
             assert ws.current_state is ConnectionState.CONNECTED
         finally:
             await ws.shutdown()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A self-signed certificate for 127.0.0.1 (cert and key in one PEM file)."""
+    require(shutil.which("openssl") is not None, "the openssl command")
+    folder = tmp_path_factory.mktemp("tls")
+    pem = folder / "server.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(folder / "key.pem"), "-out", str(folder / "cert.pem"),
+         "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    pem.write_text((folder / "cert.pem").read_text() + (folder / "key.pem").read_text())
+    return pem
+
+
+async def test_wss_verifies_the_certificate_by_default(certificate: Path) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate)
+    async with PusherServer(apps=[AppConfig()], port=0, ssl=context) as server:
+        assert server.ws_url.startswith("wss://")
+        untrusted = WebSocketService(server.ws_url, backoff_initial=30, backoff_max=30)
+        trusted = WebSocketService(server.ws_url, ca_file=str(certificate))
+        try:
+            errors = Collector(untrusted.errors)
+            untrusted.channel("news").subscribed.subscribe()
+            error = await errors.first()  # the self-signed certificate is refused: TLS is really on
+            assert isinstance(error, TransportError)
+            assert "certificate" in str(error).lower()
+            assert untrusted.current_state is not ConnectionState.CONNECTED
+            got = Collector(trusted.channel("news").listen(".Tick"))
+            await Collector(trusted.channel("news").subscribed).first()
+            await server.trigger("news", "Tick", {"over": "tls"})
+            assert await got.first() == {"over": "tls"}
+        finally:
+            await untrusted.shutdown()
+            await trusted.shutdown()
