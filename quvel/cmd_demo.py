@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 
@@ -30,8 +31,9 @@ async def run(args: argparse.Namespace) -> int:
     from quvel.demo._run import Demo, DemoOptions
     from quvel.demo._view import DemoView, LiveView, PlainView
 
-    if args.duration <= 0 or args.interval <= 0:
-        print("quvel demo: --duration and --interval must be positive", file=sys.stderr)
+    if not all(math.isfinite(v) and v > 0 for v in (args.duration, args.interval)):
+        # NaN passed a `<= 0` test and ran a demo with no deadline and no schedule.
+        print("quvel demo: --duration and --interval must be positive numbers of seconds", file=sys.stderr)
         return 2
     if not args.verbose:
         # The restart makes the client and the back end log warnings (4200, refused connections); the

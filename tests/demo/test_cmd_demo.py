@@ -88,10 +88,21 @@ def test_ctrl_c_ends_the_run_early_and_still_prints_the_summary() -> None:
     assert "Traceback" not in err
 
 
-def test_demo_rejects_bad_arguments() -> None:
-    result = quvel("demo", "--duration", "0", "--no-tty")
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("--duration", "0"),
+        ("--duration", "-3"),
+        ("--duration", "nan"),
+        ("--duration", "inf"),
+        ("--interval", "nan"),
+    ],
+)
+def test_demo_rejects_bad_arguments(args: tuple[str, str]) -> None:
+    result = quvel("demo", *args, "--no-tty")
     assert result.returncode == 2
     assert "--duration and --interval must be positive" in result.stderr
+    assert result.stdout == ""  # refused before anything started
 
 
 def _snapshot() -> DemoSnapshot:
