@@ -44,6 +44,11 @@ class PluginContext:
         """
         if name not in self.actions:
             raise PluginError(f"store {self.store.store_id!r} has no action {name!r} to wrap")
+        if not callable(wrapper):
+            raise PluginError(
+                f"wrap_action({name!r}, ...) needs a function wrapper(original, *args, **kwargs), "
+                f"got {type(wrapper).__name__}"
+            )
         original = getattr(self.store, name)
 
         def wrapped(*args: Any, **kwargs: Any) -> Any:

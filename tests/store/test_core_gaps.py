@@ -13,8 +13,8 @@ import pytest
 import reactivex as rx
 from pydantic import BaseModel
 
-from quvel_store import App, StateMutationError, Store, StoreError, create_app, getter
-from tests.store.models import CounterStore
+from quvel_store import App, PluginError, StateMutationError, Store, StoreError, create_app, getter
+from tests.store.models import CounterStore, ItemsStore
 
 
 class N(BaseModel):
@@ -94,3 +94,23 @@ def test_a_state_that_cannot_be_json_is_a_typed_snapshot_error(app: App) -> None
     app.use(Impure).patch({"blob": b"\xff"})
     with pytest.raises(StoreError, match="impure"):
         app.snapshot()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_app.py _apply_plugin: a plugin's {'inc': 5} replaces the action inc with 5 on the store",
+)
+def test_a_plugin_attribute_may_not_replace_an_action(app: App) -> None:
+    app.use_plugin(lambda ctx: {"inc": 5})
+    with pytest.raises(PluginError, match="inc"):
+        app.use(CounterStore)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="_app.py _apply_plugin: a plugin attribute named like a getter escapes as AttributeError",
+)
+def test_a_plugin_attribute_named_like_a_getter_is_a_plugin_error(app: App) -> None:
+    app.use_plugin(lambda ctx: {"unread": 5})
+    with pytest.raises(PluginError, match="unread"):
+        app.use(ItemsStore)

@@ -216,6 +216,16 @@ def test_plugin_errors_and_reserved_names(app: App) -> None:
     other.dispose()
 
 
+def test_wrap_action_refuses_a_wrapper_that_is_no_function(app: App) -> None:
+    def plugin(ctx: PluginContext) -> None:
+        not_a_function: Any = 5
+        ctx.wrap_action("inc", not_a_function)
+
+    with pytest.raises(PluginError, match=r"wrap_action\('inc', \.\.\.\) needs a function"):
+        app.use_plugin(plugin).use(CounterStore)
+    assert app.get("counter") is None  # the store that failed to start is not kept
+
+
 # ---- lifecycle --------------------------------------------------------------------------------------------
 
 
