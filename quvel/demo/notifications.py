@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from reactivex.abc import DisposableBase
 
 from quvel_store import Store, action, getter
+from quvel_store.errors import ConfigError
 
 
-class NotificationConfigError(LookupError):
+class NotificationConfigError(ConfigError, LookupError):
     """The container's config lacks what the store needs (``tenant_id``)."""
 
 
@@ -98,7 +99,9 @@ class NotificationStore(Store[NotificationState]):
         reloads the list, which is how notifications sent while the connection was down are caught up."""
         tenant = self.container.config.get("tenant_id")
         if tenant is None:
-            raise NotificationConfigError("set tenant_id in the container config (QUVEL_TENANT_ID)")
+            raise NotificationConfigError(
+                "set tenant_id in the container config (QUVEL_TENANT_ID)", key="tenant_id"
+            )
         channel = self.container.ws.channel(f"tenant.{tenant}.User.{user_id}", type="privateNotification")
         self.unsubscribe_from_socket()
         self.patch({"user_id": user_id, "channel": channel.name})

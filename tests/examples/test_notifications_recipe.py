@@ -14,7 +14,7 @@ from quvel.demo import DEMO_MASTER_KEY, DemoStack, PusherCredentials, demo_stack
 from quvel.demo.backend import NOTIFICATION_EVENT
 from quvel.demo.notifications import Notification, NotificationConfigError, NotificationStore
 from quvel_store.container import ServiceContainer
-from quvel_store.errors import ApiNotFound
+from quvel_store.errors import ApiNotFound, QuvelError
 
 INVOICE = "App\\Notifications\\InvoicePaid"
 
@@ -112,8 +112,10 @@ async def test_dispose_unsubscribes_from_the_server(stack: DemoStack) -> None:
 async def test_a_container_without_tenant_is_a_clear_error(stack: DemoStack) -> None:
     client = await stack.client("Ann", config={"tenant_id": None})
     store = client.app.use(NotificationStore)
-    with pytest.raises(NotificationConfigError, match="tenant_id"):
+    with pytest.raises(NotificationConfigError, match="tenant_id") as caught:
         await store.subscribe_to_socket(1)
+    assert isinstance(caught.value, QuvelError)  # one hierarchy: callers catch QuvelError
+    assert caught.value.key == "tenant_id"
     assert store.state.channel is None
 
 
