@@ -17,9 +17,14 @@ from quvel_store import ServiceContainer
 from quvel_ws import (
     NOTIFICATION_EVENT,
     ChannelEvent,
+    ClientEventError,
     ConnectionState,
     ConnectionStatus,
     EchoEvent,
+    InvalidArgument,
+    InvalidEventName,
+    NotConnected,
+    PayloadTooLarge,
     PayloadValidationError,
     TransportError,
     WebSocketService,
@@ -254,3 +259,38 @@ async def test_wss_verifies_the_certificate_by_default(certificate: Path) -> Non
         finally:
             await untrusted.shutdown()
             await trusted.shutdown()
+
+
+async def test_whisper_refusals_are_typed_and_the_connection_stays(auth_server: AuthServer) -> None:
+    """docs/websockets.md's promise for ``whisper`` through the service (the core has its own tests)."""
+    async with PusherServer(apps=[AppConfig(enable_client_events=True)], port=0) as server:
+        ws = WebSocketService(server.ws_url, auth_endpoint=auth_server.url + "/broadcasting/auth")
+        other = WebSocketService(server.ws_url, auth_endpoint=auth_server.url + "/broadcasting/auth")
+        try:
+            room, news = ws.channel("room", "private"), ws.channel("news")
+            vault = ws.channel("vault", "encrypted")
+            with pytest.raises(NotConnected):
+                room.whisper("typing", 1)  # nothing connected yet: whispers are never queued
+            for ch in (room, news, vault):
+                await Collector(ch.subscribed).first()
+            heard = Collector(other.channel("room", "private").listen_for_whisper("typing"))
+            await Collector(other.channel("room", "private").subscribed).first()
+            refusals: list[tuple[Any, type[Exception]]] = [
+                (lambda: news.whisper("typing", 1), ClientEventError),  # public
+                (lambda: vault.whisper("typing", 1), ClientEventError),  # encrypted
+                (lambda: ws.channel("elsewhere", "private").whisper("typing", 1), ClientEventError),
+                (lambda: room.whisper("typing", {1, 2}), InvalidArgument),
+                (lambda: room.whisper("typing", "x" * 20_000), PayloadTooLarge),
+                (lambda: room.whisper("t" * 300, 1), InvalidEventName),
+            ]
+            for call, expected in refusals:
+                with pytest.raises(expected):
+                    call()
+            room.whisper("typing", {"still": "fine"})
+            assert await heard.first() == {"still": "fine"}
+            await ws.disconnect()
+            with pytest.raises(NotConnected):
+                room.whisper("typing", 1)
+        finally:
+            await ws.shutdown()
+            await other.shutdown()
