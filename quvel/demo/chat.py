@@ -11,16 +11,17 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from reactivex.abc import DisposableBase
 
-from quvel_store import Store, action, getter
+from quvel_store import ActionError, Store, action, getter
 from quvel_ws import Member
 
 MAX_MESSAGES = 100
 MAX_ACTIVITY = 20
 
 
-class RoomNotJoined(RuntimeError):
-    """A room action was called before ``join(room_id)``."""
+class RoomNotJoined(ActionError, RuntimeError):
+    """A room action was called before ``join(room_id)`` (or after ``leave()``)."""
 
 
 class ChatUser(BaseModel):
@@ -67,6 +68,11 @@ class RoomStore(Store[RoomState]):
 
     id = "room"
 
+    _following: list[DisposableBase]
+
+    def on_init(self) -> None:
+        self._following = []
+
     @getter
     def member_names(self) -> list[str]:
         return sorted(m.name for m in self.state.members)
@@ -79,14 +85,29 @@ class RoomStore(Store[RoomState]):
     async def join(self, room_id: str) -> None:
         """Enter ``presence-room.{room_id}``: members, messages, typing whispers and, on every
         (re)subscription, the message history from the API."""
+        if room_id == self.state.room_id and self._following:
+            return  # already here: joining again must not fold every event twice
         channel = self.container.ws.channel(f"room.{room_id}", type="presence")
+        self.leave()  # another room's members and messages must not leak into this one
         self.patch({"room_id": room_id})
-        self.connect(channel.members, self._set_members)
-        self.connect(channel.joining, lambda m: self._log(f"{_member(m).name} joined"))
-        self.connect(channel.leaving, lambda m: self._log(f"{_member(m).name} left"))
-        self.connect(channel.listen("NewMessage", model=ChatMessage), self._add_messages_one)
-        self.connect(channel.listen_for_whisper("typing"), self._typing)
-        self.connect(channel.subscribed, lambda _event: self.load_history())
+        self._following = [
+            self.connect(channel.members, self._set_members),
+            self.connect(channel.joining, lambda m: self._log(f"{_member(m).name} joined")),
+            self.connect(channel.leaving, lambda m: self._log(f"{_member(m).name} left")),
+            self.connect(channel.listen("NewMessage", model=ChatMessage), self._add_messages_one),
+            self.connect(channel.listen_for_whisper("typing"), self._typing),
+            self.connect(channel.subscribed, lambda _event: self.load_history()),
+        ]
+
+    @action
+    def leave(self) -> None:
+        """Stop following the room (the channel is left when nothing else listens to it) and forget its
+        members, messages and activity. ``dispose()`` releases the channel too."""
+        for handle in self._following:
+            handle.dispose()
+        self._following = []
+        if self.state.room_id is not None:
+            self.reset()
 
     def _set_members(self, members: tuple[Member, ...]) -> None:
         self.patch({"members": [_member(m).model_dump() for m in members]})
@@ -124,6 +145,8 @@ class RoomStore(Store[RoomState]):
         if room is None:
             return
         body = await self.container.api.get(f"/api/rooms/{room}/messages")
+        if self.state.room_id != room:
+            return  # left (or moved to another room) while the list was on its way
         self._add_messages([ChatMessage.model_validate(row) for row in body["data"]])
 
     @action

@@ -3,6 +3,7 @@ embedded server (the example scripts themselves run in test_run_examples.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
@@ -12,7 +13,8 @@ import pytest
 from examples.encrypted_channel import VaultStore
 from examples.updates_feed import FeedStore
 from quvel.demo import DemoStack, demo_stack, next_value, wait_until
-from quvel.demo.chat import RoomStore
+from quvel.demo.chat import RoomNotJoined, RoomStore
+from quvel_store import QuvelError
 from tests.demo.conftest import RawPusherClient
 
 
@@ -133,3 +135,48 @@ async def test_room_actions_before_join_are_a_clear_error(stack: DemoStack) -> N
     with pytest.raises(RoomNotJoined):
         room.set_typing("Ann")
     assert room.state.messages == []
+
+
+async def test_joining_twice_folds_each_event_once(stack: DemoStack) -> None:
+    ann = await joined(stack, "Ann")
+    await ann.join("9")  # again: a no-op, not a second set of subscriptions
+    await joined(stack, "Cleo")
+    await wait_until(ann, lambda s: len(s.members) == 2)
+    sent = await stack.backend.send_message("9", 3, "once")
+    await wait_until(ann, lambda s: any(m.id == sent.id for m in s.messages))
+    # Cleo's join and the message each reached the store once (a second subscription would log twice).
+    assert ann.state.activity == ["Cleo joined"]
+    assert [m.text for m in ann.state.messages] == ["once"]
+
+
+async def test_moving_to_another_room_leaves_the_first_and_forgets_it(stack: DemoStack) -> None:
+    assert stack.server is not None
+    ann = await joined(stack, "Ann", room="1")
+    first = await stack.backend.send_message("1", 2, "in room 1")
+    await wait_until(ann, lambda s: any(m.id == first.id for m in s.messages))
+    await ann.join("2")
+    assert ann.state.room_id == "2"
+    assert ann.state.messages == []
+    assert ann.state.activity == []
+    for _ in range(100):  # the unsubscribe frame travels to the server
+        if "presence-room.1" not in stack.server.channels():
+            break
+        await asyncio.sleep(0.02)
+    assert "presence-room.1" not in stack.server.channels()
+    await stack.backend.send_message("1", 2, "room 1 again")  # nobody from this store listens there
+    second = await stack.backend.send_message("2", 2, "in room 2")
+    state = await wait_until(ann, lambda s: any(m.id == second.id for m in s.messages))
+    assert [m.text for m in state.messages] == ["in room 2"]
+    assert ann.member_names == ["Ann"]
+
+
+async def test_leave_forgets_the_room_and_room_actions_then_refuse(stack: DemoStack) -> None:
+    ann = await joined(stack, "Ann")
+    ann.leave()
+    assert ann.state.room_id is None
+    assert ann.state.members == []
+    with pytest.raises(RoomNotJoined) as caught:
+        await ann.send("hello?")
+    assert isinstance(caught.value, QuvelError)
+    with pytest.raises(RoomNotJoined):
+        ann.set_typing("Ann")
