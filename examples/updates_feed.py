@@ -11,6 +11,7 @@ import asyncio
 import logging
 
 from pydantic import BaseModel
+from reactivex.abc import DisposableBase
 
 from quvel.demo import demo_stack, next_value, wait_until
 from quvel_store import Store, action, getter
@@ -29,6 +30,11 @@ class FeedState(BaseModel):
 class FeedStore(Store[FeedState]):
     id = "feed"
 
+    _following: DisposableBase | None
+
+    def on_init(self) -> None:
+        self._following = None
+
     @getter
     def latest(self) -> Update | None:
         return self.state.updates[-1] if self.state.updates else None
@@ -39,9 +45,11 @@ class FeedStore(Store[FeedState]):
 
     @action
     def follow(self) -> None:
-        """Fold every ``NewUpdate`` (validated into :class:`Update`) into the feed, until disposed."""
-        updates = self.container.ws.channel("updates").listen("NewUpdate", model=Update)
-        self.connect(updates, self._add)
+        """Fold every ``NewUpdate`` (validated into :class:`Update`) into the feed, until disposed.
+        Following again changes nothing: a second subscription would add every update twice."""
+        if self._following is None:
+            updates = self.container.ws.channel("updates").listen("NewUpdate", model=Update)
+            self._following = self.connect(updates, self._add)
 
     def _add(self, update: Update) -> None:
         self.patch(lambda s: s.updates.append(update))

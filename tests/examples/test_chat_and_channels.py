@@ -96,6 +96,18 @@ async def test_feed_validates_updates_and_skips_bad_ones(stack: DemoStack) -> No
     assert len(bad) == 1
 
 
+async def test_following_the_feed_twice_adds_each_update_once(stack: DemoStack) -> None:
+    client = await stack.client("Ann")
+    feed = client.app.use(FeedStore)
+    feed.follow()
+    feed.follow()
+    await next_value(client.ws.channel("updates").subscribed)
+    await stack.backend.post_update({"id": 1, "title": "one"})
+    await stack.backend.post_update({"id": 2, "title": "two"})
+    state = await wait_until(feed, lambda s: len(s.updates) >= 2)
+    assert [u.id for u in state.updates] == [1, 2]
+
+
 async def test_encrypted_channel_server_sees_ciphertext_store_gets_plaintext(stack: DemoStack) -> None:
     client = await stack.client("Ann")
     vault = client.app.use(VaultStore)
