@@ -10,18 +10,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs
 
 import pusher
 import pytest
 
-from tests.peers import APP_ID, APP_KEY, APP_SECRET, SoketiServer
+from tests.peers import APP_ID, APP_KEY, APP_SECRET
 
 MASTER_KEY = base64.b64encode(bytes(range(32))).decode()
 
 
-def sdk_for(server: SoketiServer) -> pusher.Pusher:
+class ServerAddress(Protocol):
+    """Where a Pusher-compatible server listens (Soketi or the embedded one)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+
+
+def sdk_for(server: ServerAddress) -> pusher.Pusher:
     """The official server SDK pointed at ``server`` (triggers and signs)."""
     return pusher.Pusher(
         app_id=APP_ID,

@@ -408,7 +408,7 @@ async def test_listen_batches_groups_per_read_and_validates(server: ScriptedServ
     batches = Collector(ch.listen_batches(".Tick", Tick))
     errors = Collector(ch.errors)
     await ws_ready(ws, "ticks")
-    frames = [{"i": i} for i in range(50)]
+    frames: list[dict[str, Any]] = [{"i": i} for i in range(50)]
     frames[10] = {"i": "not a number"}
     for data in frames:
         await server.send_event("Tick", data, channel="ticks")
@@ -484,7 +484,7 @@ async def test_transient_auth_failures_are_retried_with_backoff(
         if retried:
             await subscribed.first()
             assert len(calls) == 3
-            assert [e.status for e in errors.items] == [status, status]
+            assert [getattr(e, "status", None) for e in errors.items] == [status, status]
             assert calls[1] - calls[0] >= 0.02  # first retry after uniform(0.025, 0.05) s
             assert calls[2] - calls[1] >= 0.045  # then uniform(0.05, 0.1) s: backing off
         else:

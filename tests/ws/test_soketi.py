@@ -1,10 +1,12 @@
-"""The client against Soketi, a production Pusher-protocol server, with auth signed by the official SDK."""
+"""The client against real servers, with auth signed by the official SDK: one suite run against Soketi 1.6.1
+(a production Pusher-protocol server) and against the embedded server (``quvel_ws.server``), so a
+behaviour difference between the two shows up as a failure on one side (issue 4's conformance suite)."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pusher
@@ -20,17 +22,78 @@ from quvel_ws import (
     SubscriptionSucceeded,
     WebSocketService,
 )
+from quvel_ws.server import AppConfig, PusherServer
 from tests.peers import APP_ID, APP_KEY, APP_SECRET, SoketiServer
 from tests.ws.conftest import AuthServer, sdk_for
 from tests.ws.helpers import Collector, in_thread, until
 
-pytestmark = pytest.mark.peers
+
+class EmbeddedPeer:
+    """The embedded server on its own thread, behind the part of ``SoketiServer``'s interface these
+    tests use (addresses for the SDK, ``restart``)."""
+
+    kind = "embedded"
+    host = "127.0.0.1"
+
+    def __init__(self) -> None:
+        app = AppConfig(id=APP_ID, key=APP_KEY, secret=APP_SECRET, enable_client_events=True)
+        self.thread = PusherServer(apps=[app], port=0).start_in_thread()
+
+    @property
+    def port(self) -> int:
+        return self.thread.server.port
+
+    @property
+    def ws_url(self) -> str:
+        return self.thread.ws_url
+
+    def restart(self, hard: bool = True) -> None:
+        """``hard``: connections drop without a close frame (1006), as when Soketi is killed."""
+        self.thread.restart(abort=hard)
+
+    def close(self) -> None:
+        self.thread.close()
+
+
+Peer = SoketiServer | EmbeddedPeer
+SERVERS = [pytest.param("soketi", marks=pytest.mark.peers), "embedded"]
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> Iterator[Peer]:
+    """The session's Soketi, or an embedded server of this test's own."""
+    if request.param == "soketi":
+        yield request.getfixturevalue("soketi")
+        return
+    peer = EmbeddedPeer()
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(params=SERVERS)
+def fresh_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], Peer]]:
+    """Start a server of the test's own (it may restart it): Soketi with user authentication on, or
+    the embedded server (which always has it)."""
+    made: list[EmbeddedPeer] = []
+    factory: type[SoketiServer] | None = (
+        request.getfixturevalue("soketi_factory") if request.param == "soketi" else None
+    )
+
+    def make() -> Peer:
+        if factory is not None:
+            return factory(user_authentication=True).start()
+        made.append(EmbeddedPeer())
+        return made[-1]
+
+    yield make
+    for peer in made:
+        peer.close()
 
 
 @pytest.fixture
-async def ws(soketi: SoketiServer, auth_server: AuthServer) -> AsyncIterator[WebSocketService]:
+async def ws(server: Peer, auth_server: AuthServer) -> AsyncIterator[WebSocketService]:
     service = WebSocketService(
-        soketi.ws_url,
+        server.ws_url,
         auth_endpoint=auth_server.url + "/broadcasting/auth",
         user_auth_endpoint=auth_server.url + "/broadcasting/user-auth",
     )
@@ -38,19 +101,19 @@ async def ws(soketi: SoketiServer, auth_server: AuthServer) -> AsyncIterator[Web
     await service.shutdown()
 
 
-async def test_public_channel_receives_sdk_events(ws: WebSocketService, soketi: SoketiServer) -> None:
+async def test_public_channel_receives_sdk_events(ws: WebSocketService, server: Peer) -> None:
     ch = ws.channel("news")
     subscribed = Collector(ch.subscribed)
     got = Collector(ch.listen(".NewUpdate"))
     await subscribed.first()
     assert ws.socket_id
     assert ws.current_state is ConnectionState.CONNECTED
-    await in_thread(sdk_for(soketi).trigger, "news", "NewUpdate", {"x": 1})
+    await in_thread(sdk_for(server).trigger, "news", "NewUpdate", {"x": 1})
     assert await got.first() == {"x": 1}
 
 
 async def test_private_channel_is_authorised_by_the_endpoint(
-    ws: WebSocketService, soketi: SoketiServer, auth_server: AuthServer
+    ws: WebSocketService, server: Peer, auth_server: AuthServer
 ) -> None:
     ch = ws.channel("orders.1", type="private")
     assert ch.name == "private-orders.1"
@@ -58,11 +121,11 @@ async def test_private_channel_is_authorised_by_the_endpoint(
     got = Collector(ch.listen("OrderShipped"))
     await subscribed.first()
     assert auth_server.socket_ids("private-orders.1") == [ws.socket_id]
-    await in_thread(sdk_for(soketi).trigger, "private-orders.1", "App\\Events\\OrderShipped", {"id": 7})
+    await in_thread(sdk_for(server).trigger, "private-orders.1", "App\\Events\\OrderShipped", {"id": 7})
     assert await got.first() == {"id": 7}
 
 
-async def test_presence_members_and_subscribe_api(ws: WebSocketService, soketi: SoketiServer) -> None:
+async def test_presence_members_and_subscribe_api(ws: WebSocketService, server: Peer) -> None:
     here: list[list[Member]] = []
     messages: list[object] = []
     sub = await ws.subscribe(
@@ -82,18 +145,18 @@ async def test_presence_members_and_subscribe_api(ws: WebSocketService, soketi: 
     members.dispose()
 
 
-async def test_encrypted_channel_decrypts_sdk_events(ws: WebSocketService, soketi: SoketiServer) -> None:
+async def test_encrypted_channel_decrypts_sdk_events(ws: WebSocketService, server: Peer) -> None:
     ch = ws.channel("secrets", type="encrypted")
     assert ch.name == "private-encrypted-secrets"
     subscribed = Collector(ch.subscribed)
     got = Collector(ch.listen(".Secret"))
     await subscribed.first()
-    await in_thread(sdk_for(soketi).trigger, "private-encrypted-secrets", "Secret", {"pin": "1234"})
+    await in_thread(sdk_for(server).trigger, "private-encrypted-secrets", "Secret", {"pin": "1234"})
     assert await got.first() == {"pin": "1234"}
 
 
 async def test_auth_403_is_a_typed_error_and_others_keep_working(
-    ws: WebSocketService, soketi: SoketiServer, auth_server: AuthServer
+    ws: WebSocketService, server: Peer, auth_server: AuthServer
 ) -> None:
     auth_server.fail["private-denied"] = 403
     errors = Collector(ws.channel("denied", type="private").errors)
@@ -103,12 +166,12 @@ async def test_auth_403_is_a_typed_error_and_others_keep_working(
     assert isinstance(error, AuthorizationError)
     assert error.status == 403
     await ok_sub.first()
-    await in_thread(sdk_for(soketi).trigger, "news2", "Ping", "still alive")
+    await in_thread(sdk_for(server).trigger, "news2", "Ping", "still alive")
     assert await ok.first() == "still alive"
     assert isinstance((await Collector(ws.channel("news2").subscribed).first()), SubscriptionSucceeded)
 
 
-def make_service(server: SoketiServer, auth: AuthServer, **options: object) -> WebSocketService:
+def make_service(server: Peer, auth: AuthServer, **options: object) -> WebSocketService:
     return WebSocketService(
         server.ws_url,
         auth_endpoint=auth.url + "/broadcasting/auth",
@@ -121,9 +184,9 @@ def make_service(server: SoketiServer, auth: AuthServer, **options: object) -> W
 
 @pytest.mark.parametrize(("failure", "status"), [(500, 500), ("nonjson", 200), (("sleep", 2.0), 0)])
 async def test_auth_failures_carry_the_status(
-    soketi: SoketiServer, auth_server: AuthServer, failure: object, status: int
+    server: Peer, auth_server: AuthServer, failure: object, status: int
 ) -> None:
-    ws = make_service(soketi, auth_server, auth_timeout=0.5)
+    ws = make_service(server, auth_server, auth_timeout=0.5)
     try:
         auth_server.fail["private-broken"] = failure
         errors = Collector(ws.channel("broken", "private").errors)
@@ -136,11 +199,11 @@ async def test_auth_failures_carry_the_status(
         await ws.shutdown()
 
 
-async def test_bad_signature_is_a_subscription_error_from_soketi(soketi: SoketiServer) -> None:
+async def test_bad_signature_is_a_subscription_error_from_the_server(server: Peer) -> None:
     async def forged(channel: str, socket_id: str) -> dict[str, str]:
         return {"auth": "app-key:" + "0" * 64}
 
-    ws = WebSocketService(soketi.ws_url, authorizer=forged)
+    ws = WebSocketService(server.ws_url, authorizer=forged)
     try:
         errors = Collector(ws.channel("forged", "private").errors)
         error = await errors.first()
@@ -152,7 +215,7 @@ async def test_bad_signature_is_a_subscription_error_from_soketi(soketi: SoketiS
 
 
 async def test_decryption_failure_refetches_the_key_once_then_reports(
-    ws: WebSocketService, soketi: SoketiServer, auth_server: AuthServer
+    ws: WebSocketService, server: Peer, auth_server: AuthServer
 ) -> None:
     ch = ws.channel("vault", type="encrypted")
     subscribed = Collector(ch.subscribed)
@@ -164,8 +227,8 @@ async def test_decryption_failure_refetches_the_key_once_then_reports(
         app_id=APP_ID,
         key=APP_KEY,
         secret=APP_SECRET,
-        host=soketi.host,
-        port=soketi.port,
+        host=server.host,
+        port=server.port,
         ssl=False,
         encryption_master_key_base64=other_key,
     )
@@ -173,15 +236,15 @@ async def test_decryption_failure_refetches_the_key_once_then_reports(
     error = await errors.first()
     assert isinstance(error, DecryptionError)
     assert len(auth_server.socket_ids("private-encrypted-vault")) == 2  # subscribe + one key refresh
-    await in_thread(sdk_for(soketi).trigger, "private-encrypted-vault", "Secret", {"pin": "1234"})
+    await in_thread(sdk_for(server).trigger, "private-encrypted-vault", "Secret", {"pin": "1234"})
     assert await got.first() == {"pin": "1234"}
 
 
 async def test_client_events_between_two_clients_and_presence_join_leave(
-    soketi: SoketiServer, auth_server: AuthServer
+    server: Peer, auth_server: AuthServer
 ) -> None:
-    alice = make_service(soketi, auth_server)
-    bob = make_service(soketi, auth_server)
+    alice = make_service(server, auth_server)
+    bob = make_service(server, auth_server)
     try:
         a = alice.join("team")
         b = bob.join("team")
@@ -207,8 +270,8 @@ async def test_client_events_between_two_clients_and_presence_join_leave(
         await bob.shutdown()
 
 
-async def test_last_disposal_unsubscribes_on_the_server(ws: WebSocketService, soketi: SoketiServer) -> None:
-    sdk = sdk_for(soketi)
+async def test_last_disposal_unsubscribes_on_the_server(ws: WebSocketService, server: Peer) -> None:
+    sdk = sdk_for(server)
     first = Collector(ws.channel("counted").listen(".E"))
     ready = Collector(ws.channel("counted").subscribed)
     await ready.first()
@@ -228,9 +291,9 @@ async def until_async(fetch: Any, check: Any, within: float = 10.0) -> None:
 
 
 async def test_user_signin_receives_user_events(
-    soketi_factory: type[SoketiServer], auth_server: AuthServer
+    fresh_server: Callable[[], Peer], auth_server: AuthServer
 ) -> None:
-    server = await in_thread(soketi_factory(user_authentication=True).start)
+    server = await in_thread(fresh_server)
     ws = make_service(server, auth_server)
     try:
         user_events = Collector(ws.user_events)
@@ -255,8 +318,8 @@ async def test_user_signin_receives_user_events(
 
 
 @pytest.mark.slow
-async def test_soketi_restart_mid_stream(soketi_factory: type[SoketiServer], auth_server: AuthServer) -> None:
-    server = await in_thread(soketi_factory().start)
+async def test_server_restart_mid_stream(fresh_server: Callable[[], Peer], auth_server: AuthServer) -> None:
+    server = await in_thread(fresh_server)
     ws = make_service(server, auth_server)
     try:
         ch = ws.channel("feed", "private")
