@@ -204,3 +204,15 @@ async def test_unsubscribe_from_socket_leaves_the_channel(stack: DemoStack) -> N
     await wait_until(store, lambda s: s.loads == 2)
     sent = await stack.backend.notify(1, INVOICE, {"title": "back"})
     await wait_until(store, lambda s: s.received == 1 and s.notifications[0].id == sent.id)
+
+
+async def test_following_another_user_drops_the_first_users_list(stack: DemoStack) -> None:
+    store = await followed(stack)
+    await stack.backend.notify(1, INVOICE, {"title": "for user 1"})
+    await wait_until(store, lambda s: len(s.notifications) == 1)
+    await store.subscribe_to_socket(2)
+    assert store.state.user_id == 2
+    assert store.state.channel == "private-tenant.acme.User.2"
+    assert store.state.notifications == []
+    await store.subscribe_to_socket(2)  # the same user again keeps what is held
+    assert store.state.user_id == 2
