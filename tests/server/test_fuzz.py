@@ -69,7 +69,7 @@ def server() -> Iterator[ServerThread]:
 
 def barrier(ws: ClientConnection) -> list[dict[str, Any]]:
     ws.send('{"event":"pusher:ping","data":{}}')
-    seen = []
+    seen: list[dict[str, Any]] = []
     while True:
         msg = json.loads(ws.recv(timeout=5))
         if msg["event"] == "pusher:pong":
