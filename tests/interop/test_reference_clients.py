@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -11,10 +12,12 @@ import pusher
 import pytest
 from websockets.sync.client import connect
 
+from quvel_ws import EchoEvent, WebSocketService
 from quvel_ws.auth import AuthEndpoint, encrypt_event
 from quvel_ws.server import AppConfig, PusherServer, ServerThread
 from tests.interop.conftest import MASTER_KEY, NodePeer, bearer
 from tests.peers import require_node_package, run_node
+from tests.ws.helpers import Collector
 
 pytestmark = pytest.mark.peers
 
@@ -329,3 +332,31 @@ def test_heartbeat_with_pusher_js_keeps_the_connection(node_peer: Peer) -> None:
         assert js.seen("state") == []  # never disconnected
         assert js.socket_id() == first
         assert quick.connection_count() == 1
+
+
+def test_listen_to_all_names_events_as_laravel_echo_does(server: ServerThread, node_peer: Peer) -> None:
+    """Echo's listenToAll and quvel_ws's listen_to_all() on one channel: the same names for the same
+    wire events (namespace stripped inside App.Events, a leading '.' outside it)."""
+    js = node_peer()
+    js.connect(server.port, lib="echo")
+    js.send("echo_listen_to_all", channel="feed")
+    js.expect("subscribed", channel="feed")
+    wire = ["App\\Events\\Chat\\Sent", "order.shipped", "App\\Events\\NewMessage", "Other\\Thing"]
+
+    async def quvel_side() -> list[EchoEvent]:
+        ws = WebSocketService(server.ws_url)
+        try:
+            events = Collector(ws.channel("feed").listen_to_all())
+            await Collector(ws.channel("feed").subscribed).first()
+            for name in wire:
+                await asyncio.to_thread(server.trigger, "feed", name, {"wire": name})
+            return await events.count(len(wire))
+        finally:
+            await ws.shutdown()
+
+    ours = asyncio.run(quvel_side())
+    theirs = [js.expect("echo_all", channel="feed") for _ in wire]
+    assert [e.name for e in ours] == [t["event"] for t in theirs]
+    assert [e.name for e in ours] == ["Chat\\Sent", ".order.shipped", "NewMessage", ".Other\\Thing"]
+    assert [e.data for e in ours] == [t["data"] for t in theirs] == [{"wire": w} for w in wire]
+    assert [e.event for e in ours] == wire

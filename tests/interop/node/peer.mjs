@@ -2,9 +2,9 @@
 // on stdout. Python tests (tests/interop) spawn it against the embedded server or Soketi.
 //
 // Commands: connect, subscribe, bind, unsubscribe, trigger, signin, socket_id, disconnect,
-//           echo_listen, echo_join, echo_whisper, echo_listen_whisper, echo_leave.
+//           echo_listen, echo_listen_to_all, echo_join, echo_whisper, echo_listen_whisper, echo_leave.
 // Reports:  {"ev":"state"|"event"|"subscribed"|"subscription_error"|"socket_id"|"here"|"joining"|
-//            "leaving"|"echo_event"|"whisper"|"triggered"|"user_event"|"error"|"ready", ...}
+//            "leaving"|"echo_event"|"echo_all"|"whisper"|"triggered"|"user_event"|"error"|"ready", ...}
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import readline from 'node:readline';
@@ -121,6 +121,11 @@ const handlers = {
     ch.listen(cmd.event, (data) => out({ ev: 'echo_event', channel: cmd.channel, event: cmd.event, data }));
     ch.subscribed(() => out({ ev: 'subscribed', channel: cmd.channel, via: 'echo' }));
     ch.error((err) => out({ ev: 'subscription_error', channel: cmd.channel, data: err }));
+  },
+  echo_listen_to_all(cmd) {
+    const ch = echoChannel(cmd.kind, cmd.channel);
+    ch.listenToAll((event, data) => out({ ev: 'echo_all', channel: cmd.channel, event, data }));
+    ch.subscribed(() => out({ ev: 'subscribed', channel: cmd.channel, via: 'echo' }));
   },
   echo_join(cmd) {
     echo.join(cmd.channel)
