@@ -302,10 +302,10 @@ class Store(Generic[S]):
         else:
             raise TypeError(f"patch() takes a mapping or a function, not {type(changes).__name__}")
         txn = Txn(self._schema, self.store_id)
-        state = self._state
         # The root plan is known unless the state is an instance of a subclass (replace(subclass_obj)).
-        plan = self._root_plan if type(state) is self._frozen_cls else None
-        root = new_model_draft(txn, None, None, state, plan)
+        # (No local name for the state: appends in place rely on counting who references it.)
+        plan = self._root_plan if type(self._state) is self._frozen_cls else None
+        root = new_model_draft(txn, None, None, self._state, plan)
         self._txn = txn
         try:
             if kind is _PATCH_OBJECT:
