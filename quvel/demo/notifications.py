@@ -104,7 +104,7 @@ class NotificationStore(Store[NotificationState]):
             )
         channel = self.container.ws.channel(f"tenant.{tenant}.User.{user_id}", type="privateNotification")
         self.unsubscribe_from_socket()
-        if user_id != self.state.user_id:
+        if self.state.user_id not in (None, user_id):
             self.patch({"notifications": []})  # another user's list must not stay (or merge into theirs)
         self.patch({"user_id": user_id, "channel": channel.name})
         self._following = [

@@ -217,5 +217,13 @@ async def test_following_another_user_drops_the_first_users_list(stack: DemoStac
     assert store.state.user_id == 2
     assert store.state.channel == "private-tenant.acme.User.2"
     assert store.state.notifications == []
-    await store.subscribe_to_socket(2)  # the same user again keeps what is held
-    assert store.state.user_id == 2
+
+
+async def test_a_list_loaded_before_the_first_subscription_is_kept(stack: DemoStack) -> None:
+    """Server rendering loads first and subscribes after: the first follow keeps what was loaded."""
+    await stack.backend.notify(1, INVOICE, {"title": "loaded first"})
+    client = await stack.client("Ann")
+    store = client.app.use(NotificationStore)
+    await store.load()
+    await store.subscribe_to_socket(1)
+    assert [n.title for n in store.state.notifications] == ["loaded first"]
