@@ -26,13 +26,15 @@ from quvel_ws import (
     NotConnected,
     PayloadTooLarge,
     PayloadValidationError,
+    PresenceHandlers,
+    Subscription,
     TransportError,
     WebSocketService,
 )
 from quvel_ws.server import AppConfig, PusherServer
 from tests.peers import require
 from tests.ws.conftest import AuthServer
-from tests.ws.helpers import Collector
+from tests.ws.helpers import Collector, until
 
 
 async def test_subscription_count_events() -> None:
@@ -294,3 +296,75 @@ async def test_whisper_refusals_are_typed_and_the_connection_stays(auth_server: 
         finally:
             await ws.shutdown()
             await other.shutdown()
+
+
+async def subscribed_once(sub: Subscription) -> None:
+    """Wait until ``sub``'s channel is subscribed without holding the channel afterwards."""
+    probe = Collector(sub.channel.subscribed)
+    await probe.first()
+    probe.dispose()
+
+
+async def test_seed_subscribe_api_handlers_and_both_ways_to_unsubscribe(auth_server: AuthServer) -> None:
+    """QuVel Kit's ``subscribe(channel_name, type, event, callback, presence_handlers)``: here/joining/
+    leaving reach their handlers, ``ws.unsubscribe(sub)`` and ``sub.unsubscribe()`` release the
+    channel on the server only when the last holder goes, and subscribing again never doubles a call."""
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        endpoint = auth_server.url + "/broadcasting/auth"
+        ws, bob = WebSocketService(server.ws_url, auth_endpoint=endpoint), None
+        try:
+            here: list[list[str]] = []
+            joined: list[str] = []
+            left: list[str] = []
+            messages: list[Any] = []
+            arrived = asyncio.Event()
+
+            def on_message(data: Any) -> None:
+                messages.append(data)
+                arrived.set()
+
+            handlers = PresenceHandlers(
+                on_here=lambda members: here.append([m.id for m in members]),
+                on_joining=lambda m: joined.append(m.id),
+                on_leaving=lambda m: left.append(m.id),
+            )
+            sub = await ws.subscribe(
+                channel_name="presence-room.7",
+                type="presence",
+                event="NewMessage",
+                callback=on_message,
+                presence_handlers=handlers,
+            )
+            extra = await ws.subscribe("room.7", "presence")  # a second holder of the same channel
+            await subscribed_once(sub)
+            assert here == [["42"]]
+            auth_server.user_id = "43"
+            bob = WebSocketService(server.ws_url, auth_endpoint=endpoint)
+            bob_sub = await bob.subscribe("presence-room.7", "presence")
+            await subscribed_once(bob_sub)
+            await until(lambda: joined == ["43"])
+            bob_sub.unsubscribe()
+            await until(lambda: left == ["43"])
+
+            await server.trigger("presence-room.7", "App\\Events\\NewMessage", {"n": 1})
+            await asyncio.wait_for(arrived.wait(), 10)
+            ws.unsubscribe(sub)
+            assert not sub.active
+            sub.unsubscribe()  # idempotent
+            assert "presence-room.7" in server.channels()  # `extra` still holds it
+            extra.unsubscribe()
+            await until(lambda: "presence-room.7" not in server.channels())
+
+            arrived.clear()
+            again = await ws.subscribe("presence-room.7", "presence", "NewMessage", on_message)
+            await subscribed_once(again)
+            await server.trigger("presence-room.7", "App\\Events\\NewMessage", {"n": 2})
+            await asyncio.wait_for(arrived.wait(), 10)
+            await server.trigger("presence-room.7", "App\\Events\\NewMessage", {"n": 3})
+            await until(lambda: len(messages) >= 3)
+            assert messages == [{"n": 1}, {"n": 2}, {"n": 3}]  # once each: nothing left over
+            assert here == [["42"]]  # the old handlers are gone with their subscription
+        finally:
+            await ws.shutdown()
+            if bob is not None:
+                await bob.shutdown()
