@@ -820,7 +820,7 @@ class WebSocketService:
                         self._add_to_batch(hub, sink, data, event.event)
                     else:
                         deliver(self, hub, (sink,), data, event.event)
-            if hub.wildcard:
+            if hub.wildcard and not event.event.startswith("pusher:"):  # Echo's listenToAll skips them
                 deliver(self, hub, hub.wildcard, event, event.event)
             return
         handler = _HANDLERS.get(kind)

@@ -368,3 +368,20 @@ async def test_seed_subscribe_api_handlers_and_both_ways_to_unsubscribe(auth_ser
             await ws.shutdown()
             if bob is not None:
                 await bob.shutdown()
+
+
+async def test_listen_to_all_skips_pusher_events_as_echo_does() -> None:
+    """A cache channel's ``pusher:cache_miss`` reaches ``listen_raw`` but not ``listen_to_all``, which
+    like laravel-echo's ``listenToAll`` leaves out every ``pusher:`` event."""
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url)
+        try:
+            everything = Collector(ws.channel("cache-prices").listen_to_all())
+            miss = Collector(ws.channel("cache-prices").listen_raw("pusher:cache_miss"))
+            assert await miss.first() is None
+            await server.trigger("cache-prices", "Price", {"p": 1})
+            items = await everything.first()
+            assert (items.event, items.name, items.data) == ("Price", ".Price", {"p": 1})
+            assert len(everything.items) == 1
+        finally:
+            await ws.shutdown()
