@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from quvel_ws.errors import InvalidArgument, InvalidChannelName, InvalidEventName
 from quvel_ws.protocol._events import ChannelEvent, ConnectionState
@@ -197,14 +199,16 @@ class ConnectionStatus(enum.StrEnum):
     FAILED = "failed"
 
 
-_STATUSES: dict[ConnectionState, ConnectionStatus] = {
-    ConnectionState.CONNECTED: ConnectionStatus.CONNECTED,
-    ConnectionState.CONNECTING: ConnectionStatus.CONNECTING,
-    ConnectionState.FAILED: ConnectionStatus.FAILED,
-    ConnectionState.UNAVAILABLE: ConnectionStatus.FAILED,
-    ConnectionState.INITIALIZED: ConnectionStatus.DISCONNECTED,
-    ConnectionState.DISCONNECTED: ConnectionStatus.DISCONNECTED,
-}
+_STATUSES: Mapping[ConnectionState, ConnectionStatus] = MappingProxyType(
+    {
+        ConnectionState.CONNECTED: ConnectionStatus.CONNECTED,
+        ConnectionState.CONNECTING: ConnectionStatus.CONNECTING,
+        ConnectionState.FAILED: ConnectionStatus.FAILED,
+        ConnectionState.UNAVAILABLE: ConnectionStatus.FAILED,
+        ConnectionState.INITIALIZED: ConnectionStatus.DISCONNECTED,
+        ConnectionState.DISCONNECTED: ConnectionStatus.DISCONNECTED,
+    }
+)
 
 
 def connection_status(state: ConnectionState) -> ConnectionStatus:
