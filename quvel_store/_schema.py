@@ -167,6 +167,7 @@ class StateSchema:
         for dec in decorators.field_validators.values():
             validated_fields.update(dec.info.fields)
         strict = bool(cfg.get("strict"))
+        checks: dict[Any, Callable[[Any], Any] | None] = {}  # one validator per scalar type of this model
         for name, info in cls.model_fields.items():
             tp = _unwrap_optional(info.annotation)
             tplan = self.type_plan(tp, strict=strict, extra=extra)
@@ -177,7 +178,11 @@ class StateSchema:
                 and "*" not in validated_fields
                 and info.frozen is not True
             )
-            check = _scalar_check(info.annotation, cfg) if simple else None
+            check = None
+            if simple and info.annotation in _CHECKED_SCALARS:
+                if info.annotation not in checks:
+                    checks[info.annotation] = _scalar_check(info.annotation, cfg)
+                check = checks[info.annotation]
             plan.fields[name] = FieldPlan(name=name, simple=simple, plan=tplan, check=check)
         return plan
 
