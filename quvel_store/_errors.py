@@ -13,10 +13,13 @@ from quvel_store.errors import QuvelError
 __all__ = [
     "ActionError",
     "HydrationError",
+    "InvalidStoreKeyError",
     "LoopBindingError",
     "PluginError",
+    "SnapshotError",
     "StateMutationError",
     "StateValidationError",
+    "StoreArgumentError",
     "StoreDefinitionError",
     "StoreDisposedError",
     "StoreError",
@@ -41,6 +44,23 @@ class StoreError(QuvelError):
 
 class StoreDefinitionError(StoreError, TypeError):
     """A ``Store`` subclass is declared wrongly (no ``id``, no state model, a ':' in the id...)."""
+
+
+class StoreArgumentError(StoreError, TypeError):
+    """An argument to the store API has the wrong kind (a callback that is not callable, a source that is
+    not an Observable, a container that is not a ``ServiceContainer``); refused at the call, nothing kept."""
+
+
+class InvalidStoreKeyError(StoreError, ValueError):
+    """``app.use(StoreClass, key=...)`` with a key that is not a non-empty str without ':'; no store made."""
+
+
+class SnapshotError(StoreError, ValueError):
+    """``app.snapshot()`` met a state it cannot dump as JSON; ``store_id`` names it, ``__cause__`` is why."""
+
+    def __init__(self, store_id: str, message: str) -> None:
+        self.store_id = store_id
+        super().__init__(message)
 
 
 class StateValidationError(StoreError, ValueError):

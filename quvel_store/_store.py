@@ -25,6 +25,7 @@ from quvel_store._errors import (
     LoopBindingError,
     StateMutationError,
     StateValidationError,
+    StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
 )
@@ -104,6 +105,15 @@ class _ActionSlot:
     def __init__(self) -> None:
         self.running: list[asyncio.Task[Any]] = []
         self.tail: asyncio.Task[Any] | None = None
+
+
+def _require_callable(store_id: str, call: str, what: str, value: object) -> None:
+    """Refuse a callback that cannot be called now, at registration, instead of at the first commit."""
+    if not callable(value):
+        raise StoreArgumentError(
+            f"store {store_id!r}: {call} needs a callable {what}, got {type(value).__name__} {value!r}; "
+            f"pass a function or a bound method"
+        )
 
 
 def _state_model_of(cls: type) -> type[BaseModel] | None:
@@ -557,6 +567,7 @@ class Store(Generic[S]):
         made in ends (another store's ``on_init``/action, or an ``app.scope()``) unless ``detached``.
         """
         self._check_alive()
+        _require_callable(self.store_id, "subscribe()", "callback(event, state)", callback)
         listener = _Listener(callback)
         self._listeners.append(listener)
         self._listener_tuple = tuple(self._listeners)
@@ -606,6 +617,9 @@ class Store(Generic[S]):
         field it read. ``equal`` (default ``==``) decides what counts as a change.
         """
         self._check_alive()
+        _require_callable(self.store_id, "select()", "fn(state)", fn)
+        if equal is not None:
+            _require_callable(self.store_id, "select()", "equal(old, new) or None", equal)
         return Selection(self, fn, equal)
 
     def on_action(
@@ -613,6 +627,7 @@ class Store(Generic[S]):
     ) -> abc.DisposableBase:
         """Call ``callback(call)`` before every action; ``call.after``/``call.on_error`` see how it ended."""
         self._check_alive()
+        _require_callable(self.store_id, "on_action()", "callback(call)", callback)
         self._action_hooks = (*self._action_hooks, callback)
 
         def remove() -> None:
@@ -831,7 +846,13 @@ class Store(Generic[S]):
         """
         self._check_alive()
         if (handler is None) == (reducer is None):
-            raise TypeError("connect() takes exactly one of handler or reducer=")
+            raise StoreArgumentError(
+                f"store {self.store_id!r}: connect() takes exactly one of handler or reducer="
+            )
+        if handler is not None:
+            _require_callable(self.store_id, "connect()", "handler(item)", handler)
+        if reducer is not None:
+            _require_callable(self.store_id, "connect()", "reducer(draft, item)", reducer)
         app = self._app
 
         def process(item: T) -> None:
