@@ -845,6 +845,12 @@ class Store(Generic[S]):
         Items emitted on another thread are moved onto the app's event loop first.
         """
         self._check_alive()
+        if not isinstance(source, abc.ObservableBase):
+            raise StoreArgumentError(
+                f"store {self.store_id!r}: connect() needs a reactivex Observable as its source, got "
+                f"{type(source).__name__} {source!r}; wrap plain values with reactivex.of(...) or "
+                f"reactivex.from_iterable(...)"
+            )
         if (handler is None) == (reducer is None):
             raise StoreArgumentError(
                 f"store {self.store_id!r}: connect() takes exactly one of handler or reducer="
