@@ -22,6 +22,7 @@ from quvel_store._errors import (
     HydrationError,
     LoopBindingError,
     PluginError,
+    StateMutationError,
     StoreDefinitionError,
     StoreDisposedError,
 )
@@ -161,6 +162,14 @@ class App:
         finally:
             self._draining = False
 
+    def _refuse_write_in_getter(self, target: str) -> None:
+        """Getters derive values; a write while one runs would change state during a read."""
+        store, name = next(iter(self._evaluating))
+        raise StateMutationError(
+            f"getter {store.store_id}.{name} tried to write to store {target!r} while it was being read; "
+            f"getters must not change state: do the write in an action and keep the getter pure"
+        )
+
     # ---- stores ---------------------------------------------------------------------------------------
     def register(self, *classes: type[Store[Any]]) -> None:
         """Make store classes known by id before use (needed to hydrate stores not created yet)."""
@@ -274,6 +283,8 @@ class App:
         others start from it when first used. All-or-nothing: on any error no store changes."""
         if self._disposed:
             raise StoreDisposedError("the app is disposed")
+        if self._evaluating:
+            self._refuse_write_in_getter("<every store, through hydrate()>")
         if not isinstance(data, Mapping):
             raise TypeError(f"hydrate() takes a mapping of store id -> state, not {type(data).__name__}")
         errors: dict[str, list[dict[str, Any]]] = {}

@@ -261,6 +261,8 @@ class Store(Generic[S]):
             raise StateMutationError(
                 f"store {self.store_id!r}: patch() inside its own patch function; edit the draft instead"
             )
+        if self._app._evaluating:
+            self._app._refuse_write_in_getter(self.store_id)
 
     def _prepare_state(self, value: S | Mapping[str, Any]) -> S:
         """Validate a whole new state (model instance or mapping), rejecting unknown keys."""
@@ -298,9 +300,11 @@ class Store(Generic[S]):
         replace. ``patch(fn)`` calls ``fn(draft)``; the draft is typed as the state and edited like it.
         If anything raises, nothing is committed and the state is exactly as before.
         """
-        if self._disposed or self._txn is not None:
+        app = self._app
+        # one test for the rare cases (disposed, nested patch, a getter running): the common path pays one
+        if self._disposed or self._txn is not None or app._evaluating:
             self._check_writable()
-        owner = self._app._thread_id
+        owner = app._thread_id
         if owner is not None and owner != threading.get_ident():
             self._check_thread()
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
