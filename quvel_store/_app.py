@@ -20,9 +20,11 @@ from reactivex.subject import Subject
 
 from quvel_store._errors import (
     HydrationError,
+    InvalidStoreKeyError,
     LoopBindingError,
     PluginError,
     StateMutationError,
+    StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
 )
@@ -194,6 +196,8 @@ class App:
         """The app's instance of ``cls`` (one per ``key``), created on first use."""
         if self._disposed:
             raise StoreDisposedError("the app is disposed")
+        if key is not None and (type(key) is not str or not key or ":" in key):
+            _refuse_key(cls, key)
         sid = getattr(cls, "id", None)
         store_id = sid if key is None else f"{sid}:{key}"
         existing = self._stores.get(store_id) if isinstance(store_id, str) else None
@@ -489,6 +493,19 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App stores={list(self._stores)}{' disposed' if self._disposed else ''}>"
+
+
+def _refuse_key(cls: type, key: object) -> None:
+    """A key becomes part of the store id ``"<id>:<key>"``, which snapshot/hydrate split at the ':'."""
+    if not isinstance(key, str):
+        raise StoreArgumentError(
+            f"app.use({cls.__qualname__}, key=...) takes a str key, not {type(key).__name__} {key!r}; "
+            f"convert it first, e.g. key=str(room_id)"
+        )
+    raise InvalidStoreKeyError(
+        f"app.use({cls.__qualname__}, key={key!r}): a key must be a non-empty str without ':' "
+        f"(it becomes the store id '<id>:<key>'); omit key for the single instance"
+    )
 
 
 def create_app(
