@@ -94,6 +94,11 @@ class App:
         stores: Iterable[type[Store[Any]]] = (),
         plugins: Iterable[Plugin] = (),
     ) -> None:
+        if container is not None and not isinstance(container, ServiceContainer):
+            raise StoreArgumentError(
+                f"the app's container must be a quvel_store.ServiceContainer, not {type(container).__name__} "
+                f"{container!r}; build one with ServiceContainer(config=...) or omit it for a default one"
+            )
         self._owns_container = container is None
         self.container: ServiceContainer = container if container is not None else ServiceContainer()
         self._schema = StateSchema()

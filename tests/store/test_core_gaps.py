@@ -112,13 +112,12 @@ def test_bad_store_keys_are_refused(app: App, key: Any) -> None:
     assert app.use(CounterStore, key="a").store_id == "counter:a"  # a good key still works
 
 
-@pytest.mark.xfail(
-    strict=True, reason="_app.py create_app(container=5) is accepted; stores then get container=5"
-)
 def test_create_app_refuses_a_container_that_is_no_container() -> None:
     not_a_container: Any = 5
-    with pytest.raises(TypeError):
+    with pytest.raises(StoreArgumentError, match="ServiceContainer"):
         create_app(container=not_a_container)
+    with pytest.raises(StoreArgumentError, match="ServiceContainer"):
+        App(not_a_container)
 
 
 @pytest.mark.xfail(
