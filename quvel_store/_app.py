@@ -23,6 +23,7 @@ from quvel_store._errors import (
     InvalidStoreKeyError,
     LoopBindingError,
     PluginError,
+    SnapshotError,
     StateMutationError,
     StoreArgumentError,
     StoreDefinitionError,
@@ -277,10 +278,13 @@ class App:
 
     # ---- snapshot and hydration -----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        """Every store's state as JSON-safe data: live stores and hydrated-but-unused ones."""
-        out: dict[str, Any] = {sid: state.model_dump(mode="json") for sid, state in self._pending.items()}
+        """Every store's state as JSON-safe data: live stores and hydrated-but-unused ones.
+
+        A state pydantic cannot dump as JSON raises :class:`SnapshotError` naming the store.
+        """
+        out: dict[str, Any] = {sid: _dump_json(sid, state) for sid, state in self._pending.items()}
         for sid, store in self._stores.items():
-            out[sid] = store._state.model_dump(mode="json")
+            out[sid] = _dump_json(sid, store._state)
         return out
 
     def _class_for(self, store_id: str) -> type[Store[Any]] | None:
@@ -498,6 +502,18 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App stores={list(self._stores)}{' disposed' if self._disposed else ''}>"
+
+
+def _dump_json(store_id: str, state: BaseModel) -> Any:
+    """One store's state as JSON-safe data, or a SnapshotError that names the store and the cause."""
+    try:
+        return state.model_dump(mode="json")
+    except Exception as exc:  # pydantic's serialization errors, a codec's, a custom serializer's
+        raise SnapshotError(
+            store_id,
+            f"store {store_id!r}: its state cannot be dumped as JSON for the snapshot ({exc}); give the "
+            f"field a JSON-able type or a pydantic serializer (e.g. bytes: ser_json_bytes='base64')",
+        ) from exc
 
 
 def _refuse_key(cls: type, key: object) -> None:
