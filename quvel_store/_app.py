@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from reactivex import Observable, abc
 from reactivex.subject import Subject
 
+from quvel_store._actions import Action
 from quvel_store._errors import (
     HydrationError,
     InvalidStoreKeyError,
@@ -30,6 +31,7 @@ from quvel_store._errors import (
     StoreDisposedError,
 )
 from quvel_store._events import ActionEvent, MutationEvent, MutationKind
+from quvel_store._getters import Getter
 from quvel_store._plugins import Plugin, PluginContext
 from quvel_store._schema import StateSchema
 from quvel_store._store import RESERVED, Store
@@ -271,9 +273,10 @@ class App:
             return
         if not isinstance(extensions, Mapping):
             raise PluginError(f"plugin {name} returned {type(extensions).__name__}; return a mapping or None")
+        # every name is checked before any is set: a refused plugin leaves the store as it was
+        for attr in extensions:
+            _check_plugin_attribute(name, store, attr)
         for attr, value in extensions.items():
-            if attr in RESERVED or attr.startswith("_"):
-                raise PluginError(f"plugin {name} may not set {attr!r} on store {store.store_id!r}")
             setattr(store, attr, value)
 
     # ---- snapshot and hydration -----------------------------------------------------------------------
@@ -502,6 +505,32 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App stores={list(self._stores)}{' disposed' if self._disposed else ''}>"
+
+
+def _check_plugin_attribute(plugin: str, store: Store[Any], attr: object) -> None:
+    """A plugin adds attributes; it may not take over the Store API or the store's own members."""
+    where = f"plugin {plugin} may not set {attr!r} on store {store.store_id!r}"
+    if not isinstance(attr, str) or not attr.isidentifier():
+        raise PluginError(f"{where}: attribute names must be identifiers (str)")
+    if attr in RESERVED or attr.startswith("_"):
+        raise PluginError(f"{where}: the name is part of the Store API or private; pick another name")
+    declared = inspect.getattr_static(type(store), attr, None)
+    kind = (
+        "getter"
+        if isinstance(declared, Getter)
+        else "action"
+        if isinstance(declared, Action)
+        else "property"
+        if isinstance(declared, property)
+        else "method"
+        if callable(declared) or isinstance(declared, classmethod | staticmethod)
+        else None
+    )
+    if kind is not None:
+        raise PluginError(
+            f"{where}: {type(store).__qualname__} declares a {kind} {attr!r} that it would replace; "
+            f"rename the plugin's attribute"
+        )
 
 
 def _dump_json(store_id: str, state: BaseModel) -> Any:
