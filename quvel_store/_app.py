@@ -220,6 +220,9 @@ class App:
         store = cls(self, key)
         store._set_state_quietly(self._initial_state_for(store))
         self._stores[store.store_id] = store
+        # A store first used inside a getter is being set up, not written by the getter: its plugins and
+        # on_init may patch it (restoring persisted state, say), so the getter-write guard pauses here.
+        evaluating, self._evaluating = self._evaluating, set()
         try:
             with store._scope:
                 for plugin in tuple(self._plugins):
@@ -228,6 +231,8 @@ class App:
         except BaseException:
             store.dispose()
             raise
+        finally:
+            self._evaluating = evaluating
         return store
 
     def _initial_state_for(self, store: Store[Any]) -> Any:

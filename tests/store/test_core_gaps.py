@@ -150,3 +150,26 @@ def test_a_plugin_attribute_named_like_a_getter_is_a_plugin_error(app: App) -> N
     app.use_plugin(lambda ctx: {"unread": 5})
     with pytest.raises(PluginError, match="unread"):
         app.use(ItemsStore)
+
+
+class SelfLoading(Store[N]):
+    id = "self_loading"
+
+    def on_init(self) -> None:
+        self.patch({"n": 3})  # set-up, not a getter's write
+
+
+class UsesAnother(Store[N]):
+    id = "uses_another"
+
+    @getter
+    def other_n(self) -> int:
+        return self.app.use(SelfLoading).state.n
+
+
+def test_a_store_first_used_inside_a_getter_may_still_set_itself_up(app: App) -> None:
+    # Its on_init (or a plugin restoring saved state) runs inside the getter but is not the getter's write.
+    app.use_plugin(lambda ctx: ctx.store.patch({"n": 2}) if ctx.store.store_id == "self_loading" else None)
+    assert app.use(UsesAnother).other_n == 3
+    with pytest.raises(StateMutationError):
+        _ = app.use(Impure).sneaky  # the guard is back once the store is made
