@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -19,16 +20,17 @@ def soketi() -> Iterator[SoketiServer]:
 
 
 @pytest.fixture
-def soketi_factory() -> Iterator[type[SoketiServer]]:
+def soketi_factory() -> Iterator[Callable[..., SoketiServer]]:
     """Build private Soketi servers (``soketi_factory(user_authentication=True).start()``).
 
     All of them are stopped afterwards."""
     made: list[SoketiServer] = []
 
-    class _Tracked(SoketiServer):
-        def __post_init__(self) -> None:
-            made.append(self)
+    def make(**kwargs: Any) -> SoketiServer:
+        server = SoketiServer(**kwargs)
+        made.append(server)
+        return server
 
-    yield _Tracked
+    yield make
     for server in made:
         server.stop(hard=True)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from quvel_ws.auth import Authorizer
 from quvel_ws.server import PusherServer
+from tests.peers import SoketiServer
 from tests.server.conftest import KEY, SECRET, Raw, Target, data_of, unique
 
 AUTH = Authorizer(KEY, SECRET)
@@ -310,7 +312,9 @@ async def test_unknown_app_over_http_is_404(target: Target) -> None:
 
 
 @pytest.mark.parametrize("kind", ["embedded", pytest.param("soketi", marks=pytest.mark.peers)])
-async def test_graceful_shutdown_closes_with_4200(kind: str, soketi_factory: type) -> None:
+async def test_graceful_shutdown_closes_with_4200(
+    kind: str, soketi_factory: Callable[..., SoketiServer]
+) -> None:
     if kind == "soketi":
         soketi = soketi_factory().start()
         raw = await Raw.connect(soketi.ws_url)

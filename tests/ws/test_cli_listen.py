@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
 import pytest
 
@@ -27,7 +28,7 @@ async def wait_line(stream: asyncio.StreamReader, needle: str, within: float = 3
     return await asyncio.wait_for(read(), within)
 
 
-async def test_listen_json_count_stats_through_a_restart(soketi_factory: type[SoketiServer]) -> None:
+async def test_listen_json_count_stats_through_a_restart(soketi_factory: Callable[..., SoketiServer]) -> None:
     server = await in_thread(soketi_factory().start)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,

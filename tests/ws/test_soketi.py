@@ -75,7 +75,7 @@ def fresh_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], Peer]]
     """Start a server of the test's own (it may restart it): Soketi with user authentication on, or
     the embedded server (which always has it)."""
     made: list[EmbeddedPeer] = []
-    factory: type[SoketiServer] | None = (
+    factory: Callable[..., SoketiServer] | None = (
         request.getfixturevalue("soketi_factory") if request.param == "soketi" else None
     )
 
