@@ -194,7 +194,8 @@ class Connection:
     def _send(self, output: SendFrame) -> None:
         transport = self._transport
         if transport is None or not transport.send_text(output.text):
-            logger.debug("frame not sent, the socket is not open: %.200s", output.text)
+            # Not the frame itself: a subscribe frame carries its auth signature.
+            logger.debug("frame of %d characters not sent, the socket is not open", len(output.text))
 
     def _open(self, output: OpenTransport) -> None:
         if self._opening is not None:

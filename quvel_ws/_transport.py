@@ -20,9 +20,13 @@ from websockets.http11 import Response
 from websockets.protocol import State
 from websockets.uri import parse_uri
 
+from quvel_ws._logs import protocol_logger
 from quvel_ws.errors import InvalidArgument, TransportError
 
 logger = logging.getLogger(__name__)
+
+
+_PROTOCOL_LOGGER = protocol_logger("quvel_ws.wire")
 
 HARD_MAX_MESSAGE = 64 * 1024 * 1024
 """Frames over this close the socket (1009) instead of being buffered: a bound on memory."""
@@ -57,7 +61,7 @@ class WebSocketTransport(asyncio.Protocol):
         self.uri = uri
         self.max_message_bytes = max_message_bytes
         self._listener = listener
-        self._proto = ClientProtocol(uri, max_size=HARD_MAX_MESSAGE)
+        self._proto = ClientProtocol(uri, max_size=HARD_MAX_MESSAGE, logger=_PROTOCOL_LOGGER)
         self._request = self._proto.connect()
         if origin is not None:
             self._request.headers["Origin"] = origin

@@ -21,6 +21,7 @@ import orjson
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from quvel_ws._logs import protocol_logger
 from quvel_ws.server._frames import error_frame
 from quvel_ws.server._http11 import HttpError, Request, body_length, parse_head, response
 
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from quvel_ws.server._ws import Socket
 
 logger = logging.getLogger(__name__)
+_PROTOCOL_LOGGER = protocol_logger(__name__)
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _APP_PATH_RE = re.compile(r"\A(?:/[^?]*)?/app/(?P<key>[^/?]+)/?\Z")
 
@@ -211,7 +213,9 @@ class Connection(asyncio.Protocol):
         """Refuse a WebSocket after the handshake: ``pusher:error`` then a close frame with ``code``."""
         assert self.transport is not None
         self.transport.write(error_frame(code, message))
-        proto = ServerProtocol(state=State.OPEN, max_size=self.server.limits.max_frame_bytes, logger=logger)
+        proto = ServerProtocol(
+            state=State.OPEN, max_size=self.server.limits.max_frame_bytes, logger=_PROTOCOL_LOGGER
+        )
         self._rejecting = proto
         proto.send_close(code, message[:120])
         self._flush_rejecting()

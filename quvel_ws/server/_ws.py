@@ -20,6 +20,7 @@ from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from quvel_ws._logs import protocol_logger
 from quvel_ws.server._channels import (
     SERVER_TO_USER_PREFIX,
     Member,
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from quvel_ws.server._state import AppState
 
 logger = logging.getLogger(__name__)
-_ws_logger = logging.getLogger("quvel_ws.server.websocket")
+_ws_logger = protocol_logger("quvel_ws.server.websocket")  # no frame dumps: they hold auth signatures
 
 #: Pusher's limit on the users one connection may watch; ids past it are ignored.
 MAX_WATCHLIST = 100
