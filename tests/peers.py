@@ -81,6 +81,21 @@ def wait_http_ok(url: str, timeout: float = 15.0) -> None:
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s (last error: {last})")
 
 
+def stop_process_group(proc: subprocess.Popen[Any] | None, hard: bool = False) -> None:
+    """End a server started with ``start_new_session=True`` and its children: SIGTERM (a graceful
+    shutdown) or SIGKILL (a crash), escalating to SIGKILL after 10 s."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=5)
+
+
 @dataclass
 class SoketiServer:
     """A Soketi process on a loopback port; can be stopped and started again on the same port."""
@@ -157,16 +172,7 @@ class SoketiServer:
         """Stop the server. ``hard=True`` kills it (no close frames); otherwise SIGTERM, on which Soketi
         closes its clients with 4200."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_process_group(proc, hard=hard)
 
     def restart(self, hard: bool = True, down_for: float = 0.0) -> None:
         self.stop(hard=hard)

@@ -11,12 +11,9 @@ record of what it sent is the ground truth every scenario is compared with.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
 import random
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +28,16 @@ import httpx
 from quvel.demo import DemoBackend, DemoUser, PusherCredentials
 from quvel_ws import WebSocketService
 from tests.faults.proxy import FaultProxy
-from tests.peers import APP_ID, APP_KEY, APP_SECRET, ROOT, SoketiServer, free_port, wait_http_ok
+from tests.peers import (
+    APP_ID,
+    APP_KEY,
+    APP_SECRET,
+    ROOT,
+    SoketiServer,
+    free_port,
+    stop_process_group,
+    wait_http_ok,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,16 +102,7 @@ class EmbeddedServerProcess:
     def stop(self, hard: bool = False) -> None:
         """``hard=True``: SIGKILL (no close frames, like a crash); otherwise SIGTERM (clients get 4200)."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL if hard else signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
+        stop_process_group(proc, hard=hard)
 
 
 def make_server(kind: str) -> ServerLike:
