@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.peers import SoketiServer
+from tests.peers import RUNNING_SOKETIS, SoketiServer
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_leaked_soketi() -> Iterator[None]:
+    """Fail the run if a test leaves a Soketi process behind (and kill it)."""
+    yield
+    leaked = sorted(RUNNING_SOKETIS)
+    for pid in leaked:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    RUNNING_SOKETIS.clear()
+    assert not leaked, f"Soketi processes left running by the tests (now killed): {leaked}"
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,11 @@ def wait_http_ok(url: str, timeout: float = 15.0) -> None:
     raise TimeoutError(f"{url} did not answer 200 within {timeout}s (last error: {last})")
 
 
+# Soketi processes started and not yet stopped; tests/conftest.py checks it is empty at the end of a
+# session, so a fixture that forgets to stop its server fails the run instead of leaking a process.
+RUNNING_SOKETIS: set[int] = set()
+
+
 def stop_process_group(proc: subprocess.Popen[Any] | None, hard: bool = False) -> None:
     """End a server started with ``start_new_session=True`` and its children: SIGTERM (a graceful
     shutdown) or SIGKILL (a crash), escalating to SIGKILL after 10 s."""
@@ -161,6 +166,7 @@ class SoketiServer:
             start_new_session=True,
         )
         log.close()
+        RUNNING_SOKETIS.add(self.proc.pid)
         try:
             wait_http_ok(f"{self.http_url}/", timeout)
         except TimeoutError:
@@ -172,6 +178,8 @@ class SoketiServer:
         """Stop the server. ``hard=True`` kills it (no close frames); otherwise SIGTERM, on which Soketi
         closes its clients with 4200."""
         proc, self.proc = self.proc, None
+        if proc is not None:
+            RUNNING_SOKETIS.discard(proc.pid)
         stop_process_group(proc, hard=hard)
 
     def restart(self, hard: bool = True, down_for: float = 0.0) -> None:
