@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from quvel_ws.errors import InvalidArgument, InvalidChannelName, InvalidEventName
+from quvel_ws.protocol._channels import validate_channel_name
 from quvel_ws.protocol._events import ChannelEvent, ConnectionState
 
 DEFAULT_NAMESPACE = "App.Events"
@@ -24,7 +25,6 @@ PRESENCE_PREFIX = "presence-"
 ENCRYPTED_PREFIX = "private-encrypted-"
 CLIENT_EVENT_PREFIX = "client-"
 
-_CHANNEL_NAME = re.compile(r"\A#?[-a-zA-Z0-9_=@,.;]+\Z")
 MAX_NAME_LENGTH = 200
 
 
@@ -89,19 +89,6 @@ for _t in ChannelType:
     _ALIASES[re.sub(r"(?<!^)(?=[A-Z])", "_", _t.value).lower()] = _t
 _ALIASES["private_encrypted"] = ChannelType.ENCRYPTED
 del _t
-
-
-def validate_channel_name(name: str) -> str:
-    """Return ``name`` if Pusher accepts it (1-200 characters from ``[-a-zA-Z0-9_=@,.;]``)."""
-    if not isinstance(name, str):
-        raise InvalidChannelName(repr(name), "a channel name must be a string")
-    if not name:
-        raise InvalidChannelName(name, "it is empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidChannelName(name, f"it is {len(name)} characters long; the limit is {MAX_NAME_LENGTH}")
-    if not _CHANNEL_NAME.match(name):
-        raise InvalidChannelName(name, "only letters, digits and -_=@,.; are allowed")
-    return name
 
 
 def full_channel_name(name: str, type: ChannelType | str | None = None) -> tuple[str, ChannelType]:

@@ -43,7 +43,6 @@ from quvel_ws._echo import (
     connection_status,
     full_channel_name,
     leave_names,
-    validate_channel_name,
 )
 from quvel_ws.errors import (
     AuthorizationError,
@@ -57,6 +56,7 @@ from quvel_ws.errors import (
     WsError,
 )
 from quvel_ws.protocol import ProtocolConfig
+from quvel_ws.protocol._channels import validate_channel_name
 from quvel_ws.protocol._events import (
     ChannelEvent,
     ConnectionState,

@@ -116,6 +116,7 @@ def test_channel_prefixes(name: str, type: str | None, full: str, kind: ChannelT
         ("bad name", None),
         ("", "public"),
         ("x" * 201, None),
+        ("#server-to-user-1", None),  # reserved for the server, as pusher-js refuses it
     ],
 )
 def test_contradictory_or_invalid_channel_names(name: str, type: str | None) -> None:
