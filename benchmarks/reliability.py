@@ -35,27 +35,40 @@ Scenario = Callable[..., Awaitable[dict[str, Any]]]
 
 # name -> (function, long arguments, quick arguments)
 PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
-    "kill_restart": (scenarios.kill_restart, {"clients": 20, "rate": 200, "kills": 5, "down_for": 1.0,
-                                              "settle": 2.0},
-                     {"clients": 3, "rate": 50, "kills": 2, "down_for": 0.3}),
-    "blackhole": (scenarios.blackhole,
-                  {"activity_timeout": 5.0, "pong_timeout": 5.0, "hold": 2.0, "rate": 50},
-                  {"activity_timeout": 1.0, "pong_timeout": 1.0}),
-    "refused": (scenarios.refused,
-                {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 30.0},
-                {"clients": 5, "seconds": 3.0}),
-    "latency": (scenarios.latency,
-                {"ms": 400, "seconds": 30.0, "activity_timeout": 1.0, "pong_timeout": 1.0, "rate": 0.5},
-                {"ms": 300, "seconds": 5.0, "rate": 0.5}),
+    "kill_restart": (
+        scenarios.kill_restart,
+        {"clients": 20, "rate": 200, "kills": 5, "down_for": 1.0, "settle": 2.0},
+        {"clients": 3, "rate": 50, "kills": 2, "down_for": 0.3},
+    ),
+    "blackhole": (
+        scenarios.blackhole,
+        {"activity_timeout": 5.0, "pong_timeout": 5.0, "hold": 2.0, "rate": 50},
+        {"activity_timeout": 1.0, "pong_timeout": 1.0},
+    ),
+    "refused": (
+        scenarios.refused,
+        {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 30.0},
+        {"clients": 5, "seconds": 3.0},
+    ),
+    "latency": (
+        scenarios.latency,
+        {"ms": 400, "seconds": 30.0, "activity_timeout": 1.0, "pong_timeout": 1.0, "rate": 0.5},
+        {"ms": 300, "seconds": 5.0, "rate": 0.5},
+    ),
     "cut_frames": (scenarios.cut_frames, {"cuts": 20, "rate": 200}, {"cuts": 5}),
     "closed_port": (scenarios.connect_refused_hard, {"seconds": 5.0}, {"seconds": 1.5}),
     "herd": (scenarios.herd, {"clients": 200, "backoff_max": 30.0}, {"clients": 40}),
-    "auth_down": (scenarios.auth_down, {"clients": 5, "down_for": 5.0, "rate": 50, "recover_within": 60.0},
-                  {"clients": 2, "down_for": 1.5}),
+    "auth_down": (
+        scenarios.auth_down,
+        {"clients": 5, "down_for": 5.0, "rate": 50, "recover_within": 60.0},
+        {"clients": 2, "down_for": 1.5},
+    ),
     "flaps": (scenarios.flaps, {"count": 100}, {"count": 100}),
-    "nothing_lost": (scenarios.nothing_lost,
-                     {"rate": 500, "disconnects": 20, "duration": 20.0, "clients": 10},
-                     {"rate": 500, "disconnects": 20, "duration": 4.0}),
+    "nothing_lost": (
+        scenarios.nothing_lost,
+        {"rate": 500, "disconnects": 20, "duration": 20.0, "clients": 10},
+        {"rate": 500, "disconnects": 20, "duration": 4.0},
+    ),
 }
 
 
@@ -71,8 +84,14 @@ async def run(names: list[str], servers: list[str], quick: bool) -> list[dict[st
                 row = await fn(kind, **kwargs)
             except Exception as exc:  # a failed scenario is a result too: it goes in the table
                 traceback.print_exc()
-                row = {"scenario": name, "server": kind, "load": json.dumps(kwargs), "faults": "",
-                       "error": f"{type(exc).__name__}: {exc}", "recovery_s": None}
+                row = {
+                    "scenario": name,
+                    "server": kind,
+                    "load": json.dumps(kwargs),
+                    "faults": "",
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "recovery_s": None,
+                }
             row["wall_s"] = round(time.monotonic() - started, 1)
             row["key"] = name
             print(json.dumps(row, default=str), flush=True)
@@ -87,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="CI-sized runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-table", action="store_true", help="do not regenerate docs/reliability.md")
-    parser.add_argument("--merge", action="store_true",
-                        help="replace only the rows run now in an existing results file (scenario+server)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="replace only the rows run now in an existing results file (scenario+server)",
+    )
     args = parser.parse_args(argv)
     names = [n for n in args.only.split(",") if n]
     unknown = set(names) - set(PLAN)
@@ -96,8 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s): {sorted(unknown)}")
     servers = [s for s in args.servers.split(",") if s]
     if "soketi" in servers and not SOKETI_BIN.exists():
-        print("Soketi is not installed (scripts/test.sh installs it); running the embedded server only",
-              file=sys.stderr)
+        print(
+            "Soketi is not installed (scripts/test.sh installs it); running the embedded server only",
+            file=sys.stderr,
+        )
         servers.remove("soketi")
     rows = asyncio.run(run(names, servers, args.quick))
     if args.merge and args.out.exists():
@@ -109,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         "meta": {
             "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "machine": f"{os.cpu_count()} cores (shared)",
-            "command": "python benchmarks/reliability.py" + (" --quick" if args.quick else "")
+            "command": "python benchmarks/reliability.py"
+            + (" --quick" if args.quick else "")
             + ("" if args.only == ",".join(PLAN) or args.merge else f" --only {args.only}"),
         },
         "scenarios": rows,

@@ -61,13 +61,19 @@ def publish(http_url: str, channels: int, rate: float, seconds: float) -> None:
                 ch = n % channels
                 n += 1
                 seq[ch] += 1
-                batch.append({"channel": f"{'private-' if ch < channels // 10 else ''}soak-{ch}",
-                              "name": "Tick", "data": json.dumps({"ch": ch, "seq": seq[ch]})})
+                batch.append(
+                    {
+                        "channel": f"{'private-' if ch < channels // 10 else ''}soak-{ch}",
+                        "name": "Tick",
+                        "data": json.dumps({"ch": ch, "seq": seq[ch]}),
+                    }
+                )
             body = json.dumps({"batch": batch}).encode()
             params = sign_params("POST", path, {}, key="app-key", secret="app-secret", body=body)
             try:
-                r = client.post(http_url + path, params=params, content=body,
-                                headers={"Content-Type": "application/json"})
+                r = client.post(
+                    http_url + path, params=params, content=body, headers={"Content-Type": "application/json"}
+                )
                 ok = r.status_code == 200 and "error" not in r.text
             except httpx.HTTPError:
                 ok = False
@@ -102,9 +108,15 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
     async def authorize(channel: str, socket_id: str) -> Any:
         return signer.channel(socket_id, channel)
 
-    ws = WebSocketService(f"ws://127.0.0.1:{proxy.port}/app/app-key", authorizer=authorize,
-                          activity_timeout=5.0, pong_timeout=5.0, backoff_initial=0.5, backoff_max=5.0,
-                          connect_timeout=5.0)
+    ws = WebSocketService(
+        f"ws://127.0.0.1:{proxy.port}/app/app-key",
+        authorizer=authorize,
+        activity_timeout=5.0,
+        pong_timeout=5.0,
+        backoff_initial=0.5,
+        backoff_max=5.0,
+        connect_timeout=5.0,
+    )
     received = [0] * args.channels
     last_seq = [0] * args.channels
     gaps = [0]
@@ -138,8 +150,15 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
 
     seconds = args.minutes * 60
     publisher = await asyncio.create_subprocess_exec(
-        sys.executable, __file__, "_publish", server.http_url, str(args.channels), str(args.rate),
-        str(seconds), stdout=subprocess.PIPE, cwd=ROOT,
+        sys.executable,
+        __file__,
+        "_publish",
+        server.http_url,
+        str(args.channels),
+        str(args.rate),
+        str(seconds),
+        stdout=subprocess.PIPE,
+        cwd=ROOT,
     )
     samples: list[dict[str, Any]] = []
     faults: list[dict[str, Any]] = []
@@ -154,16 +173,27 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         snap = snapshot()
         total = sum(received)
         t = time.monotonic() - started
-        samples.append({"t": round(t, 1), "rss_mb": round(snap.rss / 2**20, 2), "tasks": snap.tasks,
-                        "sockets": snap.sockets, "fds": snap.fds, "hubs": snap.hubs,
-                        "handlers": snap.handlers, "received": total,
-                        "rate": round((total - last_received) / args.sample_every, 1),
-                        "state": str(ws.current_state)})
+        samples.append(
+            {
+                "t": round(t, 1),
+                "rss_mb": round(snap.rss / 2**20, 2),
+                "tasks": snap.tasks,
+                "sockets": snap.sockets,
+                "fds": snap.fds,
+                "hubs": snap.hubs,
+                "handlers": snap.handlers,
+                "received": total,
+                "rate": round((total - last_received) / args.sample_every, 1),
+                "state": str(ws.current_state),
+            }
+        )
         last_received = total
         s = samples[-1]
-        print(f"{s['t']:7.1f}s  rss {s['rss_mb']:7.2f} MB  tasks {s['tasks']:3d}  sockets {s['sockets']:3d}  "
-              f"handlers {s['handlers']:4d}  received {s['received']:8d}  ({s['rate']:.0f}/s)  {s['state']}",
-              flush=True)
+        print(
+            f"{s['t']:7.1f}s  rss {s['rss_mb']:7.2f} MB  tasks {s['tasks']:3d}  sockets {s['sockets']:3d}  "
+            f"handlers {s['handlers']:4d}  received {s['received']:8d}  ({s['rate']:.0f}/s)  {s['state']}",
+            flush=True,
+        )
 
     try:
         while time.monotonic() - started < seconds:
@@ -200,16 +230,28 @@ async def soak(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(server.stop, True)
 
     published = json.loads(out.decode().strip().splitlines()[-1])
-    return {"meta": {"server": args.server, "minutes": args.minutes, "channels": args.channels,
-                     "rate": args.rate, "fault_every_s": args.fault_every,
-                     "sample_every_s": args.sample_every,
-                     "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                     "machine": f"{os.cpu_count()} cores (shared)"},
-            "samples": samples, "faults": faults,
-            "events": {"published": published["sent"], "publish_failed": published["failed"],
-                       "received": sum(received), "gaps_seen": gaps[0]},
-            "resubscriptions": resubscriptions[0],
-            "summary": summarize(samples)}
+    return {
+        "meta": {
+            "server": args.server,
+            "minutes": args.minutes,
+            "channels": args.channels,
+            "rate": args.rate,
+            "fault_every_s": args.fault_every,
+            "sample_every_s": args.sample_every,
+            "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "machine": f"{os.cpu_count()} cores (shared)",
+        },
+        "samples": samples,
+        "faults": faults,
+        "events": {
+            "published": published["sent"],
+            "publish_failed": published["failed"],
+            "received": sum(received),
+            "gaps_seen": gaps[0],
+        },
+        "resubscriptions": resubscriptions[0],
+        "summary": summarize(samples),
+    }
 
 
 def _slope(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -234,13 +276,23 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
     slope = _slope(ts, rss)
     return {
         "warmup_s": warm,
-        "rss_mb_first": rss[0], "rss_mb_last": rss[-1], "rss_mb_min": min(rss), "rss_mb_max": max(rss),
+        "rss_mb_first": rss[0],
+        "rss_mb_last": rss[-1],
+        "rss_mb_min": min(rss),
+        "rss_mb_max": max(rss),
         "rss_slope_mb_per_min": round(slope, 3),
-        "tasks_min": min(tasks), "tasks_max": max(tasks), "tasks_first": tasks[0], "tasks_last": tasks[-1],
-        "handlers_min": min(handlers), "handlers_max": max(handlers),
+        "tasks_min": min(tasks),
+        "tasks_max": max(tasks),
+        "tasks_first": tasks[0],
+        "tasks_last": tasks[-1],
+        "handlers_min": min(handlers),
+        "handlers_max": max(handlers),
         "sockets_max": max(s["sockets"] for s in steady),
-        "flat": bool(max(rss) - min(rss) < max(8.0, 0.1 * rss[0]) and tasks[-1] <= tasks[0] + 2
-                     and min(handlers) == max(handlers)),
+        "flat": bool(
+            max(rss) - min(rss) < max(8.0, 0.1 * rss[0])
+            and tasks[-1] <= tasks[0] + 2
+            and min(handlers) == max(handlers)
+        ),
     }
 
 

@@ -1,7 +1,7 @@
 """A typed store: mypy --strict checks state fields, getters, action arguments and results, and selections.
 
-    python examples/typed_store.py      # runs it
-    mypy --strict examples/typed_store.py   # type-checks it (tests/store/test_typing.py does both)
+python examples/typed_store.py      # runs it
+mypy --strict examples/typed_store.py   # type-checks it (tests/store/test_typing.py does both)
 """
 
 from __future__ import annotations

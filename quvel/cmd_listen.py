@@ -20,25 +20,46 @@ CHANNEL_TYPES = ("public", "private", "presence", "encrypted", "publicNotificati
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="the server's WebSocket URL, ws(s)://HOST:PORT/app/APP_KEY")
     parser.add_argument(
-        "--channel", required=True, help="channel name (the type's prefix is added if missing)",
+        "--channel",
+        required=True,
+        help="channel name (the type's prefix is added if missing)",
     )
-    parser.add_argument("--type", default=None, metavar="TYPE",
-                        help=f"channel type: {', '.join(CHANNEL_TYPES)} (default: from the name's prefix)")
-    parser.add_argument("--event", action="append", default=None, metavar="NAME",
-                        help="only this event (repeatable); matches the wire name or its laravel-echo form "
-                             "(NewMessage also matches App\\Events\\NewMessage)")
-    parser.add_argument("--auth-endpoint", default=None, metavar="URL",
-                        help="channel auth endpoint for private/presence/encrypted channels "
-                             "(default: the server's origin + /broadcasting/auth)")
+    parser.add_argument(
+        "--type",
+        default=None,
+        metavar="TYPE",
+        help=f"channel type: {', '.join(CHANNEL_TYPES)} (default: from the name's prefix)",
+    )
+    parser.add_argument(
+        "--event",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="only this event (repeatable); matches the wire name or its laravel-echo form "
+        "(NewMessage also matches App\\Events\\NewMessage)",
+    )
+    parser.add_argument(
+        "--auth-endpoint",
+        default=None,
+        metavar="URL",
+        help="channel auth endpoint for private/presence/encrypted channels "
+        "(default: the server's origin + /broadcasting/auth)",
+    )
     parser.add_argument("--user-auth-endpoint", default=None, metavar="URL", help=argparse.SUPPRESS)
-    parser.add_argument("--header", action="append", default=[], metavar="K:V",
-                        help="header sent to the auth endpoint, e.g. 'Authorization: Bearer T' (repeatable)")
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="K:V",
+        help="header sent to the auth endpoint, e.g. 'Authorization: Bearer T' (repeatable)",
+    )
     parser.add_argument("--origin", default=None, help="Origin header of the WebSocket handshake")
     parser.add_argument("--count", type=int, default=None, metavar="N", help="exit after N events")
     parser.add_argument("--json", action="store_true", help="one JSON object per event")
     parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes")
-    parser.add_argument("--stats", action="store_true",
-                        help="print, last, one JSON line: received, seconds, events_per_s")
+    parser.add_argument(
+        "--stats", action="store_true", help="print, last, one JSON line: received, seconds, events_per_s"
+    )
     parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
 
 

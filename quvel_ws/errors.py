@@ -118,8 +118,9 @@ class SubscriptionError(WsError):
     ``LimitReached``, ``ServerError``, ``Timeout``); ``status`` is the HTTP status of a failed auth
     request or the server's code. The channel may be subscribed again to retry."""
 
-    def __init__(self, channel: str, message: str, *, type: str = "SubscriptionError",
-                 status: int | None = None) -> None:
+    def __init__(
+        self, channel: str, message: str, *, type: str = "SubscriptionError", status: int | None = None
+    ) -> None:
         self.channel = channel
         self.type = type
         self.status = status
@@ -131,8 +132,9 @@ class AuthorizationError(SubscriptionError):
     """The auth endpoint did not authorise the channel: an HTTP error status (403, 500...), status 0
     for a network failure or timeout, or a 200 with a body that is not a valid auth response."""
 
-    def __init__(self, channel: str, message: str, *, status: int | None = None,
-                 body: str | None = None) -> None:
+    def __init__(
+        self, channel: str, message: str, *, status: int | None = None, body: str | None = None
+    ) -> None:
         self.body = body[:500] if body else body
         super().__init__(channel, message, type="AuthError", status=status)
 

@@ -23,8 +23,17 @@ DEFAULT_DOC = ROOT / "docs" / "reliability.md"
 BEGIN = "<!-- BEGIN reliability-table -->"
 END = "<!-- END reliability-table -->"
 
-COLUMNS = ("Scenario", "Server", "Load", "Faults injected", "Events sent", "Events received",
-           "Recovered by reload", "Recovery time", "Notes")
+COLUMNS = (
+    "Scenario",
+    "Server",
+    "Load",
+    "Faults injected",
+    "Events sent",
+    "Events received",
+    "Recovered by reload",
+    "Recovery time",
+    "Notes",
+)
 
 
 def _recovery(row: dict[str, Any]) -> str:
@@ -49,8 +58,9 @@ def _notes(row: dict[str, Any]) -> str:
     if isinstance(lost, int) and row.get("events_sent"):
         notes.append(f"**{lost:,} lost**" if lost else "0 lost")
     if "detection_s" in row:
-        notes.append(f"dead link noticed after {row['detection_s']:.2f} s "
-                     f"(limit {row['detection_limit_s']:g} s)")
+        notes.append(
+            f"dead link noticed after {row['detection_s']:.2f} s (limit {row['detection_limit_s']:g} s)"
+        )
     if "attempts_per_client" in row:
         notes.append(f"{row['attempts_per_client']} connect attempts per client while refused")
     if "transport_errors" in row:
@@ -61,8 +71,10 @@ def _notes(row: dict[str, Any]) -> str:
         notes.append(f"{row['cuts']} cuts, {row['protocol_errors']} parse errors surfaced")
     if "peak_100ms" in row:
         spread = row.get("resubscribed_after_s", {})
-        notes.append(f"busiest 100 ms: {row['peak_100ms']} clients ({row['peak_100ms_share']:.0%}); "
-                     f"p10-p90 {spread.get('p10', 0):.2f}-{spread.get('p90', 0):.2f} s")
+        notes.append(
+            f"busiest 100 ms: {row['peak_100ms']} clients ({row['peak_100ms_share']:.0%}); "
+            f"p10-p90 {spread.get('p10', 0):.2f}-{spread.get('p90', 0):.2f} s"
+        )
     if "auth_errors" in row:
         notes.append(f"{row['auth_errors']} auth failures during the outage")
     if "leaks" in row:
@@ -70,8 +82,10 @@ def _notes(row: dict[str, Any]) -> str:
         grown = ", ".join(f"{k} +{v}" for k, v in leaks.items())
         notes.append("no growth in tasks, sockets, handlers" if not leaks else f"growth: {grown}")
         if "server_channels" in row:
-            notes.append(f"server: {sum(row['server_channels'].values())} subscriptions on "
-                         f"{len(row['server_channels'])} channels, {row.get('open_connections')} connection")
+            notes.append(
+                f"server: {sum(row['server_channels'].values())} subscriptions on "
+                f"{len(row['server_channels'])} channels, {row.get('open_connections')} connection"
+            )
     return "; ".join(notes)
 
 

@@ -24,6 +24,7 @@ fi
 
 echo "== ruff"
 ruff check .
+ruff format --check .
 echo "== mypy --strict"
 mypy
 echo "== pytest"

@@ -201,8 +201,9 @@ def soketi_server(**kwargs: Any) -> Iterator[SoketiServer]:
         server.stop()
 
 
-def run_node(script: str | Path, *args: str, env: Mapping[str, str] | None = None,
-             timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+def run_node(
+    script: str | Path, *args: str, env: Mapping[str, str] | None = None, timeout: float = 60.0
+) -> subprocess.CompletedProcess[str]:
     """Run a Node script with ``peers/node_modules`` on its module path; stdout is returned as text."""
     require(node_available(), "node")
     full_env = dict(os.environ)
@@ -211,8 +212,13 @@ def run_node(script: str | Path, *args: str, env: Mapping[str, str] | None = Non
     if env:
         full_env.update(env)
     return subprocess.run(
-        ["node", str(script), *args], cwd=PEERS_DIR, env=full_env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        ["node", str(script), *args],
+        cwd=PEERS_DIR,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -225,8 +231,14 @@ def spawn_node(script: str | Path, *args: str, env: Mapping[str, str] | None = N
     if env:
         full_env.update(env)
     return subprocess.Popen(
-        ["node", str(script), *args], cwd=PEERS_DIR, env=full_env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, bufsize=1, start_new_session=True,
+        ["node", str(script), *args],
+        cwd=PEERS_DIR,
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
     )
 
 

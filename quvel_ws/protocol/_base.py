@@ -51,8 +51,12 @@ class _CoreBase:
     def __init__(self, config: ProtocolConfig, *, rng: random.Random | None = None) -> None:
         self._config = config
         self._url = config.url
-        self._backoff = Backoff(config.backoff_initial, config.backoff_max, config.immediate_retry_jitter,
-                                rng if rng is not None else random.Random())
+        self._backoff = Backoff(
+            config.backoff_initial,
+            config.backoff_max,
+            config.immediate_retry_jitter,
+            rng if rng is not None else random.Random(),
+        )
         self._events: list[Output] = []
         self._state = ConnectionState.INITIALIZED
         self._phase = _IDLE

@@ -29,9 +29,17 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(("ws://", "wss://")):
             raise InvalidArgument(f"url must start with ws:// or wss://, got {self.url!r}")
-        for name in ("activity_timeout", "pong_timeout", "unavailable_timeout", "subscription_timeout",
-                     "connect_timeout", "handshake_timeout", "backoff_initial", "backoff_max",
-                     "backoff_reset_after"):
+        for name in (
+            "activity_timeout",
+            "pong_timeout",
+            "unavailable_timeout",
+            "subscription_timeout",
+            "connect_timeout",
+            "handshake_timeout",
+            "backoff_initial",
+            "backoff_max",
+            "backoff_reset_after",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise InvalidArgument(f"{name} must be a positive number of seconds, got {value!r}")

@@ -23,8 +23,11 @@ class _EncryptedChannels(_CoreBase):
     def _encrypted_event(self, ch: Channel, event: str, data: Any, user_id: str | None, now: float) -> None:
         box = ch.box
         if box is None:
-            self._events.append(ErrorRaised(DecryptionError(
-                ch.name, event, "the event arrived before the channel's key"), ch.name))
+            self._events.append(
+                ErrorRaised(
+                    DecryptionError(ch.name, event, "the event arrived before the channel's key"), ch.name
+                )
+            )
             return
         if ch.refreshing:
             self._hold(ch, event, data, user_id)
@@ -49,8 +52,14 @@ class _EncryptedChannels(_CoreBase):
 
     def _hold(self, ch: Channel, event: str, data: Any, user_id: str | None) -> None:
         if len(ch.held) >= self._config.max_held_events:
-            self._events.append(ErrorRaised(DecryptionError(
-                ch.name, event, f"over {self._config.max_held_events} events wait for a new key"), ch.name))
+            self._events.append(
+                ErrorRaised(
+                    DecryptionError(
+                        ch.name, event, f"over {self._config.max_held_events} events wait for a new key"
+                    ),
+                    ch.name,
+                )
+            )
             return
         ch.held.append((event, data, user_id))
 
@@ -76,8 +85,12 @@ class _EncryptedChannels(_CoreBase):
             try:
                 plain = decrypt(box, data)
             except DecryptFailed as exc:
-                self._events.append(ErrorRaised(DecryptionError(
-                    ch.name, event, f"{exc.reason} (also with the refreshed key)"), ch.name))
+                self._events.append(
+                    ErrorRaised(
+                        DecryptionError(ch.name, event, f"{exc.reason} (also with the refreshed key)"),
+                        ch.name,
+                    )
+                )
                 continue
             self._events.append(channel_event(ch.name, event, plain, user_id))
 

@@ -230,7 +230,24 @@ class ErrorRaised:
 
 
 Output: TypeAlias = (
-    OpenTransport | SendFrame | CloseTransport | AuthorizeChannel | AuthorizeUser | StateChanged | Connected
-    | RetryScheduled | ChannelEvent | GlobalEvent | SubscriptionSucceeded | SubscriptionFailed | Unsubscribed
-    | SubscriptionCount | MemberAdded | MemberRemoved | MembersCleared | SignedIn | UserEvent | ErrorRaised
+    OpenTransport
+    | SendFrame
+    | CloseTransport
+    | AuthorizeChannel
+    | AuthorizeUser
+    | StateChanged
+    | Connected
+    | RetryScheduled
+    | ChannelEvent
+    | GlobalEvent
+    | SubscriptionSucceeded
+    | SubscriptionFailed
+    | Unsubscribed
+    | SubscriptionCount
+    | MemberAdded
+    | MemberRemoved
+    | MembersCleared
+    | SignedIn
+    | UserEvent
+    | ErrorRaised
 )

@@ -141,8 +141,11 @@ class PusherProtocol(_UserAuthentication):
             return
         if phase not in (_OPENING, _HANDSHAKE, _OPEN):
             return
-        err = error if isinstance(error, TransportError) else TransportError(
-            f"could not connect to {self._url}: {type(error).__name__}: {error}")
+        err = (
+            error
+            if isinstance(error, TransportError)
+            else TransportError(f"could not connect to {self._url}: {type(error).__name__}: {error}")
+        )
         if err is not error:
             err.__cause__ = error
         self._events.append(ErrorRaised(err))
@@ -193,8 +196,11 @@ class PusherProtocol(_UserAuthentication):
         best: float | None = None
         if phase == _OPEN:
             ping_at = self._ping_at
-            best = (self._last_rx + self._activity_timeout) if ping_at is None else (
-                ping_at + self._config.pong_timeout)
+            best = (
+                (self._last_rx + self._activity_timeout)
+                if ping_at is None
+                else (ping_at + self._config.pong_timeout)
+            )
         elif phase == _WAITING:
             best = self._retry_at
         elif phase in (_OPENING, _HANDSHAKE):
@@ -234,12 +240,22 @@ class PusherProtocol(_UserAuthentication):
                 self._open(now)
         elif phase == _OPENING:
             if self._phase_deadline is not None and now >= self._phase_deadline:
-                self._events.append(ErrorRaised(TransportError(
-                    f"could not connect to {self._url} within {self._config.connect_timeout:g}s")))
+                self._events.append(
+                    ErrorRaised(
+                        TransportError(
+                            f"could not connect to {self._url} within {self._config.connect_timeout:g}s"
+                        )
+                    )
+                )
                 self._abort(1000, "connect timeout", "reconnect", now)
         elif phase == _HANDSHAKE and self._phase_deadline is not None and now >= self._phase_deadline:
-            self._events.append(ErrorRaised(HandshakeError(
-                f"no pusher:connection_established within {self._config.handshake_timeout:g}s")))
+            self._events.append(
+                ErrorRaised(
+                    HandshakeError(
+                        f"no pusher:connection_established within {self._config.handshake_timeout:g}s"
+                    )
+                )
+            )
             self._abort(_HANDSHAKE_FAILED_CODE, "handshake timeout", "backoff", now)
         if self._unavailable_at is not None and now >= self._unavailable_at:
             self._unavailable_at = None
@@ -421,7 +437,7 @@ class PusherProtocol(_UserAuthentication):
     def _plan_retry_for(self, action: CloseAction, now: float) -> None:
         if action == "tls_only":
             if self._url.startswith("ws://"):
-                self._url = "wss://" + self._url[len("ws://"):]
+                self._url = "wss://" + self._url[len("ws://") :]
                 self._plan_retry("immediate", now, 0.0)
             else:  # already TLS: do not loop at full speed on a confused server
                 self._plan_retry("backoff", now)

@@ -120,8 +120,9 @@ class _Subscriptions(_EncryptedChannels):
         self._events.append(SendFrame(text))
 
     def _send_unsubscribe(self, channel: str) -> None:
-        self._events.append(SendFrame(orjson.dumps(
-            {"event": "pusher:unsubscribe", "data": {"channel": channel}}).decode()))
+        self._events.append(
+            SendFrame(orjson.dumps({"event": "pusher:unsubscribe", "data": {"channel": channel}}).decode())
+        )
 
     def _fail_subscription(self, ch: Channel, error: SubscriptionError) -> None:
         ch.fail()
@@ -163,9 +164,14 @@ class _Subscriptions(_EncryptedChannels):
             return
         if ch.kind is _ENCRYPTED:
             if auth.shared_secret is None:
-                self._fail_subscription(ch, AuthorizationError(
-                    channel, f"No shared_secret key in auth payload for encrypted channel: {channel}",
-                    status=200))
+                self._fail_subscription(
+                    ch,
+                    AuthorizationError(
+                        channel,
+                        f"No shared_secret key in auth payload for encrypted channel: {channel}",
+                        status=200,
+                    ),
+                )
                 return
             try:
                 ch.box = make_box(auth.shared_secret)
@@ -182,16 +188,28 @@ class _Subscriptions(_EncryptedChannels):
                     self._parked[channel] = auth  # pusher-js waits for sign-in to learn "me"
                     return
                 else:
-                    self._fail_subscription(ch, AuthorizationError(
-                        channel, "Invalid auth response: presence channels need channel_data "
-                        "(or a signed-in user)", status=200))
+                    self._fail_subscription(
+                        ch,
+                        AuthorizationError(
+                            channel,
+                            "Invalid auth response: presence channels need channel_data "
+                            "(or a signed-in user)",
+                            status=200,
+                        ),
+                    )
                     return
             else:
                 my_id = self._presence_user_id(auth.channel_data)
                 if my_id is None:
-                    self._fail_subscription(ch, AuthorizationError(
-                        channel, "channel_data is not a JSON object with a user_id", status=200,
-                        body=auth.channel_data))
+                    self._fail_subscription(
+                        ch,
+                        AuthorizationError(
+                            channel,
+                            "channel_data is not a JSON object with a user_id",
+                            status=200,
+                            body=auth.channel_data,
+                        ),
+                    )
                     return
                 ch.presence.my_id = my_id
         self._send_subscribe(ch, auth.auth, auth.channel_data)
@@ -204,8 +222,9 @@ class _Subscriptions(_EncryptedChannels):
             return None
         return member_id(parsed.get("user_id")) if type(parsed) is dict else None
 
-    def channel_authorization_failed(self, channel: str, socket_id: str, error: SubscriptionError,
-                                     now: float) -> None:
+    def channel_authorization_failed(
+        self, channel: str, socket_id: str, error: SubscriptionError, now: float
+    ) -> None:
         """Answer to ``AuthorizeChannel`` when the auth endpoint failed (status carried by ``error``)."""
         ch = self._channels.get(channel)
         if ch is None or socket_id != self._socket_id or self._phase != _OPEN:
@@ -247,8 +266,9 @@ class _Subscriptions(_EncryptedChannels):
         elif event == "pusher_internal:subscription_count":
             count = data.get("subscription_count") if type(data) is dict else None
             if type(count) is not int:
-                self._events.append(ErrorRaised(ProtocolError("subscription_count without an integer count"),
-                                                ch.name))
+                self._events.append(
+                    ErrorRaised(ProtocolError("subscription_count without an integer count"), ch.name)
+                )
                 return
             ch.subscription_count = count
             if not ch.cancelled and ch.kind is not _USER:
@@ -288,9 +308,11 @@ class _Subscriptions(_EncryptedChannels):
         else:
             type_, message, status = None, data, None
         error = SubscriptionError(
-            ch.name, message if type(message) is str else "the server refused the subscription",
+            ch.name,
+            message if type(message) is str else "the server refused the subscription",
             type=type_ if type(type_) is str else "SubscriptionError",
-            status=status if type(status) is int else None)
+            status=status if type(status) is int else None,
+        )
         if ch.cancelled:
             del self._channels[ch.name]
             self._timed.pop(ch.name, None)

@@ -57,8 +57,12 @@ class _UserAuthentication(_Subscriptions):
         if socket_id != self._socket_id or self._phase != _OPEN or not self._signin_pending:
             return
         try:
-            text = encode_limited("pusher:signin", {"auth": auth.auth, "user_data": auth.user_data}, None,
-                                  self._config.max_frame_bytes)
+            text = encode_limited(
+                "pusher:signin",
+                {"auth": auth.auth, "user_data": auth.user_data},
+                None,
+                self._config.max_frame_bytes,
+            )
         except (PayloadTooLarge, InvalidArgument) as exc:
             self._signin_failed(SigninError(str(exc)))
             return
@@ -77,8 +81,12 @@ class _UserAuthentication(_Subscriptions):
             del self._parked[name]
             ch = self._channels.get(name)
             if ch is not None and ch.pending:
-                self._fail_subscription(ch, AuthorizationError(
-                    name, "Invalid auth response: no channel_data and the user sign-in failed", status=200))
+                self._fail_subscription(
+                    ch,
+                    AuthorizationError(
+                        name, "Invalid auth response: no channel_data and the user sign-in failed", status=200
+                    ),
+                )
 
     def _signin_success(self, data: Any, now: float) -> None:
         raw = data.get("user_data") if type(data) is dict else None

@@ -87,10 +87,27 @@ class EmbeddedServerProcess:
         if self.proc is not None and self.proc.poll() is None:
             return self
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "quvel", "serve", "--port", str(self.port), "--app-id", APP_ID,
-             "--app-key", APP_KEY, "--app-secret", APP_SECRET, "--enable-client-events",
-             "--activity-timeout", str(self.activity_timeout)],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "quvel",
+                "serve",
+                "--port",
+                str(self.port),
+                "--app-id",
+                APP_ID,
+                "--app-key",
+                APP_KEY,
+                "--app-secret",
+                APP_SECRET,
+                "--enable-client-events",
+                "--activity-timeout",
+                str(self.activity_timeout),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         try:
             wait_http_ok(f"{self.http_url}/", timeout)
@@ -227,8 +244,9 @@ class Stack:
     def __init__(self, kind: str, *, users: int = 3, seed: int = 0) -> None:
         self.kind = kind
         self.server = make_server(kind)
-        self.users = [DemoUser(i, f"User {i}", f"u{i}@example.test", f"token-{i}-{seed}")
-                      for i in range(1, users + 1)]
+        self.users = [
+            DemoUser(i, f"User {i}", f"u{i}@example.test", f"token-{i}-{seed}") for i in range(1, users + 1)
+        ]
         self.rng = random.Random(seed)
         self.ws_proxy: FaultProxy | None = None
         self.auth_proxy: FaultProxy | None = None
@@ -245,8 +263,9 @@ class Stack:
         self.auth_proxy = await FaultProxy("127.0.0.1", backend_port).start()
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         for publisher in self.publishers:  # a scenario that failed midway may leave one running
             await publisher.stop()
         for watcher in self.watchers:
@@ -294,11 +313,13 @@ class Stack:
         from quvel_store.container import ServiceContainer
 
         assert self.backend is not None
-        container = ServiceContainer(config={"tenant_id": self.backend.tenant_id, "api_url": self.api_url,
-                                             "ws_url": self.ws_url})
+        container = ServiceContainer(
+            config={"tenant_id": self.backend.tenant_id, "api_url": self.api_url, "ws_url": self.ws_url}
+        )
         container.api.set_token(user.token)
-        container.ws = WebSocketService(self.ws_url, http_client=container.api.client,
-                                        **{**FAST_CLIENT, **options})
+        container.ws = WebSocketService(
+            self.ws_url, http_client=container.api.client, **{**FAST_CLIENT, **options}
+        )
         await container.boot()
         app = create_app(container=container)
         store = app.use(NotificationStore)
@@ -324,8 +345,9 @@ class Stack:
 
     async def converge(self, within: float) -> None:
         """Wait until every watcher holds every notification the back end sent to its user."""
-        await asyncio.gather(*(w.wait(lambda w: self.sent_ids(w.user) <= w.ids, within)
-                               for w in self.watchers))
+        await asyncio.gather(
+            *(w.wait(lambda w: self.sent_ids(w.user) <= w.ids, within) for w in self.watchers)
+        )
 
     def tally(self) -> dict[str, int]:
         """Events sent (back end record), received live, recovered by reload, lost."""
@@ -336,8 +358,12 @@ class Stack:
             received += len(ids & w.live)
             recovered += len(ids & (w.recovered - w.live))
             lost += len(ids - w.ids)
-        return {"events_sent": sent, "events_received": received, "events_recovered": recovered,
-                "events_lost": lost}
+        return {
+            "events_sent": sent,
+            "events_received": received,
+            "events_recovered": recovered,
+            "events_lost": lost,
+        }
 
     async def restart_server(self, *, hard: bool, down_for: float) -> float:
         """Kill (or stop) the server, keep it down ``down_for`` s, start it; returns when it is back up."""
@@ -351,8 +377,9 @@ class Publisher:
     """Sends notifications to users at ``rate`` per second until stopped (Laravel's ``notify()``), from
     ``workers`` concurrent senders so the rate does not depend on one request's latency."""
 
-    def __init__(self, stack: Stack, rate: float, users: Sequence[DemoUser] | None = None,
-                 workers: int = 1) -> None:
+    def __init__(
+        self, stack: Stack, rate: float, users: Sequence[DemoUser] | None = None, workers: int = 1
+    ) -> None:
         self.stack = stack
         self.rate = rate
         self.users = list(users or stack.users)

@@ -122,8 +122,9 @@ class _Link:
         if not self.closed and not writer.transport.is_closing():
             writer.write(data)
 
-    async def pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                   direction: Literal["up", "down"]) -> None:
+    async def pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, direction: Literal["up", "down"]
+    ) -> None:
         proxy = self.proxy
         loop = asyncio.get_running_loop()
         try:
@@ -166,8 +167,16 @@ class _Link:
 class FaultProxy:
     """Loopback TCP proxy to ``target_host:target_port`` with switchable faults (see module doc)."""
 
-    def __init__(self, target_host: str, target_port: int, *, host: str = "127.0.0.1", port: int = 0,
-                 ssl: ssl_module.SSLContext | None = None, record: int = 0) -> None:
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        ssl: ssl_module.SSLContext | None = None,
+        record: int = 0,
+    ) -> None:
         """``ssl``: terminate TLS on the listening side (the server behind stays plain), to put a TLS
         endpoint in front of a server that has none. ``record``: keep the first ``record`` bytes each
         client sent (its HTTP request / WebSocket handshake) in ``handshakes``."""
@@ -219,8 +228,9 @@ class FaultProxy:
     async def __aenter__(self) -> Self:
         return await self.start()
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.close()
 
     @property

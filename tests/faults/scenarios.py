@@ -26,15 +26,22 @@ Row = dict[str, Any]
 
 
 def _row(scenario: str, stack: Stack, load: str, faults: str, **extra: Any) -> Row:
-    return {"scenario": scenario, "server": stack.kind, "load": load, "faults": faults, **stack.tally(),
-            **extra}
+    return {
+        "scenario": scenario,
+        "server": stack.kind,
+        "load": load,
+        "faults": faults,
+        **stack.tally(),
+        **extra,
+    }
 
 
 async def server_channels(stack: Stack) -> dict[str, int]:
     """``GET /apps/1/channels`` on the server (signed): occupied channels and subscription counts."""
     path = f"/apps/{APP_ID}/channels"
-    query = signed_query("GET", path, b"", key=APP_KEY, secret=APP_SECRET,
-                         extra={"info": "subscription_count"})
+    query = signed_query(
+        "GET", path, b"", key=APP_KEY, secret=APP_SECRET, extra={"info": "subscription_count"}
+    )
     async with httpx.AsyncClient(timeout=5) as client:
         response = await client.get(f"{stack.server.http_url}{path}?{query}")
     response.raise_for_status()
@@ -45,8 +52,15 @@ async def server_channels(stack: Stack) -> dict[str, int]:
 # --- server killed and restarted ----------------------------------------------------------------------------
 
 
-async def kill_restart(kind: str, *, clients: int = 3, rate: float = 50, kills: int = 1,
-                       down_for: float = 0.5, settle: float = 0.5) -> Row:
+async def kill_restart(
+    kind: str,
+    *,
+    clients: int = 3,
+    rate: float = 50,
+    kills: int = 1,
+    down_for: float = 0.5,
+    settle: float = 0.5,
+) -> Row:
     """SIGKILL the server (no close frames) ``kills`` times while events flow; every client must come
     back, resubscribe and reload what it missed."""
     async with Stack(kind, users=clients) as stack:
@@ -64,20 +78,35 @@ async def kill_restart(kind: str, *, clients: int = 3, rate: float = 50, kills: 
         await asyncio.sleep(settle)
         await publisher.stop()
         await stack.converge(15)
-        return _row("server killed (SIGKILL) and restarted", stack, f"{clients} clients, {rate:g} ev/s",
-                    f"{kills} kill(s), down {down_for:g} s", recovery_s=percentiles(recoveries, (50, 100)))
+        return _row(
+            "server killed (SIGKILL) and restarted",
+            stack,
+            f"{clients} clients, {rate:g} ev/s",
+            f"{kills} kill(s), down {down_for:g} s",
+            recovery_s=percentiles(recoveries, (50, 100)),
+        )
 
 
 # --- blackhole: silence without a close -------------------------------------------------------------------
 
 
-async def blackhole(kind: str, *, activity_timeout: float = 1.0, pong_timeout: float = 1.0,
-                    hold: float | None = None, rate: float = 20) -> Row:
+async def blackhole(
+    kind: str,
+    *,
+    activity_timeout: float = 1.0,
+    pong_timeout: float = 1.0,
+    hold: float | None = None,
+    rate: float = 20,
+) -> Row:
     """The network goes silent (no FIN, no RST). The heartbeat must notice within activity_timeout +
     pong_timeout, and the client must be back once the network heals."""
     async with Stack(kind, users=1) as stack:
-        options = {"activity_timeout": activity_timeout, "pong_timeout": pong_timeout, "connect_timeout": 1.0,
-                   "handshake_timeout": 1.0}
+        options = {
+            "activity_timeout": activity_timeout,
+            "pong_timeout": pong_timeout,
+            "connect_timeout": 1.0,
+            "handshake_timeout": 1.0,
+        }
         watcher = await stack.watch(stack.users[0], **options)
         states: list[tuple[float, ConnectionState]] = []
         watcher.ws.state.subscribe(lambda s: states.append((time.monotonic(), s)))
@@ -105,16 +134,28 @@ async def blackhole(kind: str, *, activity_timeout: float = 1.0, pong_timeout: f
         await asyncio.sleep(0.3)
         await publisher.stop()
         await stack.converge(15)
-        return _row("blackhole (silence, no close)", stack, f"1 client, {rate:g} ev/s",
-                    f"blackhole; activity {activity_timeout:g} s + pong {pong_timeout:g} s",
-                    recovery_s=back - healed, detection_s=round(detection, 3), detection_limit_s=limit)
+        return _row(
+            "blackhole (silence, no close)",
+            stack,
+            f"1 client, {rate:g} ev/s",
+            f"blackhole; activity {activity_timeout:g} s + pong {pong_timeout:g} s",
+            recovery_s=back - healed,
+            detection_s=round(detection, 3),
+            detection_limit_s=limit,
+        )
 
 
 # --- connection refused for a while ---------------------------------------------------------------------
 
 
-async def refused(kind: str, *, clients: int = 5, seconds: float = 3.0, backoff_initial: float = 0.1,
-                  backoff_max: float = 1.0) -> Row:
+async def refused(
+    kind: str,
+    *,
+    clients: int = 5,
+    seconds: float = 3.0,
+    backoff_initial: float = 0.1,
+    backoff_max: float = 1.0,
+) -> Row:
     """Every connection attempt is refused for ``seconds``: clients back off with jitter (counted at
     the proxy) instead of looping, and come back once connections are accepted again."""
     async with Stack(kind, users=clients) as stack:
@@ -133,17 +174,24 @@ async def refused(kind: str, *, clients: int = 5, seconds: float = 3.0, backoff_
         back = await stack.all_subscribed(2, 30)
         per_client = len(attempts) / clients
         gaps = [b - a for a, b in itertools.pairwise(attempts)]
-        return _row("connection refused for a while", stack, f"{clients} clients",
-                    f"all connects reset for {seconds:g} s", recovery_s=back - healed,
-                    attempts=len(attempts), attempts_per_client=round(per_client, 1),
-                    attempt_gaps=percentiles(gaps))
+        return _row(
+            "connection refused for a while",
+            stack,
+            f"{clients} clients",
+            f"all connects reset for {seconds:g} s",
+            recovery_s=back - healed,
+            attempts=len(attempts),
+            attempts_per_client=round(per_client, 1),
+            attempt_gaps=percentiles(gaps),
+        )
 
 
 # --- no thundering herd ----------------------------------------------------------------------------------
 
 
-async def herd(kind: str, *, clients: int = 50, down_for: float = 0.0, hard: bool = False,
-               backoff_max: float = 4.0) -> Row:
+async def herd(
+    kind: str, *, clients: int = 50, down_for: float = 0.0, hard: bool = False, backoff_max: float = 4.0
+) -> Row:
     """``clients`` services on one channel; the server restarts. Reconnection times after the server is
     back are spread by the jitter, not a spike: report their distribution and the busiest 100 ms."""
     async with Stack(kind, users=1) as stack:
@@ -174,12 +222,23 @@ async def herd(kind: str, *, clients: int = 50, down_for: float = 0.0, hard: boo
             for ws, api in services:
                 await ws.shutdown()
                 await api.aclose()
-        row = _row("reconnect spread after a restart (thundering herd)", stack, f"{clients} clients",
-                   f"server {'killed' if hard else 'stopped (4200)'} and restarted",
-                   recovery_s=percentiles(resubscribed, (50, 95, 100)))
-        row.update(events_sent=None, events_received=None, events_recovered=None, events_lost=None,
-                   resubscribed_after_s=percentiles(resubscribed), connects_after_up=len(connects),
-                   peak_100ms=peak, peak_100ms_share=round(peak / clients, 3))
+        row = _row(
+            "reconnect spread after a restart (thundering herd)",
+            stack,
+            f"{clients} clients",
+            f"server {'killed' if hard else 'stopped (4200)'} and restarted",
+            recovery_s=percentiles(resubscribed, (50, 95, 100)),
+        )
+        row.update(
+            events_sent=None,
+            events_received=None,
+            events_recovered=None,
+            events_lost=None,
+            resubscribed_after_s=percentiles(resubscribed),
+            connects_after_up=len(connects),
+            peak_100ms=peak,
+            peak_100ms_share=round(peak / clients, 3),
+        )
         return row
 
 
@@ -194,8 +253,9 @@ async def _until(predicate: Any, within: float) -> None:
 # --- the auth endpoint goes down and comes back ------------------------------------------------------------
 
 
-async def auth_down(kind: str, *, clients: int = 2, down_for: float = 2.0, rate: float = 20,
-                    recover_within: float = 15.0) -> Row:
+async def auth_down(
+    kind: str, *, clients: int = 2, down_for: float = 2.0, rate: float = 20, recover_within: float = 15.0
+) -> Row:
     """The app (auth endpoint and API) is unreachable while the socket reconnects: re-authorisation
     fails. Once the app is back, the private subscriptions must recover on their own."""
     async with Stack(kind, users=clients) as stack:
@@ -223,9 +283,14 @@ async def auth_down(kind: str, *, clients: int = 2, down_for: float = 2.0, rate:
         await publisher.stop()
         if recovery is not None:
             await stack.converge(15)
-        return _row("auth endpoint down, then back", stack, f"{clients} clients, {rate:g} ev/s",
-                    f"auth/API refused {down_for:g} s during a reconnect", recovery_s=recovery,
-                    auth_errors=sum(isinstance(e, AuthorizationError) for e in errors))
+        return _row(
+            "auth endpoint down, then back",
+            stack,
+            f"{clients} clients, {rate:g} ev/s",
+            f"auth/API refused {down_for:g} s during a reconnect",
+            recovery_s=recovery,
+            auth_errors=sum(isinstance(e, AuthorizationError) for e in errors),
+        )
 
 
 # --- network flaps and leaks -------------------------------------------------------------------------
@@ -272,18 +337,34 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
                 await asyncio.sleep(rng.uniform(0, 0.05))
         healed = time.monotonic()
         target = n + 1  # one resubscription after the last drop (it may have happened already)
-        await _until(lambda: steady(1) and len(watcher.subscribed_at) >= target
-                     and ws.current_state is ConnectionState.CONNECTED, 30)
+        await _until(
+            lambda: (
+                steady(1)
+                and len(watcher.subscribed_at) >= target
+                and ws.current_state is ConnectionState.CONNECTED
+            ),
+            30,
+        )
         recovery = time.monotonic() - healed
         await publisher.stop()
         await stack.converge(15)
         await _settle(watcher)
         after = snapshot()
         server_side = await server_channels(stack)
-        row = _row(f"{count} network flaps in a row", stack, "1 client, 3 channels, 20 ev/s",
-                   f"{count} RST drops in {time.monotonic() - started:.1f} s", recovery_s=recovery)
-        row.update(leaks=growth(before, after), before=before.as_dict(), after=after.as_dict(),
-                   server_channels=server_side, open_connections=stack.ws_proxy.open_connections)
+        row = _row(
+            f"{count} network flaps in a row",
+            stack,
+            "1 client, 3 channels, 20 ev/s",
+            f"{count} RST drops in {time.monotonic() - started:.1f} s",
+            recovery_s=recovery,
+        )
+        row.update(
+            leaks=growth(before, after),
+            before=before.as_dict(),
+            after=after.as_dict(),
+            server_channels=server_side,
+            open_connections=stack.ws_proxy.open_connections,
+        )
         return row
 
 
@@ -299,8 +380,15 @@ async def _settle(watcher: Any) -> None:
 # --- nothing lost -------------------------------------------------------------------------------------
 
 
-async def nothing_lost(kind: str, *, rate: float = 500, disconnects: int = 20, duration: float = 4.0,
-                       clients: int = 3, seed: int = 2) -> Row:
+async def nothing_lost(
+    kind: str,
+    *,
+    rate: float = 500,
+    disconnects: int = 20,
+    duration: float = 4.0,
+    clients: int = 3,
+    seed: int = 2,
+) -> Row:
     """The notification recipe (the real ``NotificationStore`` in a store app) under ``rate`` events/s
     with ``disconnects`` random drops: every notification the back end stored ends up in the store of
     its user, live or through the reload on re-subscription."""
@@ -323,20 +411,33 @@ async def nothing_lost(kind: str, *, rate: float = 500, disconnects: int = 20, d
         healed = time.monotonic()
         await stack.converge(30)
         converged = time.monotonic() - healed
-        return _row("nothing lost (notification recipe)", stack,
-                    f"{clients} users, {publisher.sent / elapsed:.0f} ev/s for {elapsed:.1f} s",
-                    f"{disconnects} random RST drops", recovery_s=converged,
-                    target_rate=rate, achieved_rate=round(publisher.sent / elapsed, 1))
+        return _row(
+            "nothing lost (notification recipe)",
+            stack,
+            f"{clients} users, {publisher.sent / elapsed:.0f} ev/s for {elapsed:.1f} s",
+            f"{disconnects} random RST drops",
+            recovery_s=converged,
+            target_rate=rate,
+            achieved_rate=round(publisher.sent / elapsed, 1),
+        )
 
 
-async def latency(kind: str, *, ms: float = 300, seconds: float = 4.0, activity_timeout: float = 1.0,
-                  pong_timeout: float = 1.0, rate: float = 20) -> Row:
+async def latency(
+    kind: str,
+    *,
+    ms: float = 300,
+    seconds: float = 4.0,
+    activity_timeout: float = 1.0,
+    pong_timeout: float = 1.0,
+    rate: float = 20,
+) -> Row:
     """A slow network (``ms`` each way, round trip below the pong timeout): the heartbeat must not
     mistake latency for a dead link, and every event still arrives live."""
     async with Stack(kind, users=1) as stack:
         assert stack.ws_proxy is not None
-        watcher = await stack.watch(stack.users[0], activity_timeout=activity_timeout,
-                                    pong_timeout=pong_timeout)
+        watcher = await stack.watch(
+            stack.users[0], activity_timeout=activity_timeout, pong_timeout=pong_timeout
+        )
         await stack.all_subscribed(1, 15)
         stack.ws_proxy.delay(ms)
         connections = stack.ws_proxy.stats.connections
@@ -347,12 +448,17 @@ async def latency(kind: str, *, ms: float = 300, seconds: float = 4.0, activity_
         await publisher.stop()
         await stack.converge(15)
         stack.ws_proxy.pass_through()
-        return _row("high latency", stack, f"1 client, {rate:g} ev/s",
-                    f"{ms:g} ms each way for {seconds:g} s; activity {activity_timeout:g} s + pong "
-                    f"{pong_timeout:g} s", recovery_s=0.0,
-                    reconnects=stack.ws_proxy.stats.connections - connections,
-                    client_bytes_sent=stack.ws_proxy.stats.bytes_up - sent_up,
-                    resubscriptions=len(watcher.subscribed_at) - 1)
+        return _row(
+            "high latency",
+            stack,
+            f"1 client, {rate:g} ev/s",
+            f"{ms:g} ms each way for {seconds:g} s; activity {activity_timeout:g} s + pong "
+            f"{pong_timeout:g} s",
+            recovery_s=0.0,
+            reconnects=stack.ws_proxy.stats.connections - connections,
+            client_bytes_sent=stack.ws_proxy.stats.bytes_up - sent_up,
+            resubscriptions=len(watcher.subscribed_at) - 1,
+        )
 
 
 async def cut_frames(kind: str, *, cuts: int = 5, rate: float = 100) -> Row:
@@ -382,9 +488,15 @@ async def cut_frames(kind: str, *, cuts: int = 5, rate: float = 100) -> Row:
         await publisher.stop()
         await stack.converge(15)
         protocol_errors = [e for e in errors if type(e).__name__ in {"ProtocolError", "CallbackError"}]
-        return _row("connection cut mid-frame", stack, f"1 client, {rate:g} ev/s",
-                    f"{cuts} cuts (half a chunk, then RST)", recovery_s=percentiles(recoveries, (50, 100)),
-                    protocol_errors=len(protocol_errors), cuts=stack.ws_proxy.stats.cuts)
+        return _row(
+            "connection cut mid-frame",
+            stack,
+            f"1 client, {rate:g} ev/s",
+            f"{cuts} cuts (half a chunk, then RST)",
+            recovery_s=percentiles(recoveries, (50, 100)),
+            protocol_errors=len(protocol_errors),
+            cuts=stack.ws_proxy.stats.cuts,
+        )
 
 
 async def connect_refused_hard(kind: str, *, seconds: float = 2.0) -> Row:
@@ -404,5 +516,11 @@ async def connect_refused_hard(kind: str, *, seconds: float = 2.0) -> Row:
         healed = time.monotonic()
         stack.ws_proxy.pass_through()
         back = await stack.all_subscribed(2, 30)
-        return _row("port closed (ECONNREFUSED) for a while", stack, "1 client", f"closed {seconds:g} s",
-                    recovery_s=back - healed, transport_errors=len(transport_errors))
+        return _row(
+            "port closed (ECONNREFUSED) for a while",
+            stack,
+            "1 client",
+            f"closed {seconds:g} s",
+            recovery_s=back - healed,
+            transport_errors=len(transport_errors),
+        )

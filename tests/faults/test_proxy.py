@@ -62,8 +62,9 @@ async def connect(proxy: FaultProxy) -> tuple[asyncio.StreamReader, asyncio.Stre
     return await asyncio.open_connection("127.0.0.1", proxy.port)
 
 
-async def roundtrip(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes,
-                    within: float = 5.0) -> bytes:
+async def roundtrip(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, payload: bytes, within: float = 5.0
+) -> bytes:
     writer.write(payload)
     await writer.drain()
     return await asyncio.wait_for(reader.readexactly(len(payload)), within)

@@ -106,7 +106,9 @@ async def test_a_hundred_flaps_leak_nothing(kind: str) -> None:
     assert row["leaks"] == {}, row
     assert row["open_connections"] == 1
     assert row["server_channels"] == {
-        "private-tenant.acme.User.1": 1, "presence-room.1": 1, "news": 1,
+        "private-tenant.acme.User.1": 1,
+        "presence-room.1": 1,
+        "news": 1,
     }
     assert row["events_lost"] == 0
 

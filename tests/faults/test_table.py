@@ -16,8 +16,9 @@ RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
 
 
 def test_the_document_matches_the_committed_run() -> None:
-    done = subprocess.run([sys.executable, str(SCRIPT), str(RESULTS), "--check"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(RESULTS), "--check"], capture_output=True, text=True, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -34,13 +35,39 @@ def test_the_table_is_regenerated_between_its_markers(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text("intro\n<!-- BEGIN reliability-table -->\nold\n<!-- END reliability-table -->\noutro\n")
     results = tmp_path / "r.json"
-    results.write_text(json.dumps({"meta": {"finished": "now", "machine": "m", "command": "c"}, "scenarios": [
-        {"scenario": "s", "server": "embedded", "load": "1 client", "faults": "f", "events_sent": 1200,
-         "events_received": 1000, "events_recovered": 200, "events_lost": 0, "recovery_s": {"p50": 0.5}},
-        {"scenario": "t", "server": "soketi", "load": "", "faults": "", "error": "TimeoutError: x"},
-    ]}))
-    done = subprocess.run([sys.executable, str(SCRIPT), str(results), "--doc", str(doc)], capture_output=True,
-                          text=True, check=False)
+    results.write_text(
+        json.dumps(
+            {
+                "meta": {"finished": "now", "machine": "m", "command": "c"},
+                "scenarios": [
+                    {
+                        "scenario": "s",
+                        "server": "embedded",
+                        "load": "1 client",
+                        "faults": "f",
+                        "events_sent": 1200,
+                        "events_received": 1000,
+                        "events_recovered": 200,
+                        "events_lost": 0,
+                        "recovery_s": {"p50": 0.5},
+                    },
+                    {
+                        "scenario": "t",
+                        "server": "soketi",
+                        "load": "",
+                        "faults": "",
+                        "error": "TimeoutError: x",
+                    },
+                ],
+            }
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(results), "--doc", str(doc)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     text = doc.read_text()
     assert text.startswith("intro\n")
@@ -54,7 +81,11 @@ def test_the_table_is_regenerated_between_its_markers(tmp_path: Path) -> None:
 def test_a_document_without_the_section_is_an_error(tmp_path: Path, doc_text: str) -> None:
     doc = tmp_path / "doc.md"
     doc.write_text(doc_text)
-    done = subprocess.run([sys.executable, str(SCRIPT), str(RESULTS), "--doc", str(doc)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), str(RESULTS), "--doc", str(doc)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert "no <!-- BEGIN reliability-table -->" in done.stderr

@@ -39,8 +39,10 @@ class ErrorLog(logging.Handler):
         self.records.append(record)
 
     def take(self) -> list[str]:
-        out = [f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text or ''}" if r.exc_info else "")
-               for r in self.records]
+        out = [
+            f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text or ''}" if r.exc_info else "")
+            for r in self.records
+        ]
         self.records.clear()
         return out
 

@@ -35,14 +35,36 @@ json_values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
     max_leaves=12,
 )
-KNOWN_CHANNELS = ["news", "private-x", "presence-x", "private-encrypted-x", "cache-x", "private-cache-x",
-                  "presence-cache-x", "#server-to-user-1", "#server-to-user-", "fuzz-check"]
-channel_names = st.sampled_from(KNOWN_CHANNELS) | st.text(max_size=210) | st.text(
-    alphabet="abc-_=@,.;#", min_size=1, max_size=205
+KNOWN_CHANNELS = [
+    "news",
+    "private-x",
+    "presence-x",
+    "private-encrypted-x",
+    "cache-x",
+    "private-cache-x",
+    "presence-cache-x",
+    "#server-to-user-1",
+    "#server-to-user-",
+    "fuzz-check",
+]
+channel_names = (
+    st.sampled_from(KNOWN_CHANNELS)
+    | st.text(max_size=210)
+    | st.text(alphabet="abc-_=@,.;#", min_size=1, max_size=205)
 )
-KNOWN_EVENTS = ["pusher:subscribe", "pusher:unsubscribe", "pusher:ping", "pusher:pong", "pusher:signin",
-                "client-x", "client-", "pusher_internal:subscription_succeeded", "pusher:error",
-                "pusher:connection_established", "pusher:cache_miss"]
+KNOWN_EVENTS = [
+    "pusher:subscribe",
+    "pusher:unsubscribe",
+    "pusher:ping",
+    "pusher:pong",
+    "pusher:signin",
+    "client-x",
+    "client-",
+    "pusher_internal:subscription_succeeded",
+    "pusher:error",
+    "pusher:connection_established",
+    "pusher:cache_miss",
+]
 event_names = st.sampled_from(KNOWN_EVENTS) | st.text(max_size=220) | st.just("client-" + "x" * 250)
 subscribe_data = st.fixed_dictionaries(
     {},
@@ -71,10 +93,13 @@ def signed(draw: st.DrawFn) -> tuple[str, Any]:
     channel = draw(st.sampled_from(["private-", "presence-", "private-encrypted-", "private-cache-"]))
     channel += draw(st.text(alphabet="abc-_=@,.;", min_size=1, max_size=20))
     if kind == "presence" or channel.startswith("presence-"):
-        member = draw(json_values | st.fixed_dictionaries({"user_id": json_values},
-                                                           optional={"user_info": json_values}))
-        return "presence", (channel.replace("private-", "presence-", 1) if not channel.startswith(
-            "presence-") else channel, json.dumps(member))
+        member = draw(
+            json_values | st.fixed_dictionaries({"user_id": json_values}, optional={"user_info": json_values})
+        )
+        return "presence", (
+            channel.replace("private-", "presence-", 1) if not channel.startswith("presence-") else channel,
+            json.dumps(member),
+        )
     return "private", channel
 
 
@@ -114,8 +139,12 @@ def open_client(server: ServerThread) -> tuple[ClientConnection, str]:
     return ws, json.loads(first["data"])["socket_id"]
 
 
-def read_until(ws: ClientConnection, predicate: Callable[[dict[str, Any]], bool], within: float = 5.0,
-               seen: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def read_until(
+    ws: ClientConnection,
+    predicate: Callable[[dict[str, Any]], bool],
+    within: float = 5.0,
+    seen: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     deadline = time.monotonic() + within
     while True:
         remaining = deadline - time.monotonic()
@@ -167,8 +196,14 @@ def send_frame(ws: ClientConnection, socket_id: str, frame: Any) -> None:
         elif kind == "presence":
             channel, channel_data = payload
             auth = channel_auth(APP.key, APP.secret, socket_id, channel, channel_data)
-            ws.send(json.dumps({"event": "pusher:subscribe",
-                                "data": {"channel": channel, "auth": auth, "channel_data": channel_data}}))
+            ws.send(
+                json.dumps(
+                    {
+                        "event": "pusher:subscribe",
+                        "data": {"channel": channel, "auth": auth, "channel_data": channel_data},
+                    }
+                )
+            )
         else:
             auth = channel_auth(APP.key, APP.secret, socket_id, payload)
             ws.send(json.dumps({"event": "pusher:subscribe", "data": {"channel": payload, "auth": auth}}))
@@ -202,8 +237,13 @@ def test_random_frames_never_hurt_the_server(
     if closed_code is not None:
         # Allowed: what Pusher closes on (bad sign-in 4009, oversize 1009, bad framing 1002/1007).
         assert closed_code in {1002, 1003, 1007, 1009, 4009, 4200, 4201}, closed_code
-    server_side_errors = [f for f in seen if f.get("event") == "pusher:error"
-                          and isinstance(f.get("data"), dict) and f["data"].get("code") == 4302]
+    server_side_errors = [
+        f
+        for f in seen
+        if f.get("event") == "pusher:error"
+        and isinstance(f.get("data"), dict)
+        and f["data"].get("code") == 4302
+    ]
     assert server_side_errors == [], "a frame handler raised (4302 'server error')"
     assert server_errors.take() == []
     honest.check()
@@ -237,12 +277,18 @@ def test_raw_garbage_on_the_socket(
 
 
 @settings(settings.get_profile("quvel-fuzz"))
-@given(ops=st.lists(st.tuples(
-    st.integers(0, 3),
-    st.sampled_from(["sub", "unsub", "close"]),
-    st.sampled_from(["news", "private-a", "presence-a", "presence-b"]),
-    st.sampled_from(["1", "2", "3"]),
-), min_size=1, max_size=25))
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.sampled_from(["sub", "unsub", "close"]),
+            st.sampled_from(["news", "private-a", "presence-a", "presence-b"]),
+            st.sampled_from(["1", "2", "3"]),
+        ),
+        min_size=1,
+        max_size=25,
+    )
+)
 def test_subscription_bookkeeping_matches_a_model(
     fuzz_server: ServerThread, honest: Honest, server_errors: ErrorLog, ops: list[tuple[int, str, str, str]]
 ) -> None:
@@ -276,13 +322,24 @@ def test_subscription_bookkeeping_matches_a_model(
             if channel.startswith("presence-"):
                 member = user
                 channel_data = json.dumps({"user_id": user, "user_info": {"n": user}})
-                data.update(channel_data=channel_data,
-                            auth=channel_auth(APP.key, APP.secret, sid, channel, channel_data))
+                data.update(
+                    channel_data=channel_data,
+                    auth=channel_auth(APP.key, APP.secret, sid, channel, channel_data),
+                )
             elif channel.startswith("private-"):
                 data["auth"] = channel_auth(APP.key, APP.secret, sid, channel)
             ws.send(json.dumps({"event": "pusher:subscribe", "data": data}))
-            read_until(ws, lambda f, c=channel: f.get("channel") == c and f.get("event") in {  # type: ignore[misc]
-                "pusher_internal:subscription_succeeded", "pusher:subscription_error"})
+            read_until(
+                ws,
+                lambda f, c=channel: (
+                    f.get("channel") == c
+                    and f.get("event")
+                    in {  # type: ignore[misc]
+                        "pusher_internal:subscription_succeeded",
+                        "pusher:subscription_error",
+                    }
+                ),
+            )
             model[i].setdefault(channel, member)
 
             expected_counts: dict[str, int] = {"fuzz-check": 1}

@@ -28,8 +28,16 @@ def channel_auth(key: str, secret: str, socket_id: str, channel: str, channel_da
     return f"{key}:{hmac_hex(secret, to_sign)}"
 
 
-def signed_query(method: str, path: str, body: bytes, *, key: str, secret: str,
-                 timestamp: int | None = None, extra: dict[str, str] | None = None) -> str:
+def signed_query(
+    method: str,
+    path: str,
+    body: bytes,
+    *,
+    key: str,
+    secret: str,
+    timestamp: int | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
     """A signed HTTP API query string (``auth_key``, ``auth_timestamp``, ``auth_version``, ``body_md5``,
     ``auth_signature``), built independently of the server's own signing code."""
     params = dict(extra or {})

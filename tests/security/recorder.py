@@ -46,8 +46,9 @@ class Recorder:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None,
-                        tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self._server is not None:
             self._server.close()
 
@@ -69,7 +70,8 @@ class Recorder:
                 extra = "".join(f"{k}: {v}\r\n" for k, v in reply.headers.items())
                 writer.write(
                     f"HTTP/1.1 {reply.status} X\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(reply.body)}\r\n{extra}\r\n".encode() + reply.body
+                    f"Content-Length: {len(reply.body)}\r\n{extra}\r\n".encode()
+                    + reply.body
                 )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):

@@ -126,8 +126,9 @@ async def test_auth_credentials_go_only_to_the_api_origin(server: PusherServer) 
             await ws.shutdown()
 
         # 2. Auth endpoint on another origin: none of the app's credentials go there.
-        ws = WebSocketService(ws_url, http_client=client,
-                              auth_endpoint=f"{elsewhere.origin}/broadcasting/auth", **FAST)
+        ws = WebSocketService(
+            ws_url, http_client=client, auth_endpoint=f"{elsewhere.origin}/broadcasting/auth", **FAST
+        )
         try:
             errors = Collector(ws.errors)
             ws.channel("orders", type="private").listen("X").subscribe()
@@ -139,8 +140,9 @@ async def test_auth_credentials_go_only_to_the_api_origin(server: PusherServer) 
             await ws.shutdown()
 
         # 3. Explicit auth headers (Echo's auth.headers) go to the auth endpoint, not the WebSocket.
-        ws = WebSocketService(ws_url, http_client=client, auth_headers={"Authorization": f"Bearer {xsrf}"},
-                              **FAST)
+        ws = WebSocketService(
+            ws_url, http_client=client, auth_headers={"Authorization": f"Bearer {xsrf}"}, **FAST
+        )
         try:
             errors = Collector(ws.errors)
             ws.channel("orders", type="private").listen("X").subscribe()
@@ -232,8 +234,11 @@ async def test_secrets_and_tokens_never_appear_in_logs() -> None:
         async with PusherServer(apps=[app]) as server, FaultProxy("127.0.0.1", server.port) as proxy:
             creds = PusherCredentials(server.http_url, "1", "app-key", app_secret, master_key)
             async with DemoBackend(creds, users=[user]) as backend:
-                client = httpx.AsyncClient(base_url=backend.url, headers={"Authorization": f"Bearer {token}"},
-                                           event_hooks={"response": [record_auth]})
+                client = httpx.AsyncClient(
+                    base_url=backend.url,
+                    headers={"Authorization": f"Bearer {token}"},
+                    event_hooks={"response": [record_auth]},
+                )
                 ws = WebSocketService(f"ws://127.0.0.1:{proxy.port}/app/app-key", http_client=client, **FAST)
                 try:
                     private = ws.channel(backend.notification_channel(1))
@@ -252,7 +257,8 @@ async def test_secrets_and_tokens_never_appear_in_logs() -> None:
                     await notes.first()
                     assert await got.first() == {"pin": 1234}
                     await refused_errors.wait(
-                        lambda items: any(isinstance(e, AuthorizationError) for e in items))
+                        lambda items: any(isinstance(e, AuthorizationError) for e in items)
+                    )
                     await proxy.drop_all()  # reconnect: everything is re-authorised with a new socket id
                     for s in subs:
                         await s.count(2)

@@ -42,12 +42,21 @@ async def connect(server: PusherServer, app: AppConfig = APP_A) -> RawClient:
     return await RawClient.connect(server.ws_url_for(app.key))
 
 
-async def post_event(http: httpx.AsyncClient, app_id: str, body: dict[str, Any], *, key: str, secret: str,
-                     timestamp: int | None = None, sign_body: bytes | None = None) -> httpx.Response:
+async def post_event(
+    http: httpx.AsyncClient,
+    app_id: str,
+    body: dict[str, Any],
+    *,
+    key: str,
+    secret: str,
+    timestamp: int | None = None,
+    sign_body: bytes | None = None,
+) -> httpx.Response:
     raw = json.dumps(body).encode()
     path = f"/apps/{app_id}/events"
-    query = signed_query("POST", path, raw if sign_body is None else sign_body, key=key, secret=secret,
-                         timestamp=timestamp)
+    query = signed_query(
+        "POST", path, raw if sign_body is None else sign_body, key=key, secret=secret, timestamp=timestamp
+    )
     return await http.post(f"{path}?{query}", content=raw, headers={"Content-Type": "application/json"})
 
 
@@ -154,8 +163,9 @@ async def test_stale_or_future_timestamps_are_refused(
 ) -> None:
     listener = await connect(server)
     await listener.subscribe("news")
-    r = await post_event(http, APP_A.id, event("news"), key=APP_A.key, secret=APP_A.secret,
-                         timestamp=int(time.time()) - age)
+    r = await post_event(
+        http, APP_A.id, event("news"), key=APP_A.key, secret=APP_A.secret, timestamp=int(time.time()) - age
+    )
     assert r.status_code == 401
     await listener.nothing_for(0.1, lambda f: f.get("event") == "Hello")
     await listener.close()
@@ -180,8 +190,14 @@ async def test_tampered_body_and_signature_are_refused(server: PusherServer, htt
     await listener.subscribe("news")
     # Signed for one body, sent with another (body_md5 mismatch).
     signed_for = json.dumps(event("news", data='{"amount":1}')).encode()
-    r = await post_event(http, APP_A.id, event("news", data='{"amount":1000}'), key=APP_A.key,
-                         secret=APP_A.secret, sign_body=signed_for)
+    r = await post_event(
+        http,
+        APP_A.id,
+        event("news", data='{"amount":1000}'),
+        key=APP_A.key,
+        secret=APP_A.secret,
+        sign_body=signed_for,
+    )
     assert r.status_code == 401
     # A valid query with its signature altered.
     raw = json.dumps(event("news")).encode()
@@ -202,11 +218,16 @@ async def test_tampered_body_and_signature_are_refused(server: PusherServer, htt
 
 async def test_channel_queries_need_a_signature_too(server: PusherServer, http: httpx.AsyncClient) -> None:
     client = await connect(server)
-    await client.subscribe("presence-x", auth=channel_auth(APP_A.key, APP_A.secret, client.socket_id,
-                                                           "presence-x", '{"user_id":"7"}'),
-                           channel_data='{"user_id":"7"}')
-    for path in (f"/apps/{APP_A.id}/channels", f"/apps/{APP_A.id}/channels/presence-x",
-                 f"/apps/{APP_A.id}/channels/presence-x/users"):
+    await client.subscribe(
+        "presence-x",
+        auth=channel_auth(APP_A.key, APP_A.secret, client.socket_id, "presence-x", '{"user_id":"7"}'),
+        channel_data='{"user_id":"7"}',
+    )
+    for path in (
+        f"/apps/{APP_A.id}/channels",
+        f"/apps/{APP_A.id}/channels/presence-x",
+        f"/apps/{APP_A.id}/channels/presence-x/users",
+    ):
         r = await http.get(path)
         assert r.status_code == 401, path
         assert "7" not in r.text
@@ -249,8 +270,11 @@ async def test_oversize_payloads_are_refused(server: PusherServer, http: httpx.A
     assert r.status_code == 413
     a, b = await connect(server), await connect(server)
     for c in (a, b):
-        assert succeeded(await c.subscribe("private-chat", auth=channel_auth(
-            APP_A.key, APP_A.secret, c.socket_id, "private-chat")))
+        assert succeeded(
+            await c.subscribe(
+                "private-chat", auth=channel_auth(APP_A.key, APP_A.secret, c.socket_id, "private-chat")
+            )
+        )
     await a.send({"event": "client-big", "channel": "private-chat", "data": {"x": big}})
     assert (await a.next(lambda f: f.get("event") == "pusher:error"))["data"]["code"] == 4301
     await b.nothing_for(0.1, lambda f: f.get("event") == "client-big")
@@ -389,6 +413,7 @@ async def test_forged_signin_closes_the_socket(server: PusherServer) -> None:
     user_data = '{"id":"1"}'
     forged = f"{APP_A.key}:{'0' * 64}"
     await client.send({"event": "pusher:signin", "data": {"auth": forged, "user_data": user_data}})
+
     async def read_all() -> None:
         while True:
             await client.next(within=5)
@@ -429,8 +454,9 @@ def test_signature_checks_use_constant_time_comparison() -> None:
     assert offenders == {}, f"compare secrets with hmac.compare_digest, not ==: {offenders}"
 
 
-async def test_compare_digest_is_what_decides(server: PusherServer, http: httpx.AsyncClient,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_compare_digest_is_what_decides(
+    server: PusherServer, http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every signature check goes through ``hmac.compare_digest`` (counted while it runs)."""
     calls: list[int] = []
     real = hmac.compare_digest

@@ -100,8 +100,9 @@ class ScriptedConnection:
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(text)
 
-    async def send_event(self, event: str, data: Any = None, channel: str | None = None, *,
-                         encode: bool = True, **extra: Any) -> None:
+    async def send_event(
+        self, event: str, data: Any = None, channel: str | None = None, *, encode: bool = True, **extra: Any
+    ) -> None:
         """Send a Pusher frame; ``data`` is JSON-encoded into a string (as servers do) unless
         ``encode=False``; ``data=None`` with ``encode=False`` omits the key."""
         msg: dict[str, Any] = {"event": event}
@@ -148,11 +149,19 @@ FrameHook = Callable[[ScriptedConnection, Received], "bool | Awaitable[bool]"]
 class ScriptedServer:
     """See the module docstring."""
 
-    def __init__(self, *, app_key: str = "app-key", activity_timeout: int | float = 30,
-                 handshake: bool | Callable[[ScriptedConnection], str | None] = True,
-                 answer_pings: bool = True, auto_subscribe: bool = True,
-                 succeeded_style: Literal["reverb", "soketi"] = "reverb", relay_client_events: bool = True,
-                 answer_signin: bool = True, on_frame: FrameHook | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        app_key: str = "app-key",
+        activity_timeout: int | float = 30,
+        handshake: bool | Callable[[ScriptedConnection], str | None] = True,
+        answer_pings: bool = True,
+        auto_subscribe: bool = True,
+        succeeded_style: Literal["reverb", "soketi"] = "reverb",
+        relay_client_events: bool = True,
+        answer_signin: bool = True,
+        on_frame: FrameHook | None = None,
+    ) -> None:
         self.app_key = app_key
         self.activity_timeout = activity_timeout
         self.handshake = handshake
@@ -204,8 +213,12 @@ class ScriptedServer:
 
     # --- waiting --------------------------------------------------------------------------------------
 
-    async def _wait(self, check: Callable[[], Any], timeout: float,  # noqa: ASYNC109 (test API)
-                    what: Callable[[], str]) -> Any:
+    async def _wait(
+        self,
+        check: Callable[[], Any],
+        timeout: float,  # noqa: ASYNC109 (test API)
+        what: Callable[[], str],
+    ) -> Any:
         assert self._changed is not None
         try:
             async with asyncio.timeout(timeout), self._changed:
@@ -222,16 +235,16 @@ class ScriptedServer:
         async with self._changed:
             self._changed.notify_all()
 
-    async def wait_for_connection(self, index: int = 0,
-                                  timeout: float = 5.0) -> ScriptedConnection:  # noqa: ASYNC109
+    async def wait_for_connection(self, index: int = 0, timeout: float = 5.0) -> ScriptedConnection:  # noqa: ASYNC109
         """The ``index``-th accepted connection (0 = the first), waiting for it if needed."""
         conn: ScriptedConnection = await self._wait(
-            lambda: self.connections[index] if len(self.connections) > index else None, timeout,
-            lambda: f"connection #{index} did not arrive within {timeout}s ({len(self.connections)} so far)")
+            lambda: self.connections[index] if len(self.connections) > index else None,
+            timeout,
+            lambda: f"connection #{index} did not arrive within {timeout}s ({len(self.connections)} so far)",
+        )
         return conn
 
-    async def expect(self, predicate: Callable[[Received], bool],
-                     timeout: float = 5.0) -> Received:  # noqa: ASYNC109 (a one-call test API)
+    async def expect(self, predicate: Callable[[Received], bool], timeout: float = 5.0) -> Received:  # noqa: ASYNC109 (a one-call test API)
         """The first not-yet-expected frame matching ``predicate``; waits up to ``timeout`` seconds."""
 
         def find() -> Received | None:
@@ -242,8 +255,13 @@ class ScriptedServer:
             return None
 
         found: Received = await self._wait(
-            find, timeout, lambda: f"no matching frame within {timeout}s; received: "
-            + repr([r.text for r in self.received])[:2000])
+            find,
+            timeout,
+            lambda: (
+                f"no matching frame within {timeout}s; received: "
+                + repr([r.text for r in self.received])[:2000]
+            ),
+        )
         return found
 
     def frames(self, event: str | None = None) -> list[Received]:
@@ -254,8 +272,9 @@ class ScriptedServer:
     async def send(self, text: str) -> None:
         await self.latest.send(text)
 
-    async def send_event(self, event: str, data: Any = None, channel: str | None = None, *,
-                         encode: bool = True, **extra: Any) -> None:
+    async def send_event(
+        self, event: str, data: Any = None, channel: str | None = None, *, encode: bool = True, **extra: Any
+    ) -> None:
         await self.latest.send_event(event, data, channel, encode=encode, **extra)
 
     async def close(self, code: int | None = 1000, reason: str = "") -> None:
@@ -325,8 +344,12 @@ class ScriptedServer:
             channel = data.get("channel")
             if isinstance(channel, str):
                 await self._unsubscribe(conn, channel)
-        elif (event is not None and event.startswith("client-") and self.relay_client_events
-              and frame.channel in conn.subscriptions):
+        elif (
+            event is not None
+            and event.startswith("client-")
+            and self.relay_client_events
+            and frame.channel in conn.subscriptions
+        ):
             channel = frame.channel
             assert channel is not None
             extra = {}
@@ -352,17 +375,27 @@ class ScriptedServer:
             member = orjson.loads(data.get("channel_data") or "{}")
             user_id = str(member["user_id"])
         except (orjson.JSONDecodeError, KeyError, TypeError):
-            await conn.send_event("pusher:subscription_error", {
-                "type": "AuthError", "error": "presence channel_data without user_id", "status": 401},
-                channel, encode=False)
+            await conn.send_event(
+                "pusher:subscription_error",
+                {"type": "AuthError", "error": "presence channel_data without user_id", "status": 401},
+                channel,
+                encode=False,
+            )
             return
         already = {c.subscriptions.get(channel) for c in self.connections if channel in c.subscriptions}
         conn.subscriptions[channel] = user_id
         conn.presence_info[channel] = (user_id, member.get("user_info"))
-        members = {uid: info for c in self.connections for ch, (uid, info) in c.presence_info.items()
-                   if ch == channel and channel in c.subscriptions}
-        await conn.send_event("pusher_internal:subscription_succeeded", {
-            "presence": {"ids": list(members), "hash": members, "count": len(members)}}, channel)
+        members = {
+            uid: info
+            for c in self.connections
+            for ch, (uid, info) in c.presence_info.items()
+            if ch == channel and channel in c.subscriptions
+        }
+        await conn.send_event(
+            "pusher_internal:subscription_succeeded",
+            {"presence": {"ids": list(members), "hash": members, "count": len(members)}},
+            channel,
+        )
         if user_id not in already:
             for other in self.connections:
                 if other is not conn and channel in other.subscriptions and not other.silent:

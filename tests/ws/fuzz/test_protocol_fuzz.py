@@ -35,21 +35,68 @@ from quvel_ws.protocol import (
     UserAuthData,
 )
 
-CHANNELS = ["chat", "private-a", "presence-r", "private-encrypted-e", "cache-c", "#server-to-user-1",
-            "bad name", ""]
+CHANNELS = [
+    "chat",
+    "private-a",
+    "presence-r",
+    "private-encrypted-e",
+    "cache-c",
+    "#server-to-user-1",
+    "bad name",
+    "",
+]
 VALID = CHANNELS[:5]
-EVENTS = ["pusher:connection_established", "pusher:error", "pusher:ping", "pusher:pong",
-          "pusher_internal:subscription_succeeded", "pusher_internal:member_added",
-          "pusher_internal:member_removed", "pusher_internal:subscription_count", "pusher:subscription_error",
-          "pusher:signin_success", "pusher_internal:watchlist_events", "pusher:cache_miss", "client-x", "app"]
+EVENTS = [
+    "pusher:connection_established",
+    "pusher:error",
+    "pusher:ping",
+    "pusher:pong",
+    "pusher_internal:subscription_succeeded",
+    "pusher_internal:member_added",
+    "pusher_internal:member_removed",
+    "pusher_internal:subscription_count",
+    "pusher:subscription_error",
+    "pusher:signin_success",
+    "pusher_internal:watchlist_events",
+    "pusher:cache_miss",
+    "client-x",
+    "app",
+]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
-        st.sampled_from(["socket_id", "activity_timeout", "code", "message", "presence", "hash", "ids",
-                         "user_id", "user_info", "subscription_count", "user_data", "id", "events", "name",
-                         "nonce", "ciphertext", "type", "status", "error"]), inner, max_size=4),
-    max_leaves=8)
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "socket_id",
+                    "activity_timeout",
+                    "code",
+                    "message",
+                    "presence",
+                    "hash",
+                    "ids",
+                    "user_id",
+                    "user_info",
+                    "subscription_count",
+                    "user_data",
+                    "id",
+                    "events",
+                    "name",
+                    "nonce",
+                    "ciphertext",
+                    "type",
+                    "status",
+                    "error",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=8,
+)
 
 datas = st.one_of(
     json_values,
@@ -80,33 +127,44 @@ def frames(draw: st.DrawFn) -> str | bytes:
     return orjson.dumps(msg).decode()
 
 
-ESTABLISHED = orjson.dumps({"event": "pusher:connection_established",
-                            "data": '{"socket_id":"1.1","activity_timeout":30}'}).decode()
+ESTABLISHED = orjson.dumps(
+    {"event": "pusher:connection_established", "data": '{"socket_id":"1.1","activity_timeout":30}'}
+).decode()
 PRESENCE = '{"presence":{"ids":["1"],"hash":{"1":null},"count":1}}'
 
 
 def succeeded(channel: str) -> str:
     data = PRESENCE if channel.startswith("presence-") else "{}"
-    return orjson.dumps({"event": "pusher_internal:subscription_succeeded", "channel": channel,
-                         "data": data}).decode()
+    return orjson.dumps(
+        {"event": "pusher_internal:subscription_succeeded", "channel": channel, "data": data}
+    ).decode()
 
 
-operations = st.lists(st.one_of(
-    st.tuples(st.just("frame"), frames()),
-    st.tuples(st.just("frame"), st.just(ESTABLISHED)),
-    st.tuples(st.just("frame"), st.sampled_from(VALID).map(succeeded)),
-    st.tuples(st.just("frame"), st.sampled_from(VALID).map(succeeded)),
-    st.tuples(st.just("tick"), st.floats(0, 3, allow_nan=False) | st.floats(0, 200, allow_nan=False)),
-    st.tuples(st.just("sub"), st.sampled_from(CHANNELS)),
-    st.tuples(st.just("sub"), st.sampled_from(VALID)),
-    st.tuples(st.just("unsub"), st.sampled_from(CHANNELS)),
-    st.tuples(st.just("auth"), st.sampled_from(VALID), st.integers(0, 4)),
-    st.tuples(st.just("whisper"), st.sampled_from(CHANNELS), st.sampled_from(["client-x", "x"])),
-    st.tuples(st.just("transport"), st.sampled_from(["opened", "failed", "closed"]),
-              st.sampled_from([None, 1000, 1002, 1006, 4000, 4001, 4100, 4200, 4300])),
-    st.tuples(st.just("conn"), st.sampled_from(["connect", "disconnect", "check", "signin", "user_ok",
-                                                "user_fail"])),
-), min_size=3, max_size=60)
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("frame"), frames()),
+        st.tuples(st.just("frame"), st.just(ESTABLISHED)),
+        st.tuples(st.just("frame"), st.sampled_from(VALID).map(succeeded)),
+        st.tuples(st.just("frame"), st.sampled_from(VALID).map(succeeded)),
+        st.tuples(st.just("tick"), st.floats(0, 3, allow_nan=False) | st.floats(0, 200, allow_nan=False)),
+        st.tuples(st.just("sub"), st.sampled_from(CHANNELS)),
+        st.tuples(st.just("sub"), st.sampled_from(VALID)),
+        st.tuples(st.just("unsub"), st.sampled_from(CHANNELS)),
+        st.tuples(st.just("auth"), st.sampled_from(VALID), st.integers(0, 4)),
+        st.tuples(st.just("whisper"), st.sampled_from(CHANNELS), st.sampled_from(["client-x", "x"])),
+        st.tuples(
+            st.just("transport"),
+            st.sampled_from(["opened", "failed", "closed"]),
+            st.sampled_from([None, 1000, 1002, 1006, 4000, 4001, 4100, 4200, 4300]),
+        ),
+        st.tuples(
+            st.just("conn"),
+            st.sampled_from(["connect", "disconnect", "check", "signin", "user_ok", "user_fail"]),
+        ),
+    ),
+    min_size=3,
+    max_size=60,
+)
 
 
 def check_invariants(proto: PusherProtocol, now: float) -> None:
@@ -128,8 +186,9 @@ def check_invariants(proto: PusherProtocol, now: float) -> None:
 
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=operations, seed=st.integers(0, 2**16), start_connected=st.booleans())
-def test_random_operations_keep_the_core_consistent(ops: list[tuple[Any, ...]], seed: int,
-                                                    start_connected: bool) -> None:
+def test_random_operations_keep_the_core_consistent(
+    ops: list[tuple[Any, ...]], seed: int, start_connected: bool
+) -> None:
     proto = PusherProtocol(ProtocolConfig(url="ws://h/app/k", max_frame_bytes=500), rng=random.Random(seed))
     now = 0.0
     proto.connect(now)
@@ -159,8 +218,9 @@ def test_random_operations_keep_the_core_consistent(ops: list[tuple[Any, ...]], 
             else:
                 secret = b"k" * 32 if variant in (1, 2) else b"short"
                 data = '{"user_id":"1"}' if variant in (1, 3) else None
-                proto.channel_authorized(op[1], sid if variant != 4 else "9.9",
-                                         ChannelAuthData("a:b", data, secret), now)
+                proto.channel_authorized(
+                    op[1], sid if variant != 4 else "9.9", ChannelAuthData("a:b", data, secret), now
+                )
         elif kind == "whisper":
             with contextlib.suppress(ClientEventError, NotConnected, InvalidArgument):
                 proto.send_client_event(op[1], op[2], {"x": 1}, now)
@@ -200,8 +260,10 @@ def test_any_bytes_in_any_phase_never_raise(data: bytes | str) -> None:
         proto.connect(0.0)
         proto.transport_opened(0.0)
         if connect:
-            proto.receive('{"event":"pusher:connection_established","data":{"socket_id":"1.1",'
-                          '"activity_timeout":30}}', 0.0)
+            proto.receive(
+                '{"event":"pusher:connection_established","data":{"socket_id":"1.1","activity_timeout":30}}',
+                0.0,
+            )
         proto.receive(data, 1.0)
         for out in proto.events_to_process():
             if isinstance(out, ErrorRaised):
@@ -349,8 +411,9 @@ class ChannelMachine(RuleBasedStateMachine):
         self.proto.transport_opened(self.now)
         self.sid += 1
         established = {"socket_id": f"{self.sid}.1", "activity_timeout": 30}
-        self.proto.receive(orjson.dumps({"event": "pusher:connection_established", "data": established}),
-                           self.now)
+        self.proto.receive(
+            orjson.dumps({"event": "pusher:connection_established", "data": established}), self.now
+        )
         assert self.proto.state is ConnectionState.CONNECTED
         self.connected = True
         for name in self.model:

@@ -55,8 +55,16 @@ class Harness:
 
     # --- the server side ----------------------------------------------------------------------------
 
-    def frame(self, event: str, data: Any = None, channel: str | None = None, *, encode: bool = True,
-              omit_data: bool = False, **extra: Any) -> list[Output]:
+    def frame(
+        self,
+        event: str,
+        data: Any = None,
+        channel: str | None = None,
+        *,
+        encode: bool = True,
+        omit_data: bool = False,
+        **extra: Any,
+    ) -> list[Output]:
         """Deliver a frame; ``data`` is JSON-encoded into a string like servers do unless ``encode=False``."""
         msg: dict[str, Any] = {"event": event}
         if channel is not None:
@@ -78,8 +86,9 @@ class Harness:
         return self.drain()
 
     def establish(self, socket_id: str = "123.456", activity_timeout: float = 120) -> list[Output]:
-        return self.frame("pusher:connection_established",
-                          {"socket_id": socket_id, "activity_timeout": activity_timeout})
+        return self.frame(
+            "pusher:connection_established", {"socket_id": socket_id, "activity_timeout": activity_timeout}
+        )
 
     def connect(self, socket_id: str = "123.456", activity_timeout: float = 120) -> list[Output]:
         """Full handshake: connect, open, established; returns the outputs of the last step."""
@@ -103,8 +112,14 @@ class Harness:
         self.proto.transport_closed(code, reason, self.now)
         return self.drain()
 
-    def authorize(self, channel: str, auth: str = "app-key:sig", channel_data: str | None = None,
-                  shared_secret: bytes | None = None, socket_id: str | None = None) -> list[Output]:
+    def authorize(
+        self,
+        channel: str,
+        auth: str = "app-key:sig",
+        channel_data: str | None = None,
+        shared_secret: bytes | None = None,
+        socket_id: str | None = None,
+    ) -> list[Output]:
         sid = socket_id if socket_id is not None else self.proto.socket_id
         assert sid is not None
         auth_data = ChannelAuthData(auth, channel_data, shared_secret)

@@ -18,8 +18,12 @@ def ready(name: str = "private-chat.1", **config: object) -> Harness:
         h.succeed(name)
         return h
     h.authorize(name, channel_data='{"user_id":"1"}' if name.startswith("presence-") else None)
-    h.succeed(name, {"presence": {"ids": ["1"], "hash": {"1": None}, "count": 1}}
-              if name.startswith("presence-") else None)
+    h.succeed(
+        name,
+        {"presence": {"ids": ["1"], "hash": {"1": None}, "count": 1}}
+        if name.startswith("presence-")
+        else None,
+    )
     return h
 
 

@@ -80,8 +80,10 @@ def test_rotated_key_is_fetched_once_and_held_events_are_retried_in_order() -> N
     out = event(h, sdk_event_data(MASTER_B, {"n": 2}), "second")
     assert out == []  # held behind the outstanding refresh, no second auth request
     out = h.authorize(CHANNEL, shared_secret=sdk_key(MASTER_B))
-    assert of_type(out, ChannelEvent) == [ChannelEvent(CHANNEL, "first", {"n": 1}),
-                                          ChannelEvent(CHANNEL, "second", {"n": 2})]
+    assert of_type(out, ChannelEvent) == [
+        ChannelEvent(CHANNEL, "first", {"n": 1}),
+        ChannelEvent(CHANNEL, "second", {"n": 2}),
+    ]
     assert of_type(event(h, sdk_event_data(MASTER_B, {"n": 3})), ChannelEvent)[0].data == {"n": 3}
 
 
@@ -148,8 +150,13 @@ def test_non_utf8_plaintext_is_a_decryption_error() -> None:
     h = subscribed()
     box = SecretBox(sdk_key(MASTER_A))
     sealed = box.encrypt(b"\xff\xfe")
-    data = ('{"nonce":"' + base64.b64encode(sealed.nonce).decode() + '","ciphertext":"'
-            + base64.b64encode(sealed.ciphertext).decode() + '"}')
+    data = (
+        '{"nonce":"'
+        + base64.b64encode(sealed.nonce).decode()
+        + '","ciphertext":"'
+        + base64.b64encode(sealed.ciphertext).decode()
+        + '"}'
+    )
     assert [type(e) for e in errors(event(h, data))] == [DecryptionError]
 
 

@@ -72,8 +72,10 @@ def test_bad_connection_established_is_a_handshake_error_then_backoff(data: obje
 
 
 @pytest.mark.parametrize(
-    "first", ['{"event":"app-event","data":"{}"}', "not json", '{"event":"pusher:pong"}'],
-    ids=["app-event", "not-json", "pong"])
+    "first",
+    ['{"event":"app-event","data":"{}"}', "not json", '{"event":"pusher:pong"}'],
+    ids=["app-event", "not-json", "pong"],
+)
 def test_any_other_first_message_is_an_invalid_handshake(first: str) -> None:
     h = Harness()
     h.open()

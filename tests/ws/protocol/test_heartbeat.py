@@ -41,8 +41,14 @@ def test_any_inbound_frame_resets_the_activity_timer() -> None:
     assert sent(h.advance(1)) == [PING]
 
 
-@pytest.mark.parametrize("reply", ['{"event":"pusher:pong","data":{}}', '{"event":"pusher:pong"}',
-                                   '{"event":"some-event","channel":"x","data":"{}"}'])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        '{"event":"pusher:pong","data":{}}',
+        '{"event":"pusher:pong"}',
+        '{"event":"some-event","channel":"x","data":"{}"}',
+    ],
+)
 def test_any_frame_after_ping_counts_as_pong(reply: str) -> None:
     h = Harness(pong_timeout=30)
     h.connect(activity_timeout=30)
@@ -69,8 +75,10 @@ def test_no_frame_within_pong_timeout_closes_and_reconnects() -> None:
     assert len(opens(out)) == 1
 
 
-@pytest.mark.parametrize("frame", ['{"event":"pusher:ping"}', '{"event":"pusher:ping","data":{}}',
-                                   '{"event":"pusher:ping","data":"{}"}'])
+@pytest.mark.parametrize(
+    "frame",
+    ['{"event":"pusher:ping"}', '{"event":"pusher:ping","data":{}}', '{"event":"pusher:ping","data":"{}"}'],
+)
 def test_server_ping_is_answered_with_pong(frame: str) -> None:
     h = Harness()
     h.connect()

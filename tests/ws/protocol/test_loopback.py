@@ -102,8 +102,7 @@ class MiniDriver:
                 self.proto.transport_closed(item[2], item[3], self.now())
             self._act()
 
-    async def wait_for(self, check: Callable[[list[Output]], bool],
-                       timeout: float = 5.0) -> None:  # noqa: ASYNC109
+    async def wait_for(self, check: Callable[[list[Output]], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while not check(self.log):
                 self._changed.clear()
@@ -204,8 +203,10 @@ async def test_refused_4001_never_reconnects(how: str) -> None:
 
 
 async def test_blackholed_server_is_detected_by_the_heartbeat() -> None:
-    async with ScriptedServer(activity_timeout=0.2) as srv, running(srv, pong_timeout=0.3,
-                                                                   immediate_retry_jitter=0.05) as d:
+    async with (
+        ScriptedServer(activity_timeout=0.2) as srv,
+        running(srv, pong_timeout=0.3, immediate_retry_jitter=0.05) as d,
+    ):
         d.proto.connect(d.now())
         d._act()
         await srv.wait_for_connection()
@@ -216,8 +217,10 @@ async def test_blackholed_server_is_detected_by_the_heartbeat() -> None:
 
 
 async def test_handshake_timeout_when_server_says_nothing() -> None:
-    async with ScriptedServer(handshake=False) as srv, running(srv, handshake_timeout=0.2,
-                                                               backoff_initial=0.05) as d:
+    async with (
+        ScriptedServer(handshake=False) as srv,
+        running(srv, handshake_timeout=0.2, backoff_initial=0.05) as d,
+    ):
         d.proto.connect(d.now())
         d._act()
         await srv.wait_for_connection(1, timeout=5)
@@ -234,8 +237,9 @@ async def test_client_events_relayed_between_two_clients_with_presence_user_id()
             assert d.proto.socket_id is not None
             from quvel_ws.protocol import ChannelAuthData
 
-            d.proto.channel_authorized("presence-room", d.proto.socket_id,
-                                       ChannelAuthData("k:s", f'{{"user_id":{uid}}}'), d.now())
+            d.proto.channel_authorized(
+                "presence-room", d.proto.socket_id, ChannelAuthData("k:s", f'{{"user_id":{uid}}}'), d.now()
+            )
             d._act()
             await d.wait_for(lambda log: n_of(SubscriptionSucceeded, log) == 1)
         await a.wait_for(lambda log: any(type(e).__name__ == "MemberAdded" for e in log))
@@ -273,16 +277,20 @@ async def test_scripted_server_presence_members_leave_when_a_client_drops() -> N
     async with ScriptedServer() as srv, connect(srv.url) as a, connect(srv.url) as b:
         for ws, uid in ((a, 1), (b, 2)):
             await ws.recv()
-            await ws.send('{"event":"pusher:subscribe","data":{"channel":"presence-r","auth":"k:s",'
-                          f'"channel_data":"{{\\"user_id\\":{uid}}}"}}}}')
+            await ws.send(
+                '{"event":"pusher:subscribe","data":{"channel":"presence-r","auth":"k:s",'
+                f'"channel_data":"{{\\"user_id\\":{uid}}}"}}}}'
+            )
             await ws.recv()  # subscription_succeeded
         added = orjson.loads(await a.recv())
         assert added["event"] == "pusher_internal:member_added"
         assert orjson.loads(added["data"])["user_id"] == "2"
         await srv.connections[1].drop()
         removed = orjson.loads(await a.recv())
-        assert (removed["event"], orjson.loads(removed["data"])) == ("pusher_internal:member_removed",
-                                                                     {"user_id": "2"})
+        assert (removed["event"], orjson.loads(removed["data"])) == (
+            "pusher_internal:member_removed",
+            {"user_id": "2"},
+        )
 
 
 @pytest.mark.parametrize("style", ["reverb", "soketi"])

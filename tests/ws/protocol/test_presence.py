@@ -21,8 +21,9 @@ from .harness import Harness, errors, of_type
 ROOM = "presence-room.1"
 
 
-def joined(channel_data: str = '{"user_id":1,"user_info":{"name":"Me"}}',
-           presence: dict[str, Any] | None = None) -> tuple[Harness, SubscriptionSucceeded]:
+def joined(
+    channel_data: str = '{"user_id":1,"user_info":{"name":"Me"}}', presence: dict[str, Any] | None = None
+) -> tuple[Harness, SubscriptionSucceeded]:
     h = Harness()
     h.connect("1.1")
     h.proto.subscribe(ROOM, h.now)
@@ -50,9 +51,11 @@ def test_ids_without_hash_entries_still_count() -> None:
 def test_member_added_new_then_update() -> None:
     h, _ = joined()
     assert h.frame("pusher_internal:member_added", {"user_id": 3, "user_info": {"name": "C"}}, ROOM) == [
-        MemberAdded(ROOM, Member("3", {"name": "C"}), updated=False)]
+        MemberAdded(ROOM, Member("3", {"name": "C"}), updated=False)
+    ]
     assert h.frame("pusher_internal:member_added", {"user_id": "3", "user_info": {"name": "C2"}}, ROOM) == [
-        MemberAdded(ROOM, Member("3", {"name": "C2"}), updated=True)]
+        MemberAdded(ROOM, Member("3", {"name": "C2"}), updated=True)
+    ]
     members = h.proto.members(ROOM)
     assert members is not None
     assert len(members) == 3  # an update does not increment the count
@@ -62,7 +65,8 @@ def test_member_added_new_then_update() -> None:
 def test_member_removed_known_and_unknown() -> None:
     h, _ = joined()
     assert h.frame("pusher_internal:member_removed", {"user_id": 2}, ROOM) == [
-        MemberRemoved(ROOM, Member("2", {"name": "B"}))]
+        MemberRemoved(ROOM, Member("2", {"name": "B"}))
+    ]
     assert h.frame("pusher_internal:member_removed", {"user_id": "99"}, ROOM) == []  # ignored silently
     assert h.proto.members(ROOM) == (Member("1", {"name": "Me"}),)
 
@@ -89,8 +93,10 @@ def test_members_reset_on_disconnect_and_rebuilt_on_resubscribe() -> None:
     assert h.proto.members(ROOM) == ()
     h.reopen("2.2")
     h.authorize(ROOM, channel_data='{"user_id":"1"}')
-    (ok,) = of_type(h.succeed(ROOM, {"presence": {"ids": ["1"], "hash": {"1": {"n": 1}}, "count": 1}}),
-                    SubscriptionSucceeded)
+    (ok,) = of_type(
+        h.succeed(ROOM, {"presence": {"ids": ["1"], "hash": {"1": {"n": 1}}, "count": 1}}),
+        SubscriptionSucceeded,
+    )
     assert ok.members == (Member("1", {"n": 1}),)
     assert ok.me == Member("1", {"n": 1})
 

@@ -29,8 +29,9 @@ def signed_in() -> Harness:
     signin = {"event": "pusher:signin", "data": {"auth": "app-key:sig", "user_data": USER_DATA}}
     assert sent(h.drain()) == [signin]
     out = h.frame("pusher:signin_success", {"user_data": USER_DATA}, encode=False)
-    assert of_type(out, SignedIn) == [SignedIn("42", {"id": "42", "user_info": {"name": "Ada"},
-                                                      "watchlist": ["2", "3"]})]
+    assert of_type(out, SignedIn) == [
+        SignedIn("42", {"id": "42", "user_info": {"name": "Ada"}, "watchlist": ["2", "3"]})
+    ]
     assert sent(out) == [{"event": "pusher:subscribe", "data": {"channel": "#server-to-user-42", "auth": ""}}]
     assert h.succeed("#server-to-user-42") == []  # internal: no SubscriptionSucceeded for it
     return h

@@ -200,7 +200,8 @@ def test_private_subscribe_waits_for_auth_with_the_socket_id() -> None:
     out = h.drain()
     assert out == [AuthorizeChannel("private-orders.1", "1.1", "subscribe")]
     assert sent(h.authorize("private-orders.1", auth="app-key:abc")) == [
-        {"event": "pusher:subscribe", "data": {"channel": "private-orders.1", "auth": "app-key:abc"}}]
+        {"event": "pusher:subscribe", "data": {"channel": "private-orders.1", "auth": "app-key:abc"}}
+    ]
 
 
 def test_presence_subscribe_sends_channel_data_verbatim() -> None:
@@ -217,8 +218,10 @@ def test_encrypted_subscribe_strips_shared_secret() -> None:
     h.proto.subscribe("private-encrypted-x", h.now)
     h.drain()
     (frame,) = sent(h.authorize("private-encrypted-x", shared_secret=b"k" * 32))
-    assert frame == {"event": "pusher:subscribe",
-                     "data": {"channel": "private-encrypted-x", "auth": "app-key:sig"}}
+    assert frame == {
+        "event": "pusher:subscribe",
+        "data": {"channel": "private-encrypted-x", "auth": "app-key:sig"},
+    }
 
 
 @pytest.mark.parametrize(
@@ -233,7 +236,8 @@ def test_invalid_channel_names_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["a" * 200, "-_=@,.;", "private-App.Models.User.1", "cache-x", "presence-cache-y"])
+    "name", ["a" * 200, "-_=@,.;", "private-App.Models.User.1", "cache-x", "presence-cache-y"]
+)
 def test_valid_channel_names(name: str) -> None:
     h = connected()
     h.proto.subscribe(name, h.now)
@@ -272,7 +276,10 @@ def test_reconnect_reauthorises_with_new_socket_id_and_resubscribes_everything()
     h.close(1006)
     out = h.reopen("2.2")
     assert sorted(a.channel for a in of_type(out, AuthorizeChannel)) == [
-        "presence-chat", "private-chat", "private-encrypted-e"]
+        "presence-chat",
+        "private-chat",
+        "private-encrypted-e",
+    ]
     assert {a.socket_id for a in of_type(out, AuthorizeChannel)} == {"2.2"}
     assert subscribes(out) == ["chat"]  # "gone" is not resubscribed
     for name in KINDS:
@@ -336,13 +343,19 @@ def test_auth_failure_clears_pending_and_allows_retry(status: int) -> None:
 def test_server_subscription_error_soketi_shape_fails_and_clears_pending() -> None:
     h = connected()
     sub(h, "private-a")
-    out = h.frame("pusher:subscription_error",
-                  {"type": "AuthError", "error": "The connection is unauthorized.", "status": 401},
-                  "private-a", encode=False)
+    out = h.frame(
+        "pusher:subscription_error",
+        {"type": "AuthError", "error": "The connection is unauthorized.", "status": 401},
+        "private-a",
+        encode=False,
+    )
     (failed,) = of_type(out, SubscriptionFailed)
     assert isinstance(failed.error, SubscriptionError)
     assert (failed.error.type, failed.error.status, failed.error.message) == (
-        "AuthError", 401, "The connection is unauthorized.")
+        "AuthError",
+        401,
+        "The connection is unauthorized.",
+    )
     assert h.proto.channel_state("private-a") is CS.FAILED
     assert of_type(h.advance(60), SubscriptionFailed) == []  # no extra timeout later
     assert sub(h, "private-a")  # a retry is allowed
@@ -442,7 +455,8 @@ def test_subscription_count() -> None:
     assert out == [SubscriptionCount("chat", 12)]
     assert h.proto.subscription_count("chat") == 12
     assert [type(e) for e in errors(h.frame("pusher_internal:subscription_count", {"x": 1}, "chat"))] == [
-        type(errors(h.raw("bad"))[0])]
+        type(errors(h.raw("bad"))[0])
+    ]
 
 
 def test_succeeded_data_forms() -> None:
@@ -450,8 +464,9 @@ def test_succeeded_data_forms() -> None:
     sub(h, "a")
     sub(h, "b")
     (s1,) = of_type(h.succeed("a"), SubscriptionSucceeded)  # Soketi: no data key
-    (s2,) = of_type(h.frame("pusher_internal:subscription_succeeded", "{}", "b", encode=False),
-                    SubscriptionSucceeded)  # Reverb: "{}"
+    (s2,) = of_type(
+        h.frame("pusher_internal:subscription_succeeded", "{}", "b", encode=False), SubscriptionSucceeded
+    )  # Reverb: "{}"
     assert (s1.data, s2.data) == (None, {})
 
 
