@@ -22,6 +22,17 @@ else
   echo "warning: npm not found; Soketi and Node interop tests will be skipped (they fail under CI=true)" >&2
 fi
 
+# Front-end tests (tests/ui) drive Debian's chromium through Playwright; Playwright's own browser is never
+# downloaded. Installed here when missing (as root, with apt-get); under CI=true the tests fail without it.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (Debian package) for the browser tests ..."
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "warning: chromium not found; the NiceGUI browser test will be skipped (it fails under CI=true)" >&2
+  fi
+fi
+
 echo "== ruff"
 ruff check .
 ruff format --check .
