@@ -19,7 +19,13 @@ from reactivex import Observable, abc
 from reactivex.subject import Subject
 
 from quvel_store._actions import Action
-from quvel_store._errors import (
+from quvel_store._events import ActionEvent, MutationEvent, MutationKind
+from quvel_store._getters import Getter
+from quvel_store._plugins import Plugin, PluginContext
+from quvel_store._schema import StateSchema
+from quvel_store._store import RESERVED, Store
+from quvel_store.container import ServiceContainer
+from quvel_store.errors import (
     HydrationError,
     InvalidStoreKeyError,
     LoopBindingError,
@@ -30,12 +36,6 @@ from quvel_store._errors import (
     StoreDefinitionError,
     StoreDisposedError,
 )
-from quvel_store._events import ActionEvent, MutationEvent, MutationKind
-from quvel_store._getters import Getter
-from quvel_store._plugins import Plugin, PluginContext
-from quvel_store._schema import StateSchema
-from quvel_store._store import RESERVED, Store
-from quvel_store.container import ServiceContainer
 
 __all__ = ["App", "Scope", "create_app"]
 
@@ -146,14 +146,6 @@ class App:
     def _emit_action(self, event: ActionEvent) -> None:
         if self._actions.observers:
             self._actions.on_next(event)
-
-    def _deliver(self, store: Store[Any], event: MutationEvent, state: Any) -> None:
-        """Queue one commit's notification and drain the queue unless a drain is already running
-        (a commit made by a subscriber is delivered after the current one, never inside it)."""
-        store._undelivered += 1
-        self._queue.append((store, event, state))
-        if not self._draining:
-            self._drain()
 
     def _drain(self) -> None:
         queue = self._queue

@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from quvel_store._errors import PluginError
+from quvel_store.errors import PluginError
 
 if TYPE_CHECKING:
     from quvel_store._app import App

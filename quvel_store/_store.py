@@ -20,7 +20,11 @@ from reactivex.subject import Subject
 
 from quvel_store._actions import Action, ActionCall
 from quvel_store._draft import Txn, merge_into, new_model_draft
-from quvel_store._errors import (
+from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
+from quvel_store._frozen import SCALARS, is_frozen_model, shallow_model_copy
+from quvel_store._getters import Getter
+from quvel_store._select import Selection
+from quvel_store.errors import (
     ActionError,
     LoopBindingError,
     StateMutationError,
@@ -29,10 +33,6 @@ from quvel_store._errors import (
     StoreDefinitionError,
     StoreDisposedError,
 )
-from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
-from quvel_store._frozen import _SCALARS, is_frozen_model, shallow_model_copy
-from quvel_store._getters import Getter
-from quvel_store._select import Selection
 
 if TYPE_CHECKING:
     from quvel_store._app import App, Scope
@@ -352,7 +352,7 @@ class Store(Generic[S]):
             return False
         fields = plan.fields
         for key, value in changes.items():
-            if key not in fields or (type(value) not in _SCALARS and isinstance(value, Mapping)):
+            if key not in fields or (type(value) not in SCALARS and isinstance(value, Mapping)):
                 return False
         work = shallow_model_copy(self._state, self._frozen_cls)
         validate = plan.cls.__pydantic_validator__.validate_assignment
@@ -384,7 +384,7 @@ class Store(Generic[S]):
             changed = self._flat_changed[tuple(changes)] = frozenset((key,) for key in changes)
         for key in changes:
             value = d[key]
-            if type(value) not in _SCALARS:
+            if type(value) not in SCALARS:
                 d[key] = seal(value)
         self._commit(work, _PATCH_OBJECT, changes, changed)  # type: ignore[arg-type]  # (an S)
         return True

@@ -15,22 +15,15 @@ from typing import Any
 from quvel_store._actions import Action
 from quvel_store._app import App
 from quvel_store._draft import DraftModel, Txn, merge_into
-from quvel_store._errors import StoreError
 from quvel_store._getters import Getter
 from quvel_store._plugins import Plugin
 from quvel_store._store import Store
 from quvel_store.container import ServiceContainer
+from quvel_store.errors import TestKitError
 
 __all__ = ["RecordedCall", "TestApp", "TestKitError", "create_test_app", "override_getter", "reset_getter"]
 
 StubSpec = bool | str | Iterable[str] | Callable[[Store[Any], str], bool]
-
-
-class TestKitError(StoreError, TypeError):
-    """The testing kit was given something it cannot use (a wrong argument type, a name that is no
-    getter or action of the store): failing here beats a test that silently checks the wrong thing."""
-
-    __test__ = False  # not a pytest test class
 
 
 def _members(cls: type, kind: type) -> set[str]:
