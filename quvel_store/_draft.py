@@ -31,7 +31,16 @@ from quvel_store._frozen import (
 from quvel_store._schema import ModelPlan, StateSchema, TypePlan
 from quvel_store.errors import StateMutationError, StateValidationError
 
-__all__ = ["DraftDict", "DraftList", "DraftModel", "DraftSet", "Txn", "merge_into", "new_model_draft"]
+__all__ = [
+    "DraftDict",
+    "DraftList",
+    "DraftModel",
+    "DraftSet",
+    "Txn",
+    "merge_into",
+    "merged_state",
+    "new_model_draft",
+]
 
 Loc = tuple[str | int, ...]
 _set = object.__setattr__  # drafts refuse normal attribute writes; their own slots are set through this
@@ -73,6 +82,10 @@ class Txn:
         for node in reversed(self.inplace):
             node._q_restore()
         self.close(root)
+
+    def finish(self, root: DraftModel) -> Any:
+        """The new state the patch made (sealed); call before ``close``."""
+        return root._q_finalize()[0]
 
     def detach(self) -> None:
         """Someone reads the store's current state mid-patch: move in-place edits to private copies."""
@@ -945,3 +958,17 @@ def _merge_dict(node: DraftDict, data: Mapping[Any, Any]) -> None:
                 _merge_dict(current, value)
                 continue
         node[key] = value
+
+
+def merged_state(schema: StateSchema, store_id: str, state: BaseModel, data: Mapping[str, Any]) -> Any:
+    """``state`` with ``data`` deep-merged over it, validated and sealed (``state`` is left as it was)."""
+    txn = Txn(schema, store_id)
+    root = DraftModel(txn, None, None, state)
+    try:
+        merge_into(root, data)
+        new, _ = root._q_finalize()
+    except BaseException:
+        txn.rollback(root)
+        raise
+    txn.close(root)
+    return new
