@@ -7,20 +7,6 @@ from quvel_store import Store, getter, action, create_app
 
 from quvel_store._actions import ActionCall, AsyncAction, Concurrency, SyncAction, action
 from quvel_store._app import App, Scope, create_app
-from quvel_store._errors import (
-    ActionError,
-    HydrationError,
-    InvalidStoreKeyError,
-    LoopBindingError,
-    PluginError,
-    SnapshotError,
-    StateMutationError,
-    StateValidationError,
-    StoreArgumentError,
-    StoreDefinitionError,
-    StoreDisposedError,
-    StoreError,
-)
 from quvel_store._events import ActionEvent, ActionPhase, MutationEvent, MutationKind, StoreErrorEvent
 from quvel_store._getters import Getter, getter
 from quvel_store._plugins import Plugin, PluginContext
@@ -34,7 +20,21 @@ from quvel_store.container import (
     TaskService,
     ValidationService,
 )
-from quvel_store.errors import QuvelError
+from quvel_store.errors import (
+    ActionError,
+    HydrationError,
+    InvalidStoreKeyError,
+    LoopBindingError,
+    PluginError,
+    QuvelError,
+    SnapshotError,
+    StateMutationError,
+    StateValidationError,
+    StoreArgumentError,
+    StoreDefinitionError,
+    StoreDisposedError,
+    StoreError,
+)
 
 __all__ = [
     "ActionCall",

@@ -11,6 +11,9 @@ from typing import TYPE_CHECKING, Any, Concatenate, Generic, Literal, ParamSpec,
 if TYPE_CHECKING:
     from quvel_store._store import Store
 
+RunAction = Callable[["Action[Any, Any]", tuple[Any, ...], dict[str, Any]], Any]
+RunnerOf = Callable[[Any], RunAction]
+
 __all__ = ["Action", "ActionCall", "AsyncAction", "Concurrency", "SyncAction", "action"]
 
 P = ParamSpec("P")
@@ -28,7 +31,7 @@ class ActionCall:
     ``on_error(fn)`` to get the exception; the action's own result and error are never altered.
     """
 
-    __slots__ = ("_after", "_on_error", "args", "call_id", "kwargs", "name", "store")
+    __slots__ = ("after_callbacks", "args", "call_id", "error_callbacks", "kwargs", "name", "store")
 
     def __init__(
         self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any], call_id: int
@@ -38,14 +41,14 @@ class ActionCall:
         self.args = args
         self.kwargs = kwargs
         self.call_id = call_id
-        self._after: list[Callable[[Any], object]] = []
-        self._on_error: list[Callable[[BaseException], object]] = []
+        self.after_callbacks: list[Callable[[Any], object]] = []
+        self.error_callbacks: list[Callable[[BaseException], object]] = []
 
     def after(self, callback: Callable[[Any], object]) -> None:
-        self._after.append(callback)
+        self.after_callbacks.append(callback)
 
     def on_error(self, callback: Callable[[BaseException], object]) -> None:
-        self._on_error.append(callback)
+        self.error_callbacks.append(callback)
 
     def __repr__(self) -> str:
         return f"ActionCall({self.store.store_id}.{self.name}, args={self.args!r}, kwargs={self.kwargs!r})"
@@ -63,14 +66,19 @@ class Action(Generic[P, R]):
         self.name: str = fn.__name__
         self.concurrency: Concurrency = concurrency
         self.atomic = atomic
+        self.runner_of: RunnerOf | None = None  # set by the Store class that declares (or inherits) it
         functools.update_wrapper(self, fn)  # type: ignore[arg-type]
 
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
     def _bind(self, obj: Store[Any]) -> Callable[..., Any]:
+        if self.runner_of is None:
+            raise TypeError(f"action {self.name!r} is only usable on a quvel_store.Store subclass")
+        run = self.runner_of(obj)
+
         def bound(*args: Any, **kwargs: Any) -> Any:
-            return obj._run_action(self, args, kwargs)
+            return run(self, args, kwargs)
 
         bound.__name__ = self.name
         bound.__qualname__ = f"{type(obj).__qualname__}.{self.name}"

@@ -1,86 +1,54 @@
-"""The app (Pinia's root instance): store registry, commit queue, plugins, snapshot/hydrate, threads."""
+"""The app (Pinia's root instance): store registry, plugins, snapshot/hydrate, loops and threads.
+
+What its stores share while they run (commit queue, getter tracking, action context) is its
+:class:`~quvel_store._runtime.Runtime`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import inspect
-import itertools
-import logging
-import threading
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
-from reactivex import Observable, abc
-from reactivex.subject import Subject
+from reactivex import Observable
 
 from quvel_store._actions import Action
-from quvel_store._errors import (
+from quvel_store._events import ActionEvent, MutationEvent
+from quvel_store._getters import Getter
+from quvel_store._plugins import Plugin, PluginContext
+from quvel_store._reserved import RESERVED
+from quvel_store._runtime import Runtime
+from quvel_store._scope import Scope
+from quvel_store._store import (
+    Store,
+    commit_hydrated,
+    current_state,
+    install_state,
+    is_patching,
+    prepare_state,
+    store_scope,
+)
+from quvel_store.container import ServiceContainer
+from quvel_store.errors import (
     HydrationError,
     InvalidStoreKeyError,
     LoopBindingError,
     PluginError,
     SnapshotError,
-    StateMutationError,
     StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
 )
-from quvel_store._events import ActionEvent, MutationEvent, MutationKind
-from quvel_store._getters import Getter
-from quvel_store._plugins import Plugin, PluginContext
-from quvel_store._schema import StateSchema
-from quvel_store._store import RESERVED, Store
-from quvel_store.container import ServiceContainer
 
 __all__ = ["App", "Scope", "create_app"]
-
-logger = logging.getLogger(__name__)
 
 StoreT = TypeVar("StoreT", bound=Store[Any])
 R = TypeVar("R")
 P = ParamSpec("P")
-
-
-class Scope:
-    """A group of subscriptions that end together (Vue's effect scope).
-
-    While a scope is active (``with scope:``), non-detached ``subscribe``/``on_action``/``observe``/
-    ``select`` subscriptions also join it; ``scope.dispose()`` ends them all. Each store has one: what
-    it subscribes to in ``on_init`` or its actions ends when it is disposed.
-    """
-
-    def __init__(self, app: App) -> None:
-        self._app = app
-        self._disposables: list[abc.DisposableBase] = []
-        self._tokens: list[contextvars.Token[Scope | None]] = []
-        self.disposed = False
-
-    def add(self, disposable: abc.DisposableBase) -> None:
-        if self.disposed:
-            disposable.dispose()
-        else:
-            self._disposables.append(disposable)
-
-    def dispose(self) -> None:
-        self.disposed = True
-        items, self._disposables = self._disposables, []
-        for d in reversed(items):
-            try:
-                d.dispose()
-            except Exception:
-                logger.exception("disposing a subscription of a scope failed")
-
-    def __enter__(self) -> Scope:
-        self._tokens.append(self._app._scope_var.set(self))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._app._scope_var.reset(self._tokens.pop())
 
 
 class App:
@@ -104,28 +72,11 @@ class App:
             )
         self._owns_container = container is None
         self.container: ServiceContainer = container if container is not None else ServiceContainer()
-        self._schema = StateSchema()
-        self._stores: dict[str, Store[Any]] = {}
+        self._runtime = Runtime()
+        self._stores = self._runtime.stores
         self._classes: dict[str, type[Store[Any]]] = {}
         self._pending: dict[str, BaseModel] = {}
         self._plugins: list[Plugin] = []
-        self._queue: deque[tuple[Store[Any], MutationEvent, Any]] = deque()
-        self._draining = False
-        self._tracking: list[set[Store[Any]]] = []
-        self._evaluating: set[tuple[Store[Any], str]] = set()
-        self._call_ids = itertools.count(1)
-        # Only a subclass that overrides _stub_action (quvel_store.testing) is asked on every action.
-        self._stubs_actions = type(self)._stub_action is not App._stub_action
-        self._action_var: contextvars.ContextVar[tuple[Store[Any], str, int] | None] = contextvars.ContextVar(
-            f"quvel_store_action_{id(self):x}", default=None
-        )
-        self._scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
-            f"quvel_store_scope_{id(self):x}", default=None
-        )
-        self._mutations: Subject[MutationEvent] = Subject()
-        self._actions: Subject[ActionEvent] = Subject()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread_id: int | None = None
         self._disposed = False
         for cls in stores:
             self.register(cls)
@@ -134,51 +85,19 @@ class App:
 
     # ---- streams --------------------------------------------------------------------------------------
     @property
+    def runtime(self) -> Runtime:
+        """Internal: what this app's stores share (commit queue, tracking, action context, test hooks)."""
+        return self._runtime
+
+    @property
     def mutations(self) -> Observable[MutationEvent]:
         """Every store's commits, in delivery order."""
-        return self._mutations
+        return self._runtime.mutations
 
     @property
     def actions(self) -> Observable[ActionEvent]:
         """Every store's action starts, results and errors."""
-        return self._actions
-
-    def _emit_action(self, event: ActionEvent) -> None:
-        if self._actions.observers:
-            self._actions.on_next(event)
-
-    def _deliver(self, store: Store[Any], event: MutationEvent, state: Any) -> None:
-        """Queue one commit's notification and drain the queue unless a drain is already running
-        (a commit made by a subscriber is delivered after the current one, never inside it)."""
-        store._undelivered += 1
-        self._queue.append((store, event, state))
-        if not self._draining:
-            self._drain()
-
-    def _drain(self) -> None:
-        queue = self._queue
-        mutations = self._mutations
-        self._draining = True
-        try:
-            while queue:
-                target, event, state = queue.popleft()
-                target._notify(event, state)
-                if mutations.observers:
-                    try:
-                        mutations.on_next(event)
-                    except Exception as exc:
-                        target._report("subscriber", exc)
-                del target, event, state
-        finally:
-            self._draining = False
-
-    def _refuse_write_in_getter(self, target: str) -> None:
-        """Getters derive values; a write while one runs would change state during a read."""
-        store, name = next(iter(self._evaluating))
-        raise StateMutationError(
-            f"getter {store.store_id}.{name} tried to write to store {target!r} while it was being read; "
-            f"getters must not change state: do the write in an action and keep the getter pure"
-        )
+        return self._runtime.actions
 
     # ---- stores ---------------------------------------------------------------------------------------
     def register(self, *classes: type[Store[Any]]) -> None:
@@ -216,30 +135,25 @@ class App:
                 )
             return existing
         self.register(cls)
-        self._bind_if_running()
+        runtime = self._runtime
+        runtime.bind_if_running()
         store = cls(self, key)
-        store._set_state_quietly(self._initial_state_for(store))
+        initial = self._pending.pop(store.store_id, None)
+        if initial is None:
+            initial = prepare_state(store, store.initial_state())
+        if runtime.initial_state is not None:
+            initial = runtime.initial_state(store, initial)
+        install_state(store, initial)
         self._stores[store.store_id] = store
-        # A store first used inside a getter is being set up, not written by the getter: its plugins and
-        # on_init may patch it (restoring persisted state, say), so the getter-write guard pauses here.
-        evaluating, self._evaluating = self._evaluating, set()
         try:
-            with store._scope:
+            with runtime.setting_up(), store_scope(store):
                 for plugin in tuple(self._plugins):
                     self._apply_plugin(plugin, store)
                 store.on_init()
         except BaseException:
             store.dispose()
             raise
-        finally:
-            self._evaluating = evaluating
         return store
-
-    def _initial_state_for(self, store: Store[Any]) -> Any:
-        pending = self._pending.pop(store.store_id, None)
-        if pending is not None:
-            return pending
-        return store._prepare_state(store.initial_state())
 
     def get(self, store_id: str) -> Store[Any] | None:
         """The live store with this id (``"items"`` or ``"room:room-1"``), if it exists."""
@@ -250,17 +164,13 @@ class App:
         """The live stores, in creation order."""
         return tuple(self._stores.values())
 
-    def _forget(self, store: Store[Any]) -> None:
-        if self._stores.get(store.store_id) is store:
-            del self._stores[store.store_id]
-
     # ---- plugins --------------------------------------------------------------------------------------
     def use_plugin(self, plugin: Plugin) -> App:
         """Apply ``plugin`` to every existing store now and to every store created later."""
         self._plugins.append(plugin)
         try:
             for store in tuple(self._stores.values()):
-                with store._scope:
+                with store_scope(store):
                     self._apply_plugin(plugin, store)
         except BaseException:
             self._plugins.remove(plugin)  # stores it already reached keep what it did
@@ -292,7 +202,7 @@ class App:
         """
         out: dict[str, Any] = {sid: _dump_json(sid, state) for sid, state in self._pending.items()}
         for sid, store in self._stores.items():
-            out[sid] = _dump_json(sid, store._state)
+            out[sid] = _dump_json(sid, current_state(store))
         return out
 
     def _class_for(self, store_id: str) -> type[Store[Any]] | None:
@@ -304,8 +214,9 @@ class App:
         others start from it when first used. All-or-nothing: on any error no store changes."""
         if self._disposed:
             raise StoreDisposedError("the app is disposed")
-        if self._evaluating:
-            self._refuse_write_in_getter("<every store, through hydrate()>")
+        runtime = self._runtime
+        if runtime.evaluating:
+            runtime.refuse_write_in_getter("<every store, through hydrate()>")
         if not isinstance(data, Mapping):
             raise TypeError(f"hydrate() takes a mapping of store id -> state, not {type(data).__name__}")
         errors: dict[str, list[dict[str, Any]]] = {}
@@ -332,27 +243,21 @@ class App:
                 ]
         for store_id in ready:
             live = self._stores.get(store_id)
-            if live is not None and live.disposed is False and live._txn is not None:
+            if live is not None and live.disposed is False and is_patching(live):
                 errors[store_id] = [
                     {"loc": (), "msg": "the store is in the middle of a patch", "type": "busy"}
                 ]
         if errors:
             raise HydrationError(errors)
         # Apply everything before anyone is notified, so observers never see half-hydrated apps.
-        was_draining = self._draining
-        self._draining = True
-        try:
+        with runtime.holding_delivery():
             for store_id, model_value in ready.items():
-                sealed = self._schema.seal(model_value)
+                sealed = runtime.schema.seal(model_value)
                 live = self._stores.get(store_id)
                 if live is None:
                     self._pending[store_id] = sealed
                 else:
-                    live._commit(sealed, MutationKind.HYDRATE, sealed, frozenset({()}))
-        finally:
-            self._draining = was_draining
-        if not was_draining and self._queue:
-            self._drain()
+                    commit_hydrated(live, sealed)
 
     def reset_all(self) -> None:
         """``reset()`` every live store."""
@@ -363,7 +268,7 @@ class App:
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None:
         """The event loop that owns this app (None until bound)."""
-        return self._loop
+        return self._runtime.loop
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Bind the app to ``loop`` (default: the running loop) and to the thread calling this."""
@@ -374,31 +279,10 @@ class App:
                 raise LoopBindingError(
                     "bind_loop() without a loop must be called inside a running loop"
                 ) from None
-        if self._loop is not None and self._loop is not loop and not self._loop.is_closed():
+        current = self._runtime.loop
+        if current is not None and current is not loop and not current.is_closed():
             raise LoopBindingError("the app is already bound to another event loop that is still open")
-        self._loop = loop
-        self._thread_id = threading.get_ident()
-
-    def _bind_if_running(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self._loop = loop
-        self._thread_id = threading.get_ident()
-
-    def _bind_running(self, loop: asyncio.AbstractEventLoop) -> None:
-        current = self._loop
-        if current is loop:
-            return
-        if current is not None and not current.is_closed():
-            raise LoopBindingError(
-                "this app belongs to another event loop; call it from there or through app.call_threadsafe()"
-            )
-        self._loop = loop
-        self._thread_id = threading.get_ident()
+        self._runtime.bind(loop)
 
     @overload
     def call_threadsafe(
@@ -418,7 +302,7 @@ class App:
 
         Do not block on the future from the loop's own thread (that would deadlock).
         """
-        loop = self._loop
+        loop = self._runtime.loop
         if loop is None or loop.is_closed():
             raise LoopBindingError(
                 "the app has no open event loop; use it inside a running loop first or call app.bind_loop()"
@@ -459,13 +343,6 @@ class App:
         """A new :class:`Scope`: ``with scope:`` collects subscriptions, ``scope.dispose()`` ends them."""
         return Scope(self)
 
-    # ---- test hooks -----------------------------------------------------------------------------------
-    def _stub_action(
-        self, store: Store[Any], name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> bool:
-        """Whether to skip running this action (``quvel_store.testing`` overrides this)."""
-        return False
-
     # ---- teardown -------------------------------------------------------------------------------------
     @property
     def disposed(self) -> bool:
@@ -482,8 +359,8 @@ class App:
             store.dispose()
         self._disposed = True
         self._pending.clear()
-        self._mutations.on_completed()
-        self._actions.on_completed()
+        self._runtime.mutations.on_completed()
+        self._runtime.actions.on_completed()
 
     async def aclose(self) -> None:
         """``dispose()``, then shut down the service container if the app created it."""
@@ -500,7 +377,7 @@ class App:
         self.dispose()
 
     async def __aenter__(self) -> App:
-        self._bind_if_running()
+        self._runtime.bind_if_running()
         return self
 
     async def __aexit__(

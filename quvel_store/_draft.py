@@ -3,7 +3,7 @@
 A draft node wraps one read-only value of the current state. Writes are validated as they happen
 (only the new value: appending to a list validates one element) and touched paths are copied on write,
 so a commit costs O(depth + size of what changed). When the store is provably the only owner of a
-list or dict (see :func:`quvel_store._frozen.uniquely_held`), appends and item writes happen in place
+list or dict (its reference count proves it: see ``_Node._q_owned``), appends and item writes happen in place
 with an undo log, which keeps 20,000 one-at-a-time appends linear instead of quadratic.
 """
 
@@ -18,10 +18,9 @@ from typing import Any, NoReturn, SupportsIndex
 
 from pydantic import BaseModel, ValidationError
 
-from quvel_store._errors import StateMutationError, StateValidationError
 from quvel_store._frozen import (
-    _OWNED_REFCOUNT,
-    _SCALARS,
+    OWNED_REFCOUNT,
+    SCALARS,
     FrozenDict,
     FrozenList,
     FrozenSet,
@@ -30,8 +29,18 @@ from quvel_store._frozen import (
     shallow_model_copy,
 )
 from quvel_store._schema import ModelPlan, StateSchema, TypePlan
+from quvel_store.errors import StateMutationError, StateValidationError
 
-__all__ = ["DraftDict", "DraftList", "DraftModel", "DraftSet", "Txn", "merge_into", "new_model_draft"]
+__all__ = [
+    "DraftDict",
+    "DraftList",
+    "DraftModel",
+    "DraftSet",
+    "Txn",
+    "merge_into",
+    "merged_state",
+    "new_model_draft",
+]
 
 Loc = tuple[str | int, ...]
 _set = object.__setattr__  # drafts refuse normal attribute writes; their own slots are set through this
@@ -73,6 +82,10 @@ class Txn:
         for node in reversed(self.inplace):
             node._q_restore()
         self.close(root)
+
+    def finish(self, root: DraftModel) -> Any:
+        """The new state the patch made (sealed); call before ``close``."""
+        return root._q_finalize()[0]
 
     def detach(self) -> None:
         """Someone reads the store's current state mid-patch: move in-place edits to private copies."""
@@ -200,7 +213,7 @@ class _Node:
 
     def _q_owned(self) -> bool:
         """Whether this node's value and every ancestor are seen by nobody but the store and this patch."""
-        if _OWNED_REFCOUNT <= 0:
+        if OWNED_REFCOUNT <= 0:
             return False
         node: _Node | None = self
         while node is not None:
@@ -210,7 +223,7 @@ class _Node:
                 if parent is not None and node._q_key is not None
                 else 0
             )
-            if sys.getrefcount(node._q_base) > _OWNED_REFCOUNT + extra:
+            if sys.getrefcount(node._q_base) > OWNED_REFCOUNT + extra:
                 return False
             node = parent
         return True
@@ -290,7 +303,7 @@ class DraftModel(_Node):
         children = self._q_children
         if children and children.get(name) is value and value is not None:
             return  # e.g. ``s.items += [...]`` assigns the same draft back
-        if type(value) not in _SCALARS:
+        if type(value) not in SCALARS:
             value = _plain(value)
         if children:
             old = children.pop(name, None)
@@ -316,7 +329,7 @@ class DraftModel(_Node):
                 except ValidationError as exc:
                     raise txn.invalid(exc, self._q_path) from None
                 d = work.__dict__
-                if type(d[name]) not in _SCALARS:
+                if type(d[name]) not in SCALARS:
                     d[name] = txn.schema.seal(d[name])
         else:
             self._q_raw[name] = value
@@ -416,7 +429,7 @@ def _read_field(node: DraftModel, name: str) -> Any:
         return raw[name]
     work = node._q_work
     value = (work if work is not None else node._q_base).__dict__[name]
-    if type(value) in _SCALARS:
+    if type(value) in SCALARS:
         return value
     fplan = node._q_plan.fields[name]
     wrapped = _wrap(txn, node, name, value, fplan.plan if fplan.simple else None)
@@ -947,5 +960,15 @@ def _merge_dict(node: DraftDict, data: Mapping[Any, Any]) -> None:
         node[key] = value
 
 
-def check_model_type(value: Any, cls: type[BaseModel]) -> bool:
-    return isinstance(value, BaseModel) and issubclass(frozen_base(type(value)), cls)
+def merged_state(schema: StateSchema, store_id: str, state: BaseModel, data: Mapping[str, Any]) -> Any:
+    """``state`` with ``data`` deep-merged over it, validated and sealed (``state`` is left as it was)."""
+    txn = Txn(schema, store_id)
+    root = DraftModel(txn, None, None, state)
+    try:
+        merge_into(root, data)
+        new, _ = root._q_finalize()
+    except BaseException:
+        txn.rollback(root)
+        raise
+    txn.close(root)
+    return new

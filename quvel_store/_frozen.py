@@ -14,7 +14,7 @@ from typing import Any, NoReturn, SupportsIndex, TypeVar
 
 from pydantic import BaseModel
 
-from quvel_store._errors import StateMutationError
+from quvel_store.errors import StateMutationError
 
 __all__ = [
     "FrozenDict",
@@ -24,7 +24,6 @@ __all__ = [
     "is_frozen_model",
     "shallow_model_copy",
     "thaw",
-    "uniquely_held",
 ]
 
 T = TypeVar("T")
@@ -309,7 +308,7 @@ _set_extra: Callable[[Any, Any], None] = BaseModel.__dict__["__pydantic_extra__"
 _set_private: Callable[[Any, Any], None] = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
-_SCALARS = frozenset({int, float, str, bool, bytes, type(None), complex})
+SCALARS = frozenset({int, float, str, bool, bytes, type(None), complex})
 
 
 def seal(value: Any, frozen_class: Callable[[type[BaseModel]], type[BaseModel]]) -> Any:
@@ -319,7 +318,7 @@ def seal(value: Any, frozen_class: Callable[[type[BaseModel]], type[BaseModel]])
     part of its state and is read-only from then on.
     """
     t = type(value)
-    if t in _SCALARS or t in FROZEN_CONTAINERS:
+    if t in SCALARS or t in FROZEN_CONTAINERS:
         return value
     if t is list:
         return FrozenList([seal(v, frozen_class) for v in value])
@@ -374,9 +373,4 @@ def _calibrate() -> int:
 # is taken only where the count proves that nobody but the store can see the object. Elsewhere
 # (PyPy, free-threaded builds) the store always copies, which is correct, just O(n) per append.
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
-_OWNED_REFCOUNT = _calibrate() if sys.implementation.name == "cpython" and _GIL else -1
-
-
-def uniquely_held(holder: Any) -> bool:
-    """Whether ``holder._q_base`` is referenced only by its one container slot and by ``holder``."""
-    return _OWNED_REFCOUNT > 0 and sys.getrefcount(holder._q_base) <= _OWNED_REFCOUNT
+OWNED_REFCOUNT = _calibrate() if sys.implementation.name == "cpython" and _GIL else -1

@@ -6,7 +6,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from quvel_store._errors import PluginError
+from quvel_store._actions import Action
+from quvel_store.errors import PluginError
 
 if TYPE_CHECKING:
     from quvel_store._app import App
@@ -28,8 +29,6 @@ class PluginContext:
     @property
     def actions(self) -> tuple[str, ...]:
         """Names of the store's actions."""
-        from quvel_store._actions import Action
-
         names = []
         for klass in type(self.store).__mro__:
             for name, value in vars(klass).items():

@@ -16,7 +16,7 @@ from reactivex import Observable, abc
 from reactivex.disposable import Disposable
 
 if TYPE_CHECKING:
-    from quvel_store._store import Store
+    from quvel_store._subscriptions import Subscriptions
 
 __all__ = ["Selection", "paths_overlap"]
 
@@ -114,9 +114,9 @@ def _default_equal(a: Any, b: Any) -> bool:
 class Selection(Observable[T], Generic[T]):
     """The Observable returned by ``store.select``: one shared computation, replaying its value."""
 
-    def __init__(self, store: Store[Any], fn: Callable[[Any], T], equal: Callable[[T, T], bool] | None):
+    def __init__(self, subs: Subscriptions, fn: Callable[[Any], T], equal: Callable[[T, T], bool] | None):
         super().__init__()
-        self._store = store
+        self._subs = subs
         self._fn = fn
         self._equal = equal or _default_equal
         self._observers: list[abc.ObserverBase[T]] = []
@@ -126,18 +126,19 @@ class Selection(Observable[T], Generic[T]):
         self._active = False
         self.recomputations = 0
 
-    # ---- driven by the store --------------------------------------------------------------------------
+    # ---- driven by the store's Subscriptions (on_commit, complete) ------------------------------------
     def _compute(self, state: BaseModel) -> Any:
         self.recomputations += 1
         value, deps = evaluate(self._fn, state)
         self._deps = deps
         tops: frozenset[str] | None = None if ROOT in deps or not deps else frozenset(str(d[0]) for d in deps)
         if tops != self._tops:
-            self._store._reindex_selection(self, self._tops, tops)
+            self._subs.reindex(self, self._tops, tops)
             self._tops = tops
         return value
 
-    def _on_commit(self, state: BaseModel, changed: frozenset[Loc]) -> None:
+    def on_commit(self, state: BaseModel, changed: frozenset[Loc]) -> None:
+        """Internal: a commit that wrote ``changed`` was delivered; recompute if it may matter."""
         if self._tops is not None and not paths_overlap(self._deps, changed):
             return
         try:
@@ -152,7 +153,7 @@ class Selection(Observable[T], Generic[T]):
             try:
                 observer.on_next(value)
             except Exception as exc:
-                self._store._report("subscriber", exc)
+                self._subs.report("subscriber", exc)
 
     def _emit_error(self, exc: Exception) -> None:
         observers = tuple(self._observers)
@@ -161,7 +162,8 @@ class Selection(Observable[T], Generic[T]):
         for observer in observers:
             observer.on_error(exc)
 
-    def _complete(self) -> None:
+    def complete(self) -> None:
+        """Internal: the store is disposed; complete every subscriber."""
         observers = tuple(self._observers)
         self._deactivate()
         self._observers.clear()
@@ -171,7 +173,7 @@ class Selection(Observable[T], Generic[T]):
     def _deactivate(self) -> None:
         if self._active:
             self._active = False
-            self._store._reindex_selection(self, self._tops, None, remove=True)
+            self._subs.reindex(self, self._tops, None, remove=True)
             self._tops = None
             self._value = None
             self._deps = frozenset()
@@ -180,19 +182,19 @@ class Selection(Observable[T], Generic[T]):
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        store = self._store
-        if store.disposed:
+        subs = self._subs
+        if subs.closed:
             observer.on_completed()
             return Disposable()
         if not self._active:
             try:
-                self._value = self._compute(store._replay_state())
+                self._value = self._compute(subs.replay_state())
             except Exception as exc:
                 observer.on_error(exc)
                 return Disposable()
             self._active = True
             if self._tops is None:
-                store._reindex_selection(self, None, None)
+                subs.reindex(self, None, None)
         self._observers.append(observer)
         observer.on_next(self._value)
 
@@ -205,5 +207,5 @@ class Selection(Observable[T], Generic[T]):
                 self._deactivate()
 
         disposable = Disposable(dispose)
-        store._adopt(disposable, detached=False)
+        subs.adopt(disposable, detached=False)
         return disposable

@@ -14,23 +14,16 @@ from typing import Any
 
 from quvel_store._actions import Action
 from quvel_store._app import App
-from quvel_store._draft import DraftModel, Txn, merge_into
-from quvel_store._errors import StoreError
+from quvel_store._draft import merged_state
 from quvel_store._getters import Getter
 from quvel_store._plugins import Plugin
-from quvel_store._store import Store
+from quvel_store._store import Store, getter_cache
 from quvel_store.container import ServiceContainer
+from quvel_store.errors import TestKitError
 
 __all__ = ["RecordedCall", "TestApp", "TestKitError", "create_test_app", "override_getter", "reset_getter"]
 
 StubSpec = bool | str | Iterable[str] | Callable[[Store[Any], str], bool]
-
-
-class TestKitError(StoreError, TypeError):
-    """The testing kit was given something it cannot use (a wrong argument type, a name that is no
-    getter or action of the store): failing here beats a test that silently checks the wrong thing."""
-
-    __test__ = False  # not a pytest test class
 
 
 def _members(cls: type, kind: type) -> set[str]:
@@ -93,23 +86,17 @@ class TestApp(App):
             self._stub_spec = names
         self.calls: list[RecordedCall] = []
         super().__init__(container, stores=stores, plugins=plugins)
+        self.runtime.initial_state = self._initial_state_for
+        if self._stub_spec is not False:
+            self.runtime.stub_action = self._stub_action
 
-    def _initial_state_for(self, store: Store[Any]) -> Any:
+    def _initial_state_for(self, store: Store[Any], state: Any) -> Any:
+        """The runtime's initial-state hook: ``initial_state`` merged over what the store starts from."""
         self._check_stub_names(store)
-        state = super()._initial_state_for(store)
         data = self._initial.get(store.store_id)
         if not data:
             return state
-        txn = Txn(self._schema, store.store_id)
-        root = DraftModel(txn, None, None, state)
-        try:
-            merge_into(root, data)
-            new, _ = root._q_finalize()
-        except BaseException:
-            txn.rollback(root)
-            raise
-        txn.close(root)
-        return new
+        return merged_state(self.runtime.schema, store.store_id, state, data)
 
     def _check_stub_names(self, store: Store[Any]) -> None:
         """A qualified stub name (``"items.sync"``) must name an action of that store: a typo would
@@ -189,20 +176,20 @@ def _drop_cached_getters(store: Store[Any]) -> None:
     """Getters elsewhere may have cached a value computed from the getter being pinned or released
     (an overridden read records no dependency), so every cached getter value in the app is dropped."""
     for other in store.app.stores:
-        other._getter_cache.clear()
-    store._getter_cache.clear()
+        getter_cache(other).values.clear()
+    getter_cache(store).values.clear()
 
 
 def override_getter(store: Store[Any], name: str, value: Any) -> None:
     """Make ``store.<name>`` return ``value`` until :func:`reset_getter`; getters that read it see
     ``value`` too."""
     _check_getter(store, name)
-    store._getter_overrides[name] = value
+    getter_cache(store).overrides[name] = value
     _drop_cached_getters(store)
 
 
 def reset_getter(store: Store[Any], name: str) -> None:
     """Undo :func:`override_getter`: ``store.<name>`` (and what reads it) is computed again."""
     _check_getter(store, name)
-    store._getter_overrides.pop(name, None)
+    getter_cache(store).overrides.pop(name, None)
     _drop_cached_getters(store)

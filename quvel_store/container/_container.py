@@ -26,13 +26,12 @@ from quvel_store.errors import (
 )
 
 if TYPE_CHECKING:
-    # quvel_ws.WebSocketService is built in parallel; until it exists it types as Any here.
     from quvel_store.container._api import ApiService
     from quvel_store.container._config import Config
     from quvel_store.container._i18n import I18nService
     from quvel_store.container._task import TaskService
     from quvel_store.container._validation import ValidationService
-    from quvel_ws import WebSocketService  # type: ignore[attr-defined,unused-ignore]
+    from quvel_ws import WebSocketService
 
 __all__ = ["ContainerPhase", "ServiceContainer"]
 

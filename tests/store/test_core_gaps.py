@@ -53,10 +53,10 @@ def test_non_callables_are_refused_at_the_call(app: App, call: str) -> None:
     with pytest.raises(StoreArgumentError, match="callable"):
         register()
     # nothing was registered: commits still go through and nobody was added
-    assert store._listener_tuple == ()
-    assert store._action_hooks == ()
-    assert not store._selections
-    assert not store._connections
+    assert store._subs.listeners == ()
+    assert store._actions.hooks == ()
+    assert not store._subs.selections
+    assert not store._connections.live
     store.inc()
     assert store.state.n == 1
 
@@ -66,7 +66,7 @@ def test_connect_to_something_that_is_no_observable_is_a_type_error(app: App) ->
     not_observable: Any = 5
     with pytest.raises(StoreArgumentError, match="Observable"):
         store.connect(not_observable, lambda item: None)
-    assert not store._connections
+    assert not store._connections.live
 
 
 def test_a_getter_that_writes_is_refused_and_changes_nothing(app: App) -> None:

@@ -1,0 +1,162 @@
+"""The store runtime: what an app's stores share while they run (one per :class:`App`).
+
+It is the seam for commit, transaction and notification: the notification queue (commits are
+delivered in commit order, never re-entrantly), the read tracking of getters and the guard against
+writes while one runs, the current action and scope (context variables), the app-wide mutation and
+action streams, the event loop / thread the app belongs to, and the hooks the test kit sets. Stores
+and the app call its methods; nothing else in it is reached from outside.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from reactivex.subject import Subject
+
+from quvel_store._events import ActionEvent, MutationEvent
+from quvel_store._schema import StateSchema
+from quvel_store.errors import LoopBindingError, StateMutationError
+
+if TYPE_CHECKING:
+    from quvel_store._getters import GetterCache
+    from quvel_store._scope import Scope
+    from quvel_store._store import Store
+    from quvel_store._subscriptions import Subscriptions
+
+__all__ = ["Runtime"]
+
+StubHook = Callable[["Store[Any]", str, tuple[Any, ...], dict[str, Any]], bool]
+InitialStateHook = Callable[["Store[Any]", Any], Any]
+
+
+class Runtime:
+    """Shared machinery of one app's stores; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.schema = StateSchema()
+        self.stores: dict[str, Store[Any]] = {}
+        # notification queue: (the store's subscriptions, event, state as of that commit)
+        self.queue: deque[tuple[Subscriptions, MutationEvent, Any]] = deque()
+        self.draining = False
+        # getter evaluation: one set of read getter caches per getter running, innermost last
+        self.tracking: list[set[GetterCache]] = []
+        self.evaluating: set[tuple[GetterCache, str]] = set()
+        self.call_ids = itertools.count(1)
+        self.action_var: contextvars.ContextVar[tuple[Store[Any], str, int] | None] = contextvars.ContextVar(
+            f"quvel_store_action_{id(self):x}", default=None
+        )
+        self.scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+            f"quvel_store_scope_{id(self):x}", default=None
+        )
+        self.mutations: Subject[MutationEvent] = Subject()
+        self.actions: Subject[ActionEvent] = Subject()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.thread_id: int | None = None
+        # test hooks (quvel_store.testing): None means "not stubbed" / "start from initial_state()"
+        self.stub_action: StubHook | None = None
+        self.initial_state: InitialStateHook | None = None
+
+    def forget(self, store: Store[Any]) -> None:
+        """A disposed store leaves the registry (a later ``app.use`` builds a fresh one)."""
+        if self.stores.get(store.store_id) is store:
+            del self.stores[store.store_id]
+
+    # ---- notification queue -------------------------------------------------------------------------
+    def drain(self) -> None:
+        """Deliver queued commits in order; a commit made by a subscriber is queued behind the current
+        one and delivered after it, never inside it."""
+        queue = self.queue
+        mutations = self.mutations
+        self.draining = True
+        try:
+            while queue:
+                target, event, state = queue.popleft()
+                target.notify(event, state)
+                if mutations.observers:
+                    try:
+                        mutations.on_next(event)
+                    except Exception as exc:
+                        target.report("subscriber", exc)
+                del target, event, state  # the state must not stay referenced (in-place appends count refs)
+        finally:
+            self.draining = False
+
+    @contextlib.contextmanager
+    def holding_delivery(self) -> Iterator[None]:
+        """Queue every commit made inside the block and deliver them after it (all-or-nothing writes)."""
+        was_draining = self.draining
+        self.draining = True
+        try:
+            yield
+        finally:
+            self.draining = was_draining
+        if not was_draining and self.queue:
+            self.drain()
+
+    def emit_action(self, event: ActionEvent) -> None:
+        if self.actions.observers:
+            self.actions.on_next(event)
+
+    # ---- getter evaluation --------------------------------------------------------------------------
+    def refuse_write_in_getter(self, target: str) -> None:
+        """Getters derive values; a write while one runs would change state during a read."""
+        cache, name = next(iter(self.evaluating))
+        raise StateMutationError(
+            f"getter {cache.store_id}.{name} tried to write to store {target!r} while it was being read; "
+            f"getters must not change state: do the write in an action and keep the getter pure"
+        )
+
+    @contextlib.contextmanager
+    def setting_up(self) -> Iterator[None]:
+        """A store first used inside a getter is being set up, not written by the getter: its plugins
+        and on_init may patch it (restoring persisted state, say), so the getter-write guard pauses."""
+        evaluating, self.evaluating = self.evaluating, set()
+        try:
+            yield
+        finally:
+            self.evaluating = evaluating
+
+    # ---- event loop and thread ----------------------------------------------------------------------
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Belong to ``loop`` and to the calling thread."""
+        self.loop = loop
+        self.thread_id = threading.get_ident()
+
+    def bind_if_running(self) -> None:
+        """Bind to the running loop unless already bound to an open one."""
+        if self.loop is not None and not self.loop.is_closed():
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self.bind(loop)
+
+    def bind_running(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind to ``loop`` (the running one), refusing when another open loop owns the app."""
+        current = self.loop
+        if current is loop:
+            return
+        if current is not None and not current.is_closed():
+            raise LoopBindingError(
+                "this app belongs to another event loop; call it from there or through app.call_threadsafe()"
+            )
+        self.bind(loop)
+
+    def check_thread(self, store_id: str) -> None:
+        """Writes belong to the thread of the app's event loop (when it has one): refuse the others."""
+        owner = self.thread_id
+        if owner is not None and owner != threading.get_ident():
+            loop = self.loop
+            if loop is not None and not loop.is_closed():
+                raise LoopBindingError(
+                    f"store {store_id!r} belongs to the event loop of another thread; "
+                    f"write through app.call_threadsafe(...)"
+                )
