@@ -15,18 +15,20 @@ import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from quvel_ws._transport import WebSocketTransport, open_websocket
+from quvel_ws.client._transport import WebSocketTransport, open_websocket
 from quvel_ws.errors import AuthorizationError, ProtocolError, SigninError, TransportError
-from quvel_ws.protocol import ProtocolConfig, PusherProtocol
-from quvel_ws.protocol._events import (
+from quvel_ws.protocol import (
     AuthorizeChannel,
     AuthorizeUser,
     ChannelAuthData,
+    ChannelEvent,
     CloseTransport,
     ConnectionState,
     ErrorRaised,
     OpenTransport,
     Output,
+    ProtocolConfig,
+    PusherProtocol,
     SendFrame,
     UserAuthData,
 )
@@ -34,7 +36,7 @@ from quvel_ws.protocol._events import (
 logger = logging.getLogger(__name__)
 
 
-class Authorizer(Protocol):
+class AuthProvider(Protocol):
     """What the driver needs to answer ``AuthorizeChannel``/``AuthorizeUser``."""
 
     async def authorize_channel(self, channel: str, socket_id: str) -> ChannelAuthData: ...
@@ -42,14 +44,14 @@ class Authorizer(Protocol):
     async def authenticate_user(self, socket_id: str) -> UserAuthData: ...
 
 
-class Connection:
+class ConnectionDriver:
     """Drives one :class:`PusherProtocol` on the running loop. Not thread-safe: call it from its loop."""
 
     def __init__(
         self,
         config: ProtocolConfig,
         *,
-        authorizer: Authorizer,
+        authorizer: AuthProvider,
         dispatch: Callable[[Output], None],
         loop: asyncio.AbstractEventLoop,
         headers: Mapping[str, str] | None = None,
@@ -149,7 +151,12 @@ class Connection:
                     break
                 for output in outputs:
                     kind = type(output)
-                    if kind is SendFrame:
+                    if kind is ChannelEvent:  # the hot path: first, and no action to take
+                        try:
+                            dispatch(output)
+                        except Exception:  # a bug downstream must not kill the read loop
+                            logger.exception("dispatching a ChannelEvent failed")
+                    elif kind is SendFrame:
                         self._send(output)  # type: ignore[arg-type]
                     elif kind is OpenTransport:
                         self._open(output)  # type: ignore[arg-type]
