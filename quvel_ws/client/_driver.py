@@ -53,6 +53,7 @@ class ConnectionDriver:
         *,
         authorizer: AuthProvider,
         dispatch: Callable[[Output], None],
+        on_channel_event: Callable[[ChannelEvent], None] | None = None,
         loop: asyncio.AbstractEventLoop,
         headers: Mapping[str, str] | None = None,
         origin: str | None = None,
@@ -64,6 +65,7 @@ class ConnectionDriver:
         self.core = PusherProtocol(config, rng=rng) if rng is not None else PusherProtocol(config)
         self._authorizer = authorizer
         self._dispatch = dispatch
+        self._on_channel_event = on_channel_event or dispatch
         self._on_idle = on_idle
         self._loop = loop
         self._headers = dict(headers or {})
@@ -145,6 +147,7 @@ class ConnectionDriver:
         try:
             core = self.core
             dispatch = self._dispatch
+            on_event = self._on_channel_event
             while True:
                 outputs = core.events_to_process()
                 if not outputs:
@@ -153,7 +156,7 @@ class ConnectionDriver:
                     kind = type(output)
                     if kind is ChannelEvent:  # the hot path: first, and no action to take
                         try:
-                            dispatch(output)
+                            on_event(output)  # type: ignore[arg-type]
                         except Exception:  # a bug downstream must not kill the read loop
                             logger.exception("dispatching a ChannelEvent failed")
                     elif kind is SendFrame:
@@ -298,11 +301,7 @@ class ConnectionDriver:
     def transport_messages(self, transport: WebSocketTransport, messages: list[bytes]) -> None:
         if transport is not self._transport:
             return
-        core = self.core
-        now = self._loop.time()
-        receive = core.receive
-        for message in messages:
-            receive(message, now)
+        self.core.receive_batch(messages, self._loop.time())
         self.pump()
 
     def transport_lost(self, transport: WebSocketTransport, code: int | None, reason: str) -> None:

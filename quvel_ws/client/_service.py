@@ -214,6 +214,7 @@ class WebSocketService:
                 on_idle=self._hubs.flush_batches,
                 authorizer=self._authorizer,
                 dispatch=self._dispatcher.dispatch,
+                on_channel_event=self._dispatcher.channel_event,
                 loop=loop,
                 headers=self._headers,
                 origin=self._origin,

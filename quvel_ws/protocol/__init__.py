@@ -2,15 +2,13 @@
 
 See ``docs/internals/protocol-core.md``. The asyncio driver in :mod:`quvel_ws.client` runs it on a
 socket; tests run it with a fake clock. This package imports only the standard library, orjson and
-PyNaCl. It is also the one home of the rules the client, the Echo layer and the server share: channel
-names (``channel_name_problem``...), frame decoding and encoding (``decode_message``...) and the
-base64 key check (``decode_key``).
+PyNaCl. It is also the one home of the rules the client, the Echo layer and the server share:
+channel names (``channel_name_problem``...), frame decoding and encoding (``decode_frame``,
+``encode_message``) and the base64 key check (``decode_key``).
 """
 
 from quvel_ws.protocol._codec import (
-    decode_data,
     decode_frame,
-    decode_message,
     encode_frame,
     encode_message,
 )
@@ -105,10 +103,8 @@ __all__ = [
     "UserEvent",
     "channel_kind",
     "channel_name_problem",
-    "decode_data",
     "decode_frame",
     "decode_key",
-    "decode_message",
     "encode_frame",
     "encode_message",
     "is_cache",

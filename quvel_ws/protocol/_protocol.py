@@ -9,6 +9,7 @@ The driver acts on :meth:`~PusherProtocol.events_to_process` in order. See
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from quvel_ws.errors import (
@@ -275,52 +276,63 @@ class PusherProtocol(UserAuthPart):
 
     def receive(self, text: str | bytes, now: float) -> None:
         """One inbound text frame. Never raises: a bad frame becomes ``ErrorRaised(ProtocolError)``."""
+        self.receive_batch((text,), now)
+
+    def receive_batch(self, texts: Iterable[str | bytes], now: float) -> None:
+        """The text frames of one socket read, in order (the driver's ingest path: one call per read,
+        not per frame). Never raises: a bad frame becomes ``ErrorRaised(ProtocolError)``."""
         self._last_rx = now
         self._ping_at = None  # any frame at all proves the connection is alive
-        if self._phase != PHASE_OPEN:
-            if self._phase == PHASE_OPENING:  # a driver may see the first frame before reporting the open
-                self.transport_opened(now)
-            if self._phase == PHASE_HANDSHAKE:
-                self._handshake(text, now)
-            return
-        try:
-            event, channel, data, msg = decode_frame(text)
-        except ProtocolError as exc:
-            self._events.append(ErrorRaised(exc))
-            return
-        if channel is None:
-            self._global_frame(event, data, now)
-            return
-        ch = self._channels.get(channel)
-        if ch is None:
-            if event == "pusher_internal:subscription_succeeded":
-                # The server holds a subscription we no longer want (e.g. it answered after a timeout
-                # and the user left): release it.
-                self._send_unsubscribe(channel)
-            return
-        if event.startswith("pusher"):
-            if event.startswith("pusher_internal:"):
-                self._internal_event(ch, event, data, now)
-                return
-            if event.startswith("pusher:"):
-                if event == "pusher:subscription_error":
-                    self._server_subscription_error(ch, data)
-                elif not ch.cancelled and ch.kind is not KIND_USER:
-                    # pusher:cache_miss and friends: never encrypted, passed on as they are.
-                    self._events.append(channel_event(channel, event, data, user_id_str(msg.get("user_id"))))
-                return
-        if ch.cancelled:
-            return
-        kind = ch.kind
-        if kind is KIND_ENCRYPTED:
-            self._encrypted_event(ch, event, data, user_id_str(msg.get("user_id")), now)
-        elif kind is KIND_USER:
-            self._events.append(UserEvent(event, data))
-        else:
-            user_id = msg.get("user_id")
-            if user_id is not None and type(user_id) is not str:
-                user_id = user_id_str(user_id)
-            self._events.append(channel_event(channel, event, data, user_id))
+        channels = self._channels
+        append = self._events.append  # the queue is only swapped by events_to_process()
+        for text in texts:
+            if self._phase != PHASE_OPEN:
+                if self._phase == PHASE_OPENING:  # a driver may see the first frame before the open
+                    self.transport_opened(now)
+                if self._phase == PHASE_HANDSHAKE:
+                    self._handshake(text, now)
+                continue
+            try:
+                event, channel, data, msg = decode_frame(text)
+            except ProtocolError as exc:
+                append(ErrorRaised(exc))
+                continue
+            if channel is None:
+                self._global_frame(event, data, now)
+                continue
+            if type(channel) is not str:
+                append(ErrorRaised(ProtocolError("frame 'channel' is not a string", text)))
+                continue
+            ch = channels.get(channel)
+            if ch is None:
+                if event == "pusher_internal:subscription_succeeded":
+                    # The server holds a subscription we no longer want (e.g. it answered after a
+                    # timeout and the user left): release it.
+                    self._send_unsubscribe(channel)
+                continue
+            if event.startswith("pusher"):
+                if event.startswith("pusher_internal:"):
+                    self._internal_event(ch, event, data, now)
+                    continue
+                if event.startswith("pusher:"):
+                    if event == "pusher:subscription_error":
+                        self._server_subscription_error(ch, data)
+                    elif not ch.cancelled and ch.kind is not KIND_USER:
+                        # pusher:cache_miss and friends: never encrypted, passed on as they are.
+                        append(channel_event(channel, event, data, user_id_str(msg.get("user_id"))))
+                    continue
+            if ch.cancelled:
+                continue
+            kind = ch.kind
+            if kind is KIND_ENCRYPTED:
+                self._encrypted_event(ch, event, data, user_id_str(msg.get("user_id")), now)
+            elif kind is KIND_USER:
+                append(UserEvent(event, data))
+            else:
+                user_id = msg.get("user_id")
+                if user_id is not None and type(user_id) is not str:
+                    user_id = user_id_str(user_id)
+                append(channel_event(channel, event, data, user_id))
 
     def _global_frame(self, event: str, data: Any, now: float) -> None:
         if event == "pusher:ping":

@@ -20,8 +20,9 @@ from quvel_ws.protocol._base import (
 )
 from quvel_ws.protocol._channels import ChannelEntry
 from quvel_ws.protocol._codec import (
-    decode_data,
+    JSONDecodeError,
     encode_limited,
+    loads,
 )
 from quvel_ws.protocol._events import (
     AuthorizeUser,
@@ -88,7 +89,12 @@ class UserAuthPart(SubscriptionsPart):
 
     def _signin_success(self, data: Any, now: float) -> None:
         raw = data.get("user_data") if type(data) is dict else None
-        user_data = decode_data(raw) if type(raw) is str else raw
+        user_data = raw
+        if type(raw) is str:
+            try:
+                user_data = loads(raw)
+            except JSONDecodeError:
+                user_data = None  # reported below: user_data must be a JSON object
         uid = member_id(user_data.get("id")) if type(user_data) is dict else None
         if uid is None or type(user_data) is not dict:
             self._signin_failed(SigninError("signin_success carries no user_data with a non-empty 'id'"))

@@ -25,7 +25,7 @@ from quvel_ws.errors import ProtocolError
 from quvel_ws.protocol import (
     USER_CHANNEL_PREFIX,
     channel_name_problem,
-    decode_message,
+    decode_frame,
     is_cache,
     is_encrypted,
     is_presence,
@@ -170,7 +170,7 @@ class Socket:
             )
             return
         try:
-            msg = decode_message(raw)
+            msg = decode_frame(raw)[3]  # client events are forwarded as sent
         except ProtocolError as exc:
             self.send(error_frame(4200, f"Invalid message format: {exc.reason}"))
             return
