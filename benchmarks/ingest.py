@@ -396,7 +396,7 @@ async def quvel_latency(url: str, n: int, rate: float) -> Latency:
     """Frame arrival is the moment the transport's ``data_received`` is called with the read holding it
     (quvel_ws delivers synchronously inside that call, so the last arrival is the event's own)."""
     from quvel_ws import WebSocketService
-    from quvel_ws._transport import WebSocketTransport
+    from quvel_ws.client._transport import WebSocketTransport
 
     arrival = [0.0]
     original = WebSocketTransport.data_received

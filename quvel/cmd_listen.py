@@ -107,8 +107,7 @@ async def run(args: argparse.Namespace) -> int:
     import logging
     import ssl
 
-    from quvel_ws import WebSocketService, WsError
-    from quvel_ws._echo import format_event
+    from quvel_ws import WebSocketService, WsError, format_event
     from quvel_ws.protocol import ConnectionState
 
     if not getattr(args, "verbose", 0):

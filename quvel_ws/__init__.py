@@ -5,19 +5,15 @@ RxPY Observables, and an embedded Pusher-compatible server (:mod:`quvel_ws.serve
 ws = WebSocketService("ws://127.0.0.1:6001/app/app-key", http_client=api_client)
 ws.channel("orders", type="private").listen("OrderShipped").subscribe(print)
 ```
+
+The package face loads lazily (PEP 562): ``import quvel_ws`` costs nothing but the errors, and the client
+driver (httpx, reactivex, pydantic) loads on first use of one of its names, so ``quvel_ws.protocol``
+and ``quvel_ws.server`` import alone.
 """
 
-from quvel_ws._auth import HttpAuthorizer
-from quvel_ws._channel import Channel, PresenceChannel
-from quvel_ws._echo import (
-    NOTIFICATION_EVENT,
-    ChannelType,
-    ConnectionStatus,
-    EchoEvent,
-    echo_event_name,
-    format_event,
-)
-from quvel_ws._service import PresenceHandlers, Subscription, ThreadSafe, WebSocketService
+from typing import TYPE_CHECKING, Any
+
+from quvel_ws._version import __version__
 from quvel_ws.errors import (
     AuthorizationError,
     CallbackError,
@@ -41,16 +37,73 @@ from quvel_ws.errors import (
     TransportError,
     WsError,
 )
-from quvel_ws.protocol._events import (
-    ChannelAuthData,
-    ChannelEvent,
-    ConnectionState,
-    GlobalEvent,
-    Member,
-    SubscriptionSucceeded,
-    UserAuthData,
-    UserEvent,
-)
+
+if TYPE_CHECKING:
+    from quvel_ws.client import (
+        NOTIFICATION_EVENT,
+        Channel,
+        ChannelType,
+        ConnectionStatus,
+        EchoEvent,
+        HttpAuthorizer,
+        PresenceChannel,
+        PresenceHandlers,
+        Subscription,
+        ThreadSafe,
+        WebSocketService,
+        echo_event_name,
+        format_event,
+    )
+    from quvel_ws.protocol import (
+        ChannelAuthData,
+        ChannelEvent,
+        ConnectionState,
+        GlobalEvent,
+        Member,
+        SubscriptionSucceeded,
+        UserAuthData,
+        UserEvent,
+    )
+
+_LAZY: dict[str, str] = {
+    "HttpAuthorizer": "quvel_ws.client",
+    "Channel": "quvel_ws.client",
+    "PresenceChannel": "quvel_ws.client",
+    "NOTIFICATION_EVENT": "quvel_ws.client",
+    "ChannelType": "quvel_ws.client",
+    "ConnectionStatus": "quvel_ws.client",
+    "EchoEvent": "quvel_ws.client",
+    "echo_event_name": "quvel_ws.client",
+    "format_event": "quvel_ws.client",
+    "PresenceHandlers": "quvel_ws.client",
+    "Subscription": "quvel_ws.client",
+    "ThreadSafe": "quvel_ws.client",
+    "WebSocketService": "quvel_ws.client",
+    "ChannelAuthData": "quvel_ws.protocol",
+    "ChannelEvent": "quvel_ws.protocol",
+    "ConnectionState": "quvel_ws.protocol",
+    "GlobalEvent": "quvel_ws.protocol",
+    "Member": "quvel_ws.protocol",
+    "SubscriptionSucceeded": "quvel_ws.protocol",
+    "UserAuthData": "quvel_ws.protocol",
+    "UserEvent": "quvel_ws.protocol",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'quvel_ws' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "NOTIFICATION_EVENT",
@@ -93,6 +146,7 @@ __all__ = [
     "UserEvent",
     "WebSocketService",
     "WsError",
+    "__version__",
     "echo_event_name",
     "format_event",
 ]

@@ -1,4 +1,4 @@
-"""The one exception hierarchy of :mod:`quvel_ws` (client, server and auth helpers).
+"""The one exception hierarchy of :mod:`quvel_ws` (client, embedded server and auth helpers).
 
 Every error says what was wrong and, where there is one, what to do about it. Errors that arrive
 asynchronously (a bad frame, a failed authorisation) are delivered on ``errors`` Observables as these
@@ -54,6 +54,7 @@ class ProtocolError(WsError):
     connection keeps going."""
 
     def __init__(self, message: str, frame: str | bytes | None = None) -> None:
+        self.reason = message
         self.frame = frame[:200] if frame is not None else None
         super().__init__(message if frame is None else f"{message}: {self.frame!r}")
 
@@ -193,3 +194,29 @@ class CallbackError(WsError):
         self.event = event
         self.error = error
         super().__init__(f"callback for {event!r} on {channel!r} raised {type(error).__name__}: {error}")
+
+
+# --- the embedded server ----------------------------------------------------------------------------
+
+
+class ServerRequestError(WsError):
+    """The embedded server refuses a request; ``status`` is the HTTP status it answers with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        self.status = status
+        self.message = message
+        super().__init__(message)
+
+
+class SignatureError(ServerRequestError):
+    """A signed HTTP API request is refused (missing or wrong ``auth_signature``, expired timestamp,
+    bad ``body_md5``); sign it the way Pusher's server SDKs do."""
+
+
+class HttpApiError(ServerRequestError):
+    """An HTTP API request is valid HTTP but not a valid Pusher API call (bad event, unknown app...)."""
+
+
+class HttpRequestError(ServerRequestError):
+    """A request that is not valid HTTP/1.1 for the server (bad head, body too large...); the
+    connection is closed after the answer."""

@@ -1,10 +1,19 @@
 """The sans-I/O Pusher protocol core: frames and clock ticks in, actions and events out.
 
-See ``docs/internals/protocol-core.md``. The asyncio driver in :mod:`quvel_ws` runs it on a socket;
-tests run it with a fake clock.
+See ``docs/internals/protocol-core.md``. The asyncio driver in :mod:`quvel_ws.client` runs it on a
+socket; tests run it with a fake clock. This package imports only the standard library, orjson and
+PyNaCl. It is also the one home of the rules the client, the Echo layer and the server share:
+channel names (``channel_name_problem``...), frame decoding and encoding (``decode_frame``,
+``encode_message``) and the base64 key check (``decode_key``).
 """
 
+from quvel_ws.protocol._codec import (
+    decode_frame,
+    encode_frame,
+    encode_message,
+)
 from quvel_ws.protocol._config import ProtocolConfig
+from quvel_ws.protocol._crypto import KEY_SIZE, decode_key
 from quvel_ws.protocol._events import (
     AuthorizeChannel,
     AuthorizeUser,
@@ -33,13 +42,41 @@ from quvel_ws.protocol._events import (
     UserAuthData,
     UserEvent,
 )
+from quvel_ws.protocol._names import (
+    CACHE_PREFIXES,
+    CLIENT_EVENT_PREFIX,
+    ENCRYPTED_PREFIX,
+    MAX_CHANNEL_NAME,
+    MAX_EVENT_NAME,
+    PRESENCE_PREFIX,
+    PRIVATE_PREFIX,
+    USER_CHANNEL_PREFIX,
+    ChannelKind,
+    channel_kind,
+    channel_name_problem,
+    is_cache,
+    is_encrypted,
+    is_presence,
+    is_private,
+    validate_channel_name,
+)
 from quvel_ws.protocol._protocol import PusherProtocol
 
 __all__ = [
+    "CACHE_PREFIXES",
+    "CLIENT_EVENT_PREFIX",
+    "ENCRYPTED_PREFIX",
+    "KEY_SIZE",
+    "MAX_CHANNEL_NAME",
+    "MAX_EVENT_NAME",
+    "PRESENCE_PREFIX",
+    "PRIVATE_PREFIX",
+    "USER_CHANNEL_PREFIX",
     "AuthorizeChannel",
     "AuthorizeUser",
     "ChannelAuthData",
     "ChannelEvent",
+    "ChannelKind",
     "ChannelState",
     "CloseTransport",
     "Connected",
@@ -64,4 +101,15 @@ __all__ = [
     "Unsubscribed",
     "UserAuthData",
     "UserEvent",
+    "channel_kind",
+    "channel_name_problem",
+    "decode_frame",
+    "decode_key",
+    "encode_frame",
+    "encode_message",
+    "is_cache",
+    "is_encrypted",
+    "is_presence",
+    "is_private",
+    "validate_channel_name",
 ]

@@ -10,10 +10,7 @@ import random
 from typing import Any, Final
 
 from quvel_ws.protocol._backoff import Backoff
-from quvel_ws.protocol._channels import (
-    Channel,
-    ChannelKind,
-)
+from quvel_ws.protocol._channels import ChannelEntry
 from quvel_ws.protocol._config import ProtocolConfig
 from quvel_ws.protocol._events import (
     ChannelAuthData,
@@ -23,29 +20,29 @@ from quvel_ws.protocol._events import (
     Output,
     StateChanged,
 )
+from quvel_ws.protocol._names import ChannelKind
 
 # Transport phases (internal; finer than ConnectionState). Plain ints: compared on every frame.
-_IDLE: Final = 0  # no socket, nothing scheduled
-_OPENING: Final = 1  # OpenTransport emitted, waiting for transport_opened / transport_failed
-_HANDSHAKE: Final = 2  # socket open, waiting for pusher:connection_established
-_OPEN: Final = 3  # connected
-_CLOSING: Final = 4  # CloseTransport emitted, waiting for transport_closed
-_WAITING: Final = 5  # waiting for the retry time
+PHASE_IDLE: Final = 0  # no socket, nothing scheduled
+PHASE_OPENING: Final = 1  # OpenTransport emitted, waiting for transport_opened / transport_failed
+PHASE_HANDSHAKE: Final = 2  # socket open, waiting for pusher:connection_established
+PHASE_OPEN: Final = 3  # connected
+PHASE_CLOSING: Final = 4  # CloseTransport emitted, waiting for transport_closed
+PHASE_WAITING: Final = 5  # waiting for the retry time
 
-_PUBLIC = ChannelKind.PUBLIC
-_PRESENCE = ChannelKind.PRESENCE
-_ENCRYPTED = ChannelKind.ENCRYPTED
-_USER = ChannelKind.USER
+KIND_PUBLIC = ChannelKind.PUBLIC
+KIND_PRESENCE = ChannelKind.PRESENCE
+KIND_ENCRYPTED = ChannelKind.ENCRYPTED
+KIND_USER = ChannelKind.USER
 
-_CONNECTED = ConnectionState.CONNECTED
-_CONNECTING = ConnectionState.CONNECTING
+STATE_CONNECTED = ConnectionState.CONNECTED
+STATE_CONNECTING = ConnectionState.CONNECTING
 
-MAX_EVENT_NAME = 200
-_PONG_TIMEOUT_CODE = 4201  # "Pong reply not received", the protocol's own name for it
-_HANDSHAKE_FAILED_CODE = 1002
+PONG_TIMEOUT_CODE = 4201  # "Pong reply not received", the protocol's own name for it
+HANDSHAKE_FAILED_CODE = 1002
 
 
-class _CoreBase:
+class CoreBase:
     """Every field of the core, the output queue, and the read-only views."""
 
     def __init__(self, config: ProtocolConfig, *, rng: random.Random | None = None) -> None:
@@ -59,10 +56,10 @@ class _CoreBase:
         )
         self._events: list[Output] = []
         self._state = ConnectionState.INITIALIZED
-        self._phase = _IDLE
+        self._phase = PHASE_IDLE
         self._socket_id: str | None = None
         self._activity_timeout = config.activity_timeout
-        self._channels: dict[str, Channel] = {}
+        self._channels: dict[str, ChannelEntry] = {}
         # Channels with a subscription or key-refresh deadline, in the order the deadlines were set. Every
         # deadline is `now + subscription_timeout`, so the first entry is the earliest: next_deadline()
         # stays O(1) while a thousand channels resubscribe after a reconnect.
@@ -118,7 +115,7 @@ class _CoreBase:
 
     def channels(self) -> list[str]:
         """Names in the channel map (what a reconnect resubscribes, plus cancelled ones in flight)."""
-        return [name for name, ch in self._channels.items() if ch.kind is not _USER]
+        return [name for name, ch in self._channels.items() if ch.kind is not KIND_USER]
 
     def members(self, name: str) -> tuple[Member, ...] | None:
         ch = self._channels.get(name)
@@ -149,11 +146,11 @@ class _CoreBase:
             self._state = state
             self._events.append(StateChanged(previous, state))
 
-    def _time(self, ch: Channel) -> None:
+    def _time(self, ch: ChannelEntry) -> None:
         """``ch`` just got a deadline: (re)queue it last, where the latest deadline belongs."""
         self._timed.pop(ch.name, None)
         self._timed[ch.name] = None
 
-    def _untime(self, ch: Channel) -> None:
+    def _untime(self, ch: ChannelEntry) -> None:
         if ch.deadline is None and ch.refresh_deadline is None:
             self._timed.pop(ch.name, None)

@@ -8,60 +8,18 @@ a cancelled channel is dropped on disconnect (pusher-js would resubscribe it), a
 
 from __future__ import annotations
 
-import enum
-import re
 from typing import TYPE_CHECKING, Any
 
-from quvel_ws.errors import InvalidChannelName
 from quvel_ws.protocol._events import ChannelState
+from quvel_ws.protocol._names import ChannelKind
 from quvel_ws.protocol._presence import Presence
 
 if TYPE_CHECKING:
     from nacl.secret import SecretBox
 
-MAX_CHANNEL_NAME = 200
-USER_CHANNEL_PREFIX = "#server-to-user-"
-_NAME_RE = re.compile(r"[-a-zA-Z0-9_=@,.;]+")
 
-
-class ChannelKind(enum.Enum):
-    PUBLIC = "public"
-    PRIVATE = "private"
-    PRESENCE = "presence"
-    ENCRYPTED = "encrypted"
-    USER = "user"  # the signed-in user's #server-to-user-{id}
-
-
-def channel_kind(name: str) -> ChannelKind:
-    """The channel type by prefix, in pusher-js's order (encrypted before private)."""
-    if name.startswith("private-encrypted-"):
-        return ChannelKind.ENCRYPTED
-    if name.startswith("private-"):
-        return ChannelKind.PRIVATE
-    if name.startswith("presence-"):
-        return ChannelKind.PRESENCE
-    if name.startswith(USER_CHANNEL_PREFIX):
-        return ChannelKind.USER
-    return ChannelKind.PUBLIC
-
-
-def validate_channel_name(name: object) -> str:
-    """Return ``name`` when a user may subscribe to it; raise :class:`InvalidChannelName` otherwise."""
-    if not isinstance(name, str):
-        raise InvalidChannelName(repr(name), "a channel name must be a string")
-    if not name:
-        raise InvalidChannelName(name, "it is empty")
-    if len(name) > MAX_CHANNEL_NAME:
-        raise InvalidChannelName(name, f"it is {len(name)} characters long, the limit is {MAX_CHANNEL_NAME}")
-    if name.startswith("#"):
-        raise InvalidChannelName(name, "names starting with '#' are reserved for the server")
-    if _NAME_RE.fullmatch(name) is None:
-        raise InvalidChannelName(name, "only letters, digits and -_=@,.; are allowed")
-    return name
-
-
-class Channel:
-    """One channel in the client's map. Plain slotted object: it is touched on every event."""
+class ChannelEntry:
+    """One channel in the protocol core's map. Plain slotted object: it is touched on every event."""
 
     __slots__ = (
         "auth_sent",

@@ -1,5 +1,6 @@
 """Pusher frame decoding and encoding (orjson), normalising ``data`` the way pusher-js does.
 
+The one place a Pusher frame is decoded or encoded, for the client core and the embedded server alike.
 Decoding is the client's ingest hot path: one ``orjson.loads`` of the frame, one more of ``data`` only
 when it is a string that can start a JSON value, and nothing else.
 """
@@ -15,10 +16,10 @@ from quvel_ws.protocol._events import ChannelEvent
 
 # First characters a JSON text can start with. pusher-js runs JSON.parse on every string ``data``; a
 # string starting with anything else cannot parse, so skipping the attempt changes no result.
-_JSON_START = frozenset('{["-0123456789tfn \t\r\n')
+JSON_START = frozenset('{["-0123456789tfn \t\r\n')
 
-_loads = orjson.loads
-_JSONDecodeError = orjson.JSONDecodeError
+loads = orjson.loads
+JSONDecodeError = orjson.JSONDecodeError
 
 # ChannelEvent is a frozen dataclass, whose generated __init__ goes through object.__setattr__ per field
 # (~390 ns). Setting the slots through their descriptors builds the identical object in ~half the time;
@@ -51,61 +52,65 @@ def user_id_str(value: Any) -> str | None:
     return None
 
 
-def decode_data(data: Any) -> Any:
-    """Normalise a frame's ``data`` like pusher-js: a JSON string is parsed, any other string is kept."""
-    if type(data) is str and data and data[0] in _JSON_START:
-        try:
-            return _loads(data)
-        except _JSONDecodeError:
-            return data
-    return data
+def decode_frame(text: str | bytes) -> tuple[str, Any, Any, dict[str, Any]]:
+    """Decode one text frame into ``(event, channel, data, message)``: the one decoder of the client
+    core and the server.
 
-
-def decode_frame(text: str | bytes) -> tuple[str, str | None, Any, str | None]:
-    """Decode one text frame into ``(event, channel, data, user_id)``.
+    ``data`` is normalised like pusher-js (a string that parses as JSON is parsed, any other value is
+    kept); ``message`` is the whole object as sent (the server forwards client events from it
+    unchanged; ``user_id`` is read from it). ``channel`` is returned as sent: what a non-string channel
+    means is the caller's rule (the client reports it, the server answers "not a member").
 
     Raises :class:`ProtocolError` for anything that is not a JSON object with a string ``event``
-    (pusher-js's ``MessageParseError``); the caller reports it and keeps the connection.
-    """
+    (pusher-js's ``MessageParseError``); the caller reports it and keeps the connection."""
     try:
-        msg = _loads(text)
-    except _JSONDecodeError:
+        msg = loads(text)
+    except JSONDecodeError:
         raise ProtocolError("frame is not valid JSON", text) from None
     if type(msg) is not dict:
         raise ProtocolError("frame is not a JSON object", text)
     event = msg.get("event")
     if type(event) is not str:
         raise ProtocolError("frame has no string 'event'", text)
-    channel = msg.get("channel")
-    if channel is not None and type(channel) is not str:
-        raise ProtocolError("frame 'channel' is not a string", text)
     data = msg.get("data")
-    if type(data) is str and data and data[0] in _JSON_START:
+    if type(data) is str and data and data[0] in JSON_START:
         try:  # noqa: SIM105 (contextlib.suppress costs more on the hot path)
-            data = _loads(data)
-        except _JSONDecodeError:
+            data = loads(data)
+        except JSONDecodeError:
             pass  # a plain string stays a string
-    return event, channel, data, user_id_str(msg.get("user_id"))
+    return event, msg.get("channel"), data, msg
 
 
-def encode_frame(event: str, data: Any, channel: str | None = None) -> str:
-    """Encode an outbound frame; ``data`` is sent as a JSON value (pusher-js sends objects)."""
-    msg: dict[str, Any] = {"event": event, "data": data}
+def encode_message(
+    event: str, data: Any = None, channel: str | None = None, *, user_id: Any = None, has_data: bool = True
+) -> bytes:
+    """A Pusher message ``{"event", "channel"?, "data"?, "user_id"?}`` as UTF-8 JSON (client and server).
+
+    Raises :class:`InvalidArgument` when ``data`` cannot be encoded as JSON."""
+    msg: dict[str, Any] = {"event": event}
     if channel is not None:
         msg["channel"] = channel
+    if has_data:
+        msg["data"] = data
+    if user_id is not None:
+        msg["user_id"] = user_id
     try:
-        return orjson.dumps(msg).decode()
+        return orjson.dumps(msg)
     except TypeError as exc:
         raise InvalidArgument(f"data of {event!r} cannot be encoded as JSON: {exc}") from None
 
 
+def encode_frame(event: str, data: Any, channel: str | None = None) -> str:
+    """Encode an outbound client frame; ``data`` is sent as a JSON value (pusher-js sends objects)."""
+    return encode_message(event, data, channel).decode()
+
+
 def encode_limited(event: str, data: Any, channel: str | None, limit: int) -> str:
     """Encode a frame and refuse it when it is over ``limit`` bytes (servers close on oversize frames)."""
-    text = encode_frame(event, data, channel)
-    size = len(text.encode()) if not text.isascii() else len(text)
-    if size > limit:
-        raise PayloadTooLarge(size, limit, f"{event!r} frame")
-    return text
+    raw = encode_message(event, data, channel)
+    if len(raw) > limit:
+        raise PayloadTooLarge(len(raw), limit, f"{event!r} frame")
+    return raw.decode()
 
 
 PING = encode_frame("pusher:ping", {})

@@ -34,14 +34,15 @@ def make_box(key: bytes) -> SecretBox:
     return SecretBox(key)
 
 
-def decode_secret(shared_secret: str) -> bytes:
-    """Decode the base64 ``shared_secret`` of an auth response; raises ``ValueError`` when invalid."""
+def decode_key(value: str) -> bytes:
+    """The 32-byte key in the base64 string ``value`` (a channel's ``shared_secret``, a server's
+    ``encryption_master_key_base64``); raises ``ValueError`` saying what is wrong."""
     try:
-        key = b64decode(shared_secret, validate=True)
+        key = b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ValueError("shared_secret is not valid base64") from None
+        raise ValueError("it is not valid base64") from None
     if len(key) != KEY_SIZE:
-        raise ValueError(f"shared_secret must decode to {KEY_SIZE} bytes, got {len(key)}")
+        raise ValueError(f"it decodes to {len(key)} bytes, not {KEY_SIZE}")
     return key
 
 

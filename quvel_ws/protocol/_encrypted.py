@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from quvel_ws.errors import DecryptionError
-from quvel_ws.protocol._base import _CoreBase
-from quvel_ws.protocol._channels import Channel
+from quvel_ws.protocol._base import CoreBase
+from quvel_ws.protocol._channels import ChannelEntry
 from quvel_ws.protocol._codec import channel_event
 from quvel_ws.protocol._crypto import DecryptFailed, decrypt, make_box
 from quvel_ws.protocol._events import (
@@ -17,10 +17,12 @@ from quvel_ws.protocol._events import (
 )
 
 
-class _EncryptedChannels(_CoreBase):
+class EncryptedChannelsPart(CoreBase):
     """Events of ``private-encrypted-`` channels; nothing undecryptable is dropped silently."""
 
-    def _encrypted_event(self, ch: Channel, event: str, data: Any, user_id: str | None, now: float) -> None:
+    def _encrypted_event(
+        self, ch: ChannelEntry, event: str, data: Any, user_id: str | None, now: float
+    ) -> None:
         box = ch.box
         if box is None:
             self._events.append(
@@ -50,7 +52,7 @@ class _EncryptedChannels(_CoreBase):
             return
         self._events.append(channel_event(ch.name, event, plain, user_id))
 
-    def _hold(self, ch: Channel, event: str, data: Any, user_id: str | None) -> None:
+    def _hold(self, ch: ChannelEntry, event: str, data: Any, user_id: str | None) -> None:
         if len(ch.held) >= self._config.max_held_events:
             self._events.append(
                 ErrorRaised(
@@ -63,7 +65,7 @@ class _EncryptedChannels(_CoreBase):
             return
         ch.held.append((event, data, user_id))
 
-    def _key_refreshed(self, ch: Channel, auth: ChannelAuthData) -> None:
+    def _key_refreshed(self, ch: ChannelEntry, auth: ChannelAuthData) -> None:
         if auth.shared_secret is None:
             self._flush_held(ch, "the new auth response has no shared_secret")
             self._untime(ch)
@@ -94,7 +96,7 @@ class _EncryptedChannels(_CoreBase):
                 continue
             self._events.append(channel_event(ch.name, event, plain, user_id))
 
-    def _flush_held(self, ch: Channel, reason: str) -> None:
+    def _flush_held(self, ch: ChannelEntry, reason: str) -> None:
         """Report every held encrypted event as undecryptable (never drop them silently)."""
         held = ch.held
         ch.held = []

@@ -9,6 +9,7 @@ The driver acts on :meth:`~PusherProtocol.events_to_process` in order. See
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from quvel_ws.errors import (
@@ -21,25 +22,22 @@ from quvel_ws.errors import (
 )
 from quvel_ws.protocol._backoff import RetryKind
 from quvel_ws.protocol._base import (
-    _CLOSING,
-    _CONNECTED,
-    _CONNECTING,
-    _ENCRYPTED,
-    _HANDSHAKE,
-    _HANDSHAKE_FAILED_CODE,
-    _IDLE,
-    _OPEN,
-    _OPENING,
-    _PONG_TIMEOUT_CODE,
-    _USER,
-    _WAITING,
+    HANDSHAKE_FAILED_CODE,
+    KIND_ENCRYPTED,
+    KIND_USER,
+    PHASE_CLOSING,
+    PHASE_HANDSHAKE,
+    PHASE_IDLE,
+    PHASE_OPEN,
+    PHASE_OPENING,
+    PHASE_WAITING,
+    PONG_TIMEOUT_CODE,
+    STATE_CONNECTED,
+    STATE_CONNECTING,
 )
 from quvel_ws.protocol._codec import (
-    _JSON_START,
     PING,
     PONG,
-    _JSONDecodeError,
-    _loads,
     channel_event,
     decode_frame,
     user_id_str,
@@ -57,7 +55,7 @@ from quvel_ws.protocol._events import (
     UserEvent,
 )
 from quvel_ws.protocol._policy import ABNORMAL_CLOSURE, CloseAction, close_action, handshake_error_action
-from quvel_ws.protocol._user import _UserAuthentication
+from quvel_ws.protocol._user import UserAuthPart
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +78,7 @@ def _error_fields(data: Any) -> tuple[int | None, str]:
     return None, "" if data is None else str(data)
 
 
-class PusherProtocol(_UserAuthentication):
+class PusherProtocol(UserAuthPart):
     """The whole Pusher protocol 7 client logic as a state machine with no I/O.
 
     Feed it with the input methods (each takes ``now``), then drain :meth:`events_to_process` and act
@@ -95,24 +93,24 @@ class PusherProtocol(_UserAuthentication):
 
     def connect(self, now: float) -> None:
         """Start connecting (no-op while connecting or connected)."""
-        if self._state in (_CONNECTING, _CONNECTED, ConnectionState.UNAVAILABLE):
+        if self._state in (STATE_CONNECTING, STATE_CONNECTED, ConnectionState.UNAVAILABLE):
             return
-        self._set_state(_CONNECTING)
+        self._set_state(STATE_CONNECTING)
         self._unavailable_at = now + self._config.unavailable_timeout
         self._backoff.reset()
         self._attempt = 0
         self._retry_at = now
-        if self._phase != _CLOSING:  # else: open once the old socket reports closed
+        if self._phase != PHASE_CLOSING:  # else: open once the old socket reports closed
             self._open(now)
 
     def disconnect(self, now: float) -> None:
         """Close for good: no reconnect until ``connect``. Channels stay in the map."""
         phase = self._phase
-        if phase in (_OPENING, _HANDSHAKE, _OPEN):
+        if phase in (PHASE_OPENING, PHASE_HANDSHAKE, PHASE_OPEN):
             self._events.append(CloseTransport(1000, "client disconnect"))
-            self._phase = _CLOSING
-        elif phase == _WAITING:
-            self._phase = _IDLE
+            self._phase = PHASE_CLOSING
+        elif phase == PHASE_WAITING:
+            self._phase = PHASE_IDLE
         self._retry_at = None
         self._phase_deadline = None
         self._unavailable_at = None
@@ -122,24 +120,24 @@ class PusherProtocol(_UserAuthentication):
 
     def transport_opened(self, now: float) -> None:
         """The WebSocket is open; the core now waits for ``pusher:connection_established``."""
-        if self._phase != _OPENING:
-            if self._phase == _CLOSING:
+        if self._phase != PHASE_OPENING:
+            if self._phase == PHASE_CLOSING:
                 # disconnect() or a timeout raced the open: make sure that socket gets closed.
                 self._events.append(CloseTransport(1000, "client disconnect"))
             elif logger.isEnabledFor(logging.DEBUG):
                 logger.debug("transport_opened ignored in phase %d", self._phase)
             return
-        self._phase = _HANDSHAKE
+        self._phase = PHASE_HANDSHAKE
         self._phase_deadline = now + self._config.handshake_timeout
         self._last_rx = now
 
     def transport_failed(self, error: BaseException, now: float, *, permanent: bool = False) -> None:
         """The connect attempt failed. ``permanent=True`` (e.g. TLS unsupported) → state ``failed``."""
         phase = self._phase
-        if phase == _CLOSING:
+        if phase == PHASE_CLOSING:
             self._after_close(now)
             return
-        if phase not in (_OPENING, _HANDSHAKE, _OPEN):
+        if phase not in (PHASE_OPENING, PHASE_HANDSHAKE, PHASE_OPEN):
             return
         err = (
             error
@@ -149,7 +147,7 @@ class PusherProtocol(_UserAuthentication):
         if err is not error:
             err.__cause__ = error
         self._events.append(ErrorRaised(err))
-        self._phase = _IDLE
+        self._phase = PHASE_IDLE
         self._phase_deadline = None
         if permanent:
             self._retry_at = None
@@ -164,16 +162,16 @@ class PusherProtocol(_UserAuthentication):
     def transport_closed(self, code: int | None, reason: str, now: float) -> None:
         """The socket closed (``code=None``: no close frame, i.e. 1006)."""
         phase = self._phase
-        if phase == _CLOSING:
+        if phase == PHASE_CLOSING:
             self._after_close(now)
             return
-        if phase not in (_OPENING, _HANDSHAKE, _OPEN):
+        if phase not in (PHASE_OPENING, PHASE_HANDSHAKE, PHASE_OPEN):
             return
         effective = ABNORMAL_CLOSURE if code is None else code
         action = close_action(code)
-        if phase != _OPEN and action == "reconnect":
+        if phase != PHASE_OPEN and action == "reconnect":
             action = "backoff"  # closed before the handshake finished: pusher-js backs off
-        self._phase = _IDLE
+        self._phase = PHASE_IDLE
         self._phase_deadline = None
         if action == "refused":
             self._refuse(effective, reason, now)
@@ -186,7 +184,7 @@ class PusherProtocol(_UserAuthentication):
 
     def check_connection(self, now: float) -> None:
         """Ping now and expect any frame within ``pong_timeout`` (OS resume / network change hook)."""
-        if self._phase == _OPEN and self._ping_at is None:
+        if self._phase == PHASE_OPEN and self._ping_at is None:
             self._events.append(SendFrame(PING))
             self._ping_at = now
 
@@ -194,16 +192,16 @@ class PusherProtocol(_UserAuthentication):
         """The earliest time the core needs a ``tick`` (None: nothing scheduled)."""
         phase = self._phase
         best: float | None = None
-        if phase == _OPEN:
+        if phase == PHASE_OPEN:
             ping_at = self._ping_at
             best = (
                 (self._last_rx + self._activity_timeout)
                 if ping_at is None
                 else (ping_at + self._config.pong_timeout)
             )
-        elif phase == _WAITING:
+        elif phase == PHASE_WAITING:
             best = self._retry_at
-        elif phase in (_OPENING, _HANDSHAKE):
+        elif phase in (PHASE_OPENING, PHASE_HANDSHAKE):
             best = self._phase_deadline
         if self._unavailable_at is not None and (best is None or self._unavailable_at < best):
             best = self._unavailable_at
@@ -228,17 +226,17 @@ class PusherProtocol(_UserAuthentication):
     def tick(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         phase = self._phase
-        if phase == _OPEN:
+        if phase == PHASE_OPEN:
             if self._ping_at is None:
                 if now >= self._last_rx + self._activity_timeout:
                     self._events.append(SendFrame(PING))
                     self._ping_at = now
             elif now >= self._ping_at + self._config.pong_timeout:
-                self._abort(_PONG_TIMEOUT_CODE, "pong not received", "retry", now)
-        elif phase == _WAITING:
+                self._abort(PONG_TIMEOUT_CODE, "pong not received", "retry", now)
+        elif phase == PHASE_WAITING:
             if self._retry_at is not None and now >= self._retry_at:
                 self._open(now)
-        elif phase == _OPENING:
+        elif phase == PHASE_OPENING:
             if self._phase_deadline is not None and now >= self._phase_deadline:
                 self._events.append(
                     ErrorRaised(
@@ -248,7 +246,7 @@ class PusherProtocol(_UserAuthentication):
                     )
                 )
                 self._abort(1000, "connect timeout", "reconnect", now)
-        elif phase == _HANDSHAKE and self._phase_deadline is not None and now >= self._phase_deadline:
+        elif phase == PHASE_HANDSHAKE and self._phase_deadline is not None and now >= self._phase_deadline:
             self._events.append(
                 ErrorRaised(
                     HandshakeError(
@@ -256,10 +254,10 @@ class PusherProtocol(_UserAuthentication):
                     )
                 )
             )
-            self._abort(_HANDSHAKE_FAILED_CODE, "handshake timeout", "backoff", now)
+            self._abort(HANDSHAKE_FAILED_CODE, "handshake timeout", "backoff", now)
         if self._unavailable_at is not None and now >= self._unavailable_at:
             self._unavailable_at = None
-            if self._state is _CONNECTING:
+            if self._state is STATE_CONNECTING:
                 self._set_state(ConnectionState.UNAVAILABLE)
         if self._timed:
             self._tick_channels(now)
@@ -278,73 +276,63 @@ class PusherProtocol(_UserAuthentication):
 
     def receive(self, text: str | bytes, now: float) -> None:
         """One inbound text frame. Never raises: a bad frame becomes ``ErrorRaised(ProtocolError)``."""
+        self.receive_batch((text,), now)
+
+    def receive_batch(self, texts: Iterable[str | bytes], now: float) -> None:
+        """The text frames of one socket read, in order (the driver's ingest path: one call per read,
+        not per frame). Never raises: a bad frame becomes ``ErrorRaised(ProtocolError)``."""
         self._last_rx = now
         self._ping_at = None  # any frame at all proves the connection is alive
-        if self._phase != _OPEN:
-            if self._phase == _OPENING:  # a driver may see the first frame before reporting the open
-                self.transport_opened(now)
-            if self._phase == _HANDSHAKE:
-                self._handshake(text, now)
-            return
-        # Hot path: decode_frame's logic inlined (no call, no tuple), one dict lookup for the channel.
-        try:
-            msg = _loads(text)
-        except _JSONDecodeError:
-            self._bad_frame("frame is not valid JSON", text)
-            return
-        if type(msg) is not dict:
-            self._bad_frame("frame is not a JSON object", text)
-            return
-        event = msg.get("event")
-        if type(event) is not str:
-            self._bad_frame("frame has no string 'event'", text)
-            return
-        data = msg.get("data")
-        if type(data) is str and data and data[0] in _JSON_START:
-            try:  # noqa: SIM105 (contextlib.suppress costs more on the hot path)
-                data = _loads(data)
-            except _JSONDecodeError:
-                pass  # a plain string stays a string
-        channel = msg.get("channel")
-        if channel is None:
-            self._global_frame(event, data, now)
-            return
-        if type(channel) is not str:
-            self._bad_frame("frame 'channel' is not a string", text)
-            return
-        ch = self._channels.get(channel)
-        if ch is None:
-            if event == "pusher_internal:subscription_succeeded":
-                # The server holds a subscription we no longer want (e.g. it answered after a timeout
-                # and the user left): release it.
-                self._send_unsubscribe(channel)
-            return
-        if event.startswith("pusher"):
-            if event.startswith("pusher_internal:"):
-                self._internal_event(ch, event, data, now)
-                return
-            if event.startswith("pusher:"):
-                if event == "pusher:subscription_error":
-                    self._server_subscription_error(ch, data)
-                elif not ch.cancelled and ch.kind is not _USER:
-                    # pusher:cache_miss and friends: never encrypted, passed on as they are.
-                    self._events.append(channel_event(channel, event, data, user_id_str(msg.get("user_id"))))
-                return
-        if ch.cancelled:
-            return
-        kind = ch.kind
-        if kind is _ENCRYPTED:
-            self._encrypted_event(ch, event, data, user_id_str(msg.get("user_id")), now)
-        elif kind is _USER:
-            self._events.append(UserEvent(event, data))
-        else:
-            user_id = msg.get("user_id")
-            if user_id is not None and type(user_id) is not str:
-                user_id = user_id_str(user_id)
-            self._events.append(channel_event(channel, event, data, user_id))
-
-    def _bad_frame(self, reason: str, text: str | bytes) -> None:
-        self._events.append(ErrorRaised(ProtocolError(reason, text)))
+        channels = self._channels
+        append = self._events.append  # the queue is only swapped by events_to_process()
+        for text in texts:
+            if self._phase != PHASE_OPEN:
+                if self._phase == PHASE_OPENING:  # a driver may see the first frame before the open
+                    self.transport_opened(now)
+                if self._phase == PHASE_HANDSHAKE:
+                    self._handshake(text, now)
+                continue
+            try:
+                event, channel, data, msg = decode_frame(text)
+            except ProtocolError as exc:
+                append(ErrorRaised(exc))
+                continue
+            if channel is None:
+                self._global_frame(event, data, now)
+                continue
+            if type(channel) is not str:
+                append(ErrorRaised(ProtocolError("frame 'channel' is not a string", text)))
+                continue
+            ch = channels.get(channel)
+            if ch is None:
+                if event == "pusher_internal:subscription_succeeded":
+                    # The server holds a subscription we no longer want (e.g. it answered after a
+                    # timeout and the user left): release it.
+                    self._send_unsubscribe(channel)
+                continue
+            if event.startswith("pusher"):
+                if event.startswith("pusher_internal:"):
+                    self._internal_event(ch, event, data, now)
+                    continue
+                if event.startswith("pusher:"):
+                    if event == "pusher:subscription_error":
+                        self._server_subscription_error(ch, data)
+                    elif not ch.cancelled and ch.kind is not KIND_USER:
+                        # pusher:cache_miss and friends: never encrypted, passed on as they are.
+                        append(channel_event(channel, event, data, user_id_str(msg.get("user_id"))))
+                    continue
+            if ch.cancelled:
+                continue
+            kind = ch.kind
+            if kind is KIND_ENCRYPTED:
+                self._encrypted_event(ch, event, data, user_id_str(msg.get("user_id")), now)
+            elif kind is KIND_USER:
+                append(UserEvent(event, data))
+            else:
+                user_id = msg.get("user_id")
+                if user_id is not None and type(user_id) is not str:
+                    user_id = user_id_str(user_id)
+                append(channel_event(channel, event, data, user_id))
 
     def _global_frame(self, event: str, data: Any, now: float) -> None:
         if event == "pusher:ping":
@@ -368,7 +356,7 @@ class PusherProtocol(_UserAuthentication):
 
     def _handshake(self, text: str | bytes, now: float) -> None:
         try:
-            event, _channel, data, _user_id = decode_frame(text)
+            event, _channel, data, _msg = decode_frame(text)
         except ProtocolError as exc:
             self._handshake_failed(f"invalid first frame: {exc}", now)
             return
@@ -386,7 +374,7 @@ class PusherProtocol(_UserAuthentication):
             action = handshake_error_action(code)
             if action == "refused":
                 self._events.append(CloseTransport(1000, "connection refused"))
-                self._phase = _CLOSING
+                self._phase = PHASE_CLOSING
                 self._phase_deadline = None
                 self._refuse(code, message, now)
                 return
@@ -399,10 +387,10 @@ class PusherProtocol(_UserAuthentication):
 
     def _handshake_failed(self, message: str, now: float) -> None:
         self._events.append(ErrorRaised(HandshakeError(message)))
-        self._abort(_HANDSHAKE_FAILED_CODE, "invalid handshake", "backoff", now)
+        self._abort(HANDSHAKE_FAILED_CODE, "invalid handshake", "backoff", now)
 
     def _connected(self, socket_id: str, server_timeout: float, now: float) -> None:
-        self._phase = _OPEN
+        self._phase = PHASE_OPEN
         self._phase_deadline = None
         self._unavailable_at = None
         self._retry_at = None
@@ -414,7 +402,7 @@ class PusherProtocol(_UserAuthentication):
         self._activity_timeout = min(self._config.activity_timeout, server_timeout)
         self._last_rx = now
         self._ping_at = None
-        self._set_state(_CONNECTED)
+        self._set_state(STATE_CONNECTED)
         self._events.append(Connected(socket_id, self._activity_timeout))
         if self._signin_requested:
             self._request_signin()
@@ -423,7 +411,7 @@ class PusherProtocol(_UserAuthentication):
 
     def _open(self, now: float) -> None:
         self._attempt += 1
-        self._phase = _OPENING
+        self._phase = PHASE_OPENING
         self._phase_deadline = now + self._config.connect_timeout
         self._retry_at = None
         self._events.append(OpenTransport(self._url, self._attempt))
@@ -450,23 +438,23 @@ class PusherProtocol(_UserAuthentication):
 
     def _resume(self, now: float) -> None:
         """After a close: open now if the retry is due, else wait for it."""
-        if self._phase == _CLOSING:
+        if self._phase == PHASE_CLOSING:
             return
         if self._retry_at is None:
-            self._phase = _IDLE
+            self._phase = PHASE_IDLE
         elif now >= self._retry_at:
             self._open(now)
         else:
-            self._phase = _WAITING
+            self._phase = PHASE_WAITING
 
     def _after_close(self, now: float) -> None:
-        self._phase = _IDLE
+        self._phase = PHASE_IDLE
         self._resume(now)
 
     def _abort(self, code: int, reason: str, action: CloseAction, now: float) -> None:
         """Close the socket ourselves, then continue with ``action`` once it reports closed."""
         self._events.append(CloseTransport(code, reason))
-        self._phase = _CLOSING
+        self._phase = PHASE_CLOSING
         self._phase_deadline = None
         self._ping_at = None
         if action == "refused":
@@ -486,10 +474,10 @@ class PusherProtocol(_UserAuthentication):
     def _lose_connection(self, now: float) -> None:
         """The socket is gone but we will retry: back to ``connecting`` (state kept if not connected)."""
         self._ping_at = None
-        if self._state is _CONNECTED and now - self._connected_at >= self._config.backoff_reset_after:
+        if self._state is STATE_CONNECTED and now - self._connected_at >= self._config.backoff_reset_after:
             self._backoff.reset()
-        if self._state is _CONNECTED:
-            self._set_state(_CONNECTING)
+        if self._state is STATE_CONNECTED:
+            self._set_state(STATE_CONNECTING)
             self._unavailable_at = now + self._config.unavailable_timeout
         self._drop_connection(now)
 
@@ -503,7 +491,7 @@ class PusherProtocol(_UserAuthentication):
         for name, ch in list(self._channels.items()):
             if ch.held:
                 self._flush_held(ch, "the connection dropped before a new key arrived")
-            if ch.cancelled or ch.kind is _USER:
+            if ch.cancelled or ch.kind is KIND_USER:
                 del self._channels[name]
                 self._timed.pop(name, None)
                 continue

@@ -21,23 +21,17 @@ from quvel_ws.errors import (
     SubscriptionTimeout,
 )
 from quvel_ws.protocol._base import (
-    _CONNECTED,
-    _ENCRYPTED,
-    _OPEN,
-    _PRESENCE,
-    _PUBLIC,
-    _USER,
-    MAX_EVENT_NAME,
+    KIND_ENCRYPTED,
+    KIND_PRESENCE,
+    KIND_PUBLIC,
+    KIND_USER,
+    PHASE_OPEN,
+    STATE_CONNECTED,
 )
-from quvel_ws.protocol._channels import (
-    Channel,
-    ChannelKind,
-    channel_kind,
-    validate_channel_name,
-)
+from quvel_ws.protocol._channels import ChannelEntry
 from quvel_ws.protocol._codec import encode_limited
 from quvel_ws.protocol._crypto import make_box
-from quvel_ws.protocol._encrypted import _EncryptedChannels
+from quvel_ws.protocol._encrypted import EncryptedChannelsPart
 from quvel_ws.protocol._events import (
     AuthorizeChannel,
     ChannelAuthData,
@@ -50,12 +44,13 @@ from quvel_ws.protocol._events import (
     SubscriptionSucceeded,
     Unsubscribed,
 )
+from quvel_ws.protocol._names import MAX_EVENT_NAME, ChannelKind, channel_kind, validate_channel_name
 from quvel_ws.protocol._presence import member_id
 
 logger = logging.getLogger(__name__)
 
 
-class _Subscriptions(_EncryptedChannels):
+class SubscriptionsPart(EncryptedChannelsPart):
     """The per-channel state machine driven by the user, the auth answers and the server."""
 
     def subscribe(self, channel: str, now: float) -> None:
@@ -63,18 +58,18 @@ class _Subscriptions(_EncryptedChannels):
         :class:`InvalidChannelName` for a bad name. Sent once connected, never before."""
         name = validate_channel_name(channel)
         kind = channel_kind(name)
-        if kind is _ENCRYPTED and not self._config.encrypted_channels:
+        if kind is KIND_ENCRYPTED and not self._config.encrypted_channels:
             raise InvalidArgument(f"encrypted channels are disabled in this client: {name!r}")
         ch = self._channels.get(name)
         if ch is None:
-            ch = Channel(name, kind)
+            ch = ChannelEntry(name, kind)
             self._channels[name] = ch
         elif ch.pending:
             ch.cancelled = False  # reinstate (pusher-js): the attempt in flight goes on
             return
         elif ch.subscribed:
             return
-        if self._state is _CONNECTED:
+        if self._state is STATE_CONNECTED:
             self._begin_subscribe(ch, now)
 
     def unsubscribe(self, channel: str, now: float) -> None:
@@ -83,7 +78,7 @@ class _Subscriptions(_EncryptedChannels):
         if not isinstance(channel, str):
             raise InvalidChannelName(repr(channel), "a channel name must be a string")
         ch = self._channels.get(channel)
-        if ch is None or ch.cancelled or ch.kind is _USER:
+        if ch is None or ch.cancelled or ch.kind is KIND_USER:
             return
         ch.held.clear()
         ch.refreshing = False
@@ -94,20 +89,20 @@ class _Subscriptions(_EncryptedChannels):
             return
         del self._channels[channel]
         self._timed.pop(channel, None)
-        if ch.subscribed and self._phase == _OPEN:
+        if ch.subscribed and self._phase == PHASE_OPEN:
             self._send_unsubscribe(channel)
         self._events.append(Unsubscribed(channel))
 
-    def _begin_subscribe(self, ch: Channel, now: float) -> None:
+    def _begin_subscribe(self, ch: ChannelEntry, now: float) -> None:
         ch.start(now + self._config.subscription_timeout)
         self._time(ch)
-        if ch.kind is _PUBLIC or ch.kind is _USER:
+        if ch.kind is KIND_PUBLIC or ch.kind is KIND_USER:
             self._send_subscribe(ch, "", None)
         else:
             assert self._socket_id is not None
             self._events.append(AuthorizeChannel(ch.name, self._socket_id))
 
-    def _send_subscribe(self, ch: Channel, auth: str, channel_data: str | None) -> None:
+    def _send_subscribe(self, ch: ChannelEntry, auth: str, channel_data: str | None) -> None:
         data: dict[str, Any] = {"channel": ch.name, "auth": auth}
         if channel_data is not None:
             data["channel_data"] = channel_data  # verbatim: the signature covers these exact bytes
@@ -124,24 +119,24 @@ class _Subscriptions(_EncryptedChannels):
             SendFrame(orjson.dumps({"event": "pusher:unsubscribe", "data": {"channel": channel}}).decode())
         )
 
-    def _fail_subscription(self, ch: Channel, error: SubscriptionError) -> None:
+    def _fail_subscription(self, ch: ChannelEntry, error: SubscriptionError) -> None:
         ch.fail()
         self._untime(ch)
         self._parked.pop(ch.name, None)
-        if ch.kind is _USER:
+        if ch.kind is KIND_USER:
             self._channels.pop(ch.name, None)
             self._events.append(ErrorRaised(SigninError(f"server-to-user channel failed: {error.message}")))
             return
         self._events.append(SubscriptionFailed(ch.name, error))
 
-    def _subscription_timed_out(self, ch: Channel) -> None:
+    def _subscription_timed_out(self, ch: ChannelEntry) -> None:
         ch.deadline = None
         if not ch.pending:
             return
         if ch.cancelled:
             del self._channels[ch.name]
             self._parked.pop(ch.name, None)
-            if ch.auth_sent and self._phase == _OPEN:
+            if ch.auth_sent and self._phase == PHASE_OPEN:
                 self._send_unsubscribe(ch.name)  # in case the server subscribed us after all
             return
         self._fail_subscription(ch, SubscriptionTimeout(ch.name, self._config.subscription_timeout))
@@ -149,7 +144,7 @@ class _Subscriptions(_EncryptedChannels):
     def channel_authorized(self, channel: str, socket_id: str, auth: ChannelAuthData, now: float) -> None:
         """Answer to ``AuthorizeChannel``; ignored when ``socket_id`` is not the current one."""
         ch = self._channels.get(channel)
-        if ch is None or socket_id != self._socket_id or self._phase != _OPEN:
+        if ch is None or socket_id != self._socket_id or self._phase != PHASE_OPEN:
             if logger.isEnabledFor(logging.DEBUG):
                 logger.debug("stale authorisation for %s (socket %s) ignored", channel, socket_id)
             return
@@ -162,7 +157,7 @@ class _Subscriptions(_EncryptedChannels):
             del self._channels[channel]
             self._timed.pop(channel, None)
             return
-        if ch.kind is _ENCRYPTED:
+        if ch.kind is KIND_ENCRYPTED:
             if auth.shared_secret is None:
                 self._fail_subscription(
                     ch,
@@ -179,7 +174,7 @@ class _Subscriptions(_EncryptedChannels):
                 self._fail_subscription(ch, AuthorizationError(channel, str(exc), status=200))
                 return
             ch.key = auth.shared_secret
-        elif ch.kind is _PRESENCE:
+        elif ch.kind is KIND_PRESENCE:
             assert ch.presence is not None
             if auth.channel_data is None:
                 if self._user_id is not None:
@@ -227,7 +222,7 @@ class _Subscriptions(_EncryptedChannels):
     ) -> None:
         """Answer to ``AuthorizeChannel`` when the auth endpoint failed (status carried by ``error``)."""
         ch = self._channels.get(channel)
-        if ch is None or socket_id != self._socket_id or self._phase != _OPEN:
+        if ch is None or socket_id != self._socket_id or self._phase != PHASE_OPEN:
             return
         if ch.refreshing and not ch.pending:
             self._flush_held(ch, f"could not fetch a new key: {error.message}")
@@ -241,7 +236,7 @@ class _Subscriptions(_EncryptedChannels):
             return
         self._fail_subscription(ch, error)
 
-    def _internal_event(self, ch: Channel, event: str, data: Any, now: float) -> None:
+    def _internal_event(self, ch: ChannelEntry, event: str, data: Any, now: float) -> None:
         if event == "pusher_internal:subscription_succeeded":
             self._subscription_succeeded(ch, data)
         elif event == "pusher_internal:member_added":
@@ -271,12 +266,12 @@ class _Subscriptions(_EncryptedChannels):
                 )
                 return
             ch.subscription_count = count
-            if not ch.cancelled and ch.kind is not _USER:
+            if not ch.cancelled and ch.kind is not KIND_USER:
                 self._events.append(SubscriptionCount(ch.name, count))
         elif logger.isEnabledFor(logging.DEBUG):
             logger.debug("ignoring %s on %s", event, ch.name)
 
-    def _subscription_succeeded(self, ch: Channel, data: Any) -> None:
+    def _subscription_succeeded(self, ch: ChannelEntry, data: Any) -> None:
         if ch.cancelled:
             # Unsubscribed while pending: now that the server has us, leave (pusher-js semantics).
             del self._channels[ch.name]
@@ -285,7 +280,7 @@ class _Subscriptions(_EncryptedChannels):
             return
         ch.succeeded()
         self._untime(ch)
-        if ch.kind is _USER:
+        if ch.kind is KIND_USER:
             return
         presence = ch.presence
         if presence is None:
@@ -299,7 +294,7 @@ class _Subscriptions(_EncryptedChannels):
             presence.my_id = self._user_id
         self._events.append(SubscriptionSucceeded(ch.name, data, presence.members, presence.me))
 
-    def _server_subscription_error(self, ch: Channel, data: Any) -> None:
+    def _server_subscription_error(self, ch: ChannelEntry, data: Any) -> None:
         """Soketi's ``pusher:subscription_error`` ``{type, error, status}``: the attempt is over."""
         if type(data) is dict:
             type_ = data.get("type")
@@ -333,11 +328,11 @@ class _Subscriptions(_EncryptedChannels):
             raise ClientEventError(f"channel must be a string, got {channel!r}")
         ch = self._channels.get(channel)
         kind = ch.kind if ch is not None else channel_kind(channel)
-        if kind is _ENCRYPTED:
+        if kind is KIND_ENCRYPTED:
             raise ClientEventError(f"client events are not supported on encrypted channels ({channel!r})")
-        if kind is not ChannelKind.PRIVATE and kind is not _PRESENCE:
+        if kind is not ChannelKind.PRIVATE and kind is not KIND_PRESENCE:
             raise ClientEventError(f"client events need a private or presence channel, not {channel!r}")
-        if self._state is not _CONNECTED:
+        if self._state is not STATE_CONNECTED:
             raise NotConnected(f"cannot send {event!r} on {channel!r}: the connection is {self._state}")
         if ch is None or not ch.subscribed or ch.cancelled:
             raise ClientEventError(f"cannot send {event!r}: {channel!r} is not subscribed")

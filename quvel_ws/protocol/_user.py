@@ -14,17 +14,15 @@ from quvel_ws.errors import (
     WsError,
 )
 from quvel_ws.protocol._base import (
-    _CONNECTED,
-    _OPEN,
-    _USER,
+    KIND_USER,
+    PHASE_OPEN,
+    STATE_CONNECTED,
 )
-from quvel_ws.protocol._channels import (
-    USER_CHANNEL_PREFIX,
-    Channel,
-)
+from quvel_ws.protocol._channels import ChannelEntry
 from quvel_ws.protocol._codec import (
-    decode_data,
+    JSONDecodeError,
     encode_limited,
+    loads,
 )
 from quvel_ws.protocol._events import (
     AuthorizeUser,
@@ -34,17 +32,18 @@ from quvel_ws.protocol._events import (
     SignedIn,
     UserAuthData,
 )
+from quvel_ws.protocol._names import USER_CHANNEL_PREFIX
 from quvel_ws.protocol._presence import member_id
-from quvel_ws.protocol._subscriptions import _Subscriptions
+from quvel_ws.protocol._subscriptions import SubscriptionsPart
 
 
-class _UserAuthentication(_Subscriptions):
+class UserAuthPart(SubscriptionsPart):
     """Sign-in now and after every reconnect; user events and watchlist events."""
 
     def signin(self, now: float) -> None:
         """Request user authentication, now if connected, and again after every reconnect."""
         self._signin_requested = True
-        if self._state is _CONNECTED and self._user_id is None and not self._signin_pending:
+        if self._state is STATE_CONNECTED and self._user_id is None and not self._signin_pending:
             self._request_signin()
 
     def _request_signin(self) -> None:
@@ -54,7 +53,7 @@ class _UserAuthentication(_Subscriptions):
 
     def user_authorized(self, socket_id: str, auth: UserAuthData, now: float) -> None:
         """Answer to ``AuthorizeUser``: sends ``pusher:signin``."""
-        if socket_id != self._socket_id or self._phase != _OPEN or not self._signin_pending:
+        if socket_id != self._socket_id or self._phase != PHASE_OPEN or not self._signin_pending:
             return
         try:
             text = encode_limited(
@@ -70,7 +69,7 @@ class _UserAuthentication(_Subscriptions):
 
     def user_authorization_failed(self, socket_id: str, error: SigninError, now: float) -> None:
         """Answer to ``AuthorizeUser`` when the user-auth endpoint failed."""
-        if socket_id != self._socket_id or self._phase != _OPEN or not self._signin_pending:
+        if socket_id != self._socket_id or self._phase != PHASE_OPEN or not self._signin_pending:
             return
         self._signin_failed(error)
 
@@ -90,7 +89,12 @@ class _UserAuthentication(_Subscriptions):
 
     def _signin_success(self, data: Any, now: float) -> None:
         raw = data.get("user_data") if type(data) is dict else None
-        user_data = decode_data(raw) if type(raw) is str else raw
+        user_data = raw
+        if type(raw) is str:
+            try:
+                user_data = loads(raw)
+            except JSONDecodeError:
+                user_data = None  # reported below: user_data must be a JSON object
         uid = member_id(user_data.get("id")) if type(user_data) is dict else None
         if uid is None or type(user_data) is not dict:
             self._signin_failed(SigninError("signin_success carries no user_data with a non-empty 'id'"))
@@ -102,7 +106,7 @@ class _UserAuthentication(_Subscriptions):
         name = USER_CHANNEL_PREFIX + uid
         ch = self._channels.get(name)
         if ch is None:
-            ch = Channel(name, _USER)
+            ch = ChannelEntry(name, KIND_USER)
             self._channels[name] = ch
         if not ch.pending and not ch.subscribed:
             self._begin_subscribe(ch, now)

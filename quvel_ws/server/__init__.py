@@ -6,12 +6,48 @@ For tests, development and small deployments; production fan-out across machines
     async with PusherServer(apps=[AppConfig(id="1", key="app-key", secret="app-secret")]) as server:
         print(server.ws_url, server.http_url)
         await server.trigger("news", "NewUpdate", {"x": 1})
+
+Names load lazily (PEP 562), so ``import quvel_ws.server`` is cheap until a name is used; the server
+never loads the client driver.
 """
 
-from quvel_ws.server._app import AppConfig, Limits, app_from_env, load_apps_file
-from quvel_ws.server._server import PusherServer, ServerThread
-from quvel_ws.server._signature import SignatureError, sign_params, verify_request
-from quvel_ws.server._webhooks import webhook_signature
+from typing import TYPE_CHECKING, Any
+
+from quvel_ws.errors import SignatureError
+
+if TYPE_CHECKING:
+    from quvel_ws.server._app import AppConfig, Limits, app_from_env, load_apps_file
+    from quvel_ws.server._server import PusherServer, ServerThread
+    from quvel_ws.server._signature import sign_params, verify_request
+    from quvel_ws.server._webhooks import webhook_signature
+
+_LAZY: dict[str, str] = {
+    "AppConfig": "quvel_ws.server._app",
+    "Limits": "quvel_ws.server._app",
+    "app_from_env": "quvel_ws.server._app",
+    "load_apps_file": "quvel_ws.server._app",
+    "PusherServer": "quvel_ws.server._server",
+    "ServerThread": "quvel_ws.server._server",
+    "sign_params": "quvel_ws.server._signature",
+    "verify_request": "quvel_ws.server._signature",
+    "webhook_signature": "quvel_ws.server._webhooks",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'quvel_ws.server' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "AppConfig",

@@ -171,8 +171,8 @@ class Limits:
     max_frame_bytes: int = 256 * 1024
     max_http_body_bytes: int = 1024 * 1024
     max_http_head_bytes: int = 16 * 1024
-    #: A socket whose unsent output grows past this is closed with 4100 (a slow consumer must not
-    #: make the server buffer without bound).
+    #: A socket whose unsent output grows past this is dropped (TCP abort: a close frame would queue
+    #: behind the backlog); a slow consumer must not make the server buffer without bound.
     max_write_buffer_bytes: int = 4 * 1024 * 1024
     #: An HTTP connection (keep-alive, or a WebSocket handshake never finished) idle this long is closed.
     http_idle_timeout: float = 60.0

@@ -22,8 +22,9 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from quvel_ws._logs import protocol_logger
+from quvel_ws.errors import HttpRequestError
 from quvel_ws.server._frames import error_frame
-from quvel_ws.server._http11 import HttpError, Request, body_length, parse_head, response
+from quvel_ws.server._http11 import Request, body_length, parse_head, response
 
 if TYPE_CHECKING:
     from quvel_ws.server._server import PusherServer
@@ -35,7 +36,7 @@ _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _APP_PATH_RE = re.compile(r"\A(?:/[^?]*)?/app/(?P<key>[^/?]+)/?\Z")
 
 
-class Connection(asyncio.Protocol):
+class ServerConnection(asyncio.Protocol):
     """HTTP/1.1 until a WebSocket upgrade, then a Pusher socket."""
 
     def __init__(self, server: PusherServer) -> None:
@@ -121,7 +122,7 @@ class Connection(asyncio.Protocol):
                         self._upgrade(req)
                         return
                     length = body_length(req, limits.max_http_body_bytes)
-                except HttpError as exc:
+                except HttpRequestError as exc:
                     self._fail(exc.status, exc.message)
                     return
                 if req.headers.get("expect", "").lower() == "100-continue" and len(self._buffer) < length:
@@ -166,7 +167,7 @@ class Connection(asyncio.Protocol):
     def _upgrade(self, req: Request) -> None:
         assert self.transport is not None
         if req.method != "GET":
-            raise HttpError(405, "WebSocket upgrades must use GET")
+            raise HttpRequestError(405, "WebSocket upgrades must use GET")
         if req.headers.get("sec-websocket-version") != "13":
             self._done = True
             self.transport.write(
@@ -186,10 +187,10 @@ class Connection(asyncio.Protocol):
         except (binascii.Error, ValueError):
             valid_key = False
         if not valid_key:
-            raise HttpError(400, "Invalid Sec-WebSocket-Key")
+            raise HttpRequestError(400, "Invalid Sec-WebSocket-Key")
         match = _APP_PATH_RE.match(req.path)
         if match is None:
-            raise HttpError(404, "WebSocket endpoint is /app/{key}?protocol=7")
+            raise HttpRequestError(404, "WebSocket endpoint is /app/{key}?protocol=7")
         accept = base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
         self.transport.write(
             b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

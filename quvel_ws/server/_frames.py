@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
+from quvel_ws.protocol import encode_message
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -21,22 +21,11 @@ def text_frame(payload: bytes) -> bytes:
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
 
 
-def dumps(obj: Any) -> bytes:
-    return orjson.dumps(obj)
-
-
 def event_frame(
     event: str, data: Any = None, channel: str | None = None, *, user_id: Any = None, has_data: bool = True
 ) -> bytes:
     """A Pusher message ``{"event", "channel"?, "data"?, "user_id"?}`` as frame bytes."""
-    msg: dict[str, Any] = {"event": event}
-    if channel is not None:
-        msg["channel"] = channel
-    if has_data:
-        msg["data"] = data
-    if user_id is not None:
-        msg["user_id"] = user_id
-    return text_frame(orjson.dumps(msg))
+    return text_frame(encode_message(event, data, channel, user_id=user_id, has_data=has_data))
 
 
 def error_frame(code: int | None, message: str, channel: str | None = None) -> bytes:

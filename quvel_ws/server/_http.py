@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from quvel_ws.errors import HttpApiError, SignatureError
+from quvel_ws.protocol import channel_name_problem, is_encrypted, is_presence
 from quvel_ws.server._app import AppConfig
-from quvel_ws.server._channels import channel_name_problem, is_encrypted, is_presence
 from quvel_ws.server._http11 import Request, decoded_path
-from quvel_ws.server._signature import SignatureError, verify_request
+from quvel_ws.server._signature import verify_request
 
 if TYPE_CHECKING:
     from quvel_ws.server._server import PusherServer
@@ -29,15 +30,6 @@ _ROUTE_RE = re.compile(
 )
 _SDK_TERMINATE_RE = re.compile(r"\A/users/(?P<user>[^/]+)/terminate_connections\Z")
 _INFO_ATTRIBUTES = {"user_count", "subscription_count"}
-
-
-class ApiError(Exception):
-    """An HTTP API request is refused with ``status``."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -54,37 +46,43 @@ class EventToPublish:
 def validate_event(app: AppConfig, body: Any) -> EventToPublish:
     """Check one event object (``name``, ``channel``/``channels``, ``data``, ``socket_id``, ``info``)."""
     if not isinstance(body, dict):
-        raise ApiError(400, "The event must be a JSON object with name, channels (or channel) and data")
+        raise HttpApiError(400, "The event must be a JSON object with name, channels (or channel) and data")
     name = body.get("name")
     if not isinstance(name, str) or not name:
-        raise ApiError(400, "The event needs a non-empty string name")
+        raise HttpApiError(400, "The event needs a non-empty string name")
     if len(name) > app.max_event_name_length:
-        raise ApiError(400, f"Event name is too long. Maximum allowed size is {app.max_event_name_length}.")
+        raise HttpApiError(
+            400, f"Event name is too long. Maximum allowed size is {app.max_event_name_length}."
+        )
     if "channels" in body:
         channels = body["channels"]
         if not isinstance(channels, list) or not channels:
-            raise ApiError(400, "channels must be a non-empty list of channel names")
+            raise HttpApiError(400, "channels must be a non-empty list of channel names")
     elif "channel" in body:
         channels = [body["channel"]]
     else:
-        raise ApiError(400, "The event needs channels (a list) or channel (a string)")
+        raise HttpApiError(400, "The event needs channels (a list) or channel (a string)")
     if len(channels) > app.max_channels_per_event:
-        raise ApiError(400, f"Cannot broadcast to more than {app.max_channels_per_event} channels at once")
+        raise HttpApiError(
+            400, f"Cannot broadcast to more than {app.max_channels_per_event} channels at once"
+        )
     for ch in channels:
-        problem = channel_name_problem(ch, app.max_channel_name_length)
+        problem = channel_name_problem(ch, app.max_channel_name_length, user_channel=True)
         if problem is not None:
-            raise ApiError(400, f"Invalid channel {str(ch)[:210]!r}: {problem}")
+            raise HttpApiError(400, f"Invalid channel {str(ch)[:210]!r}: {problem}")
     if len(channels) > 1 and any(is_encrypted(ch) for ch in channels):
-        raise ApiError(400, "An event to a private-encrypted- channel must go to that one channel only")
+        raise HttpApiError(400, "An event to a private-encrypted- channel must go to that one channel only")
     if "data" not in body:
-        raise ApiError(400, "The event needs data (usually a JSON-encoded string)")
+        raise HttpApiError(400, "The event needs data (usually a JSON-encoded string)")
     data = body["data"]
     size = len(data.encode()) if isinstance(data, str) else len(orjson.dumps(data))
     if size > app.max_payload_bytes:
-        raise ApiError(413, f"The event data should be less than {app.max_payload_bytes} bytes (got {size}).")
+        raise HttpApiError(
+            413, f"The event data should be less than {app.max_payload_bytes} bytes (got {size})."
+        )
     socket_id = body.get("socket_id")
     if socket_id is not None and (not isinstance(socket_id, str) or not SOCKET_ID_RE.match(socket_id)):
-        raise ApiError(400, "socket_id must look like '123.456'")
+        raise HttpApiError(400, "socket_id must look like '123.456'")
     info = _info(body.get("info"))
     return EventToPublish(name, tuple(channels), data, socket_id, info)
 
@@ -93,11 +91,11 @@ def _info(raw: Any) -> frozenset[str]:
     if raw is None or raw == "":
         return frozenset()
     if not isinstance(raw, str):
-        raise ApiError(400, "info must be a comma-separated string")
+        raise HttpApiError(400, "info must be a comma-separated string")
     attrs = frozenset(a.strip() for a in raw.split(",") if a.strip())
     unknown = attrs - _INFO_ATTRIBUTES
     if unknown:
-        raise ApiError(
+        raise HttpApiError(
             400, f"Unknown info attribute(s) {sorted(unknown)}; use user_count, subscription_count"
         )
     return attrs
@@ -129,27 +127,27 @@ class HttpApi:
             return 200, b"OK", "text/plain"
         try:
             return 200, orjson.dumps(self._route(req)), "application/json"
-        except ApiError as exc:
+        except HttpApiError as exc:
             return _error(exc.status, exc.message)
 
     def _route(self, req: Request) -> Any:
         m = _ROUTE_RE.match(req.path)
         sdk_terminate = None if m else _SDK_TERMINATE_RE.match(req.path)
         if m is None and sdk_terminate is None:
-            raise ApiError(404, f"No route for {req.method} {req.path[:200]}")
+            raise HttpApiError(404, f"No route for {req.method} {req.path[:200]}")
         if m is not None:
             state = self.server.app_state_by_id(decoded_path(m["app"]))
             if state is None:
-                raise ApiError(404, f"The app {decoded_path(m['app'])[:100]!r} could not be found.")
+                raise HttpApiError(404, f"The app {decoded_path(m['app'])[:100]!r} could not be found.")
         else:
             # pusher-http-python signs terminate_connections without the /apps/{id} prefix: find the
             # app by the signing key instead.
             state = self.server.app_state_by_key(req.query.get("auth_key", ""))
             if state is None:
-                raise ApiError(401, "Unknown auth_key")
+                raise HttpApiError(401, "Unknown auth_key")
         self._verify(req, state.config)
         if not state.config.enabled:
-            raise ApiError(403, "The app is not enabled.")
+            raise HttpApiError(403, "The app is not enabled.")
         if m is None:
             assert sdk_terminate is not None
             return self._terminate(state, decoded_path(sdk_terminate["user"]), req)
@@ -165,9 +163,9 @@ class HttpApi:
         if m["channel"] is None:
             return self._channels(state, req)
         name = decoded_path(m["channel"])
-        problem = channel_name_problem(name, state.config.max_channel_name_length)
+        problem = channel_name_problem(name, state.config.max_channel_name_length, user_channel=True)
         if problem is not None:
-            raise ApiError(400, problem)
+            raise HttpApiError(400, problem)
         if m["users"]:
             return self._users(state, name)
         return self._channel(state, name, req)
@@ -185,14 +183,16 @@ class HttpApi:
                     return
                 except SignatureError:
                     pass
-            raise ApiError(exc.status, exc.message) from None
+            raise HttpApiError(exc.status, exc.message) from None
 
     def _batch(self, state: AppState, body: Any) -> Any:
         batch = body.get("batch") if isinstance(body, dict) else None
         if not isinstance(batch, list) or not batch:
-            raise ApiError(400, 'The body must be {"batch": [event, ...]} with at least one event')
+            raise HttpApiError(400, 'The body must be {"batch": [event, ...]} with at least one event')
         if len(batch) > state.config.max_batch_size:
-            raise ApiError(400, f"Cannot batch-send more than {state.config.max_batch_size} messages at once")
+            raise HttpApiError(
+                400, f"Cannot batch-send more than {state.config.max_batch_size} messages at once"
+            )
         events = [validate_event(state.config, item) for item in batch]  # all or nothing
         results = [self.server.publish_event(state, ev) for ev in events]
         if any(ev.info for ev in events):
@@ -209,7 +209,7 @@ class HttpApi:
         prefix = req.query.get("filter_by_prefix", "")
         info = _info(req.query.get("info"))
         if "user_count" in info and not prefix.startswith("presence-"):
-            raise ApiError(400, "info=user_count needs filter_by_prefix=presence-")
+            raise HttpApiError(400, "info=user_count needs filter_by_prefix=presence-")
         channels: dict[str, Any] = {}
         for ch in state.occupied(prefix):
             attrs: dict[str, Any] = {"subscription_count": len(ch.subscribers), "occupied": True}
@@ -221,7 +221,7 @@ class HttpApi:
     def _channel(self, state: AppState, name: str, req: Request) -> Any:
         info = _info(req.query.get("info"))
         if "user_count" in info and not is_presence(name):
-            raise ApiError(400, "user_count may only be requested for presence channels")
+            raise HttpApiError(400, "user_count may only be requested for presence channels")
         ch = state.channels.get(name)
         result: dict[str, Any] = {
             "occupied": ch is not None,
@@ -233,7 +233,7 @@ class HttpApi:
 
     def _users(self, state: AppState, name: str) -> Any:
         if not is_presence(name):
-            raise ApiError(400, "The channel must be a presence channel.")
+            raise HttpApiError(400, "The channel must be a presence channel.")
         ch = state.channels.get(name)
         return {"users": [{"id": key} for key in (ch.members if ch else {})]}
 
@@ -246,14 +246,14 @@ class HttpApi:
 
 def _method(req: Request, method: str) -> None:
     if req.method != method:
-        raise ApiError(405, f"Use {method} for {req.path[:200]}")
+        raise HttpApiError(405, f"Use {method} for {req.path[:200]}")
 
 
 def _json_body(req: Request) -> Any:
     try:
         return orjson.loads(req.body or b"{}")
     except orjson.JSONDecodeError:
-        raise ApiError(400, "The request body is not valid JSON") from None
+        raise HttpApiError(400, "The request body is not valid JSON") from None
 
 
 def _error(status: int, message: str) -> tuple[int, bytes, str]:

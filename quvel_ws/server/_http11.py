@@ -11,14 +11,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from urllib.parse import parse_qsl, unquote
 
-
-class HttpError(Exception):
-    """A request that cannot be served; answered with ``status`` and the connection closed."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(message)
+from quvel_ws.errors import HttpRequestError
 
 
 @dataclass
@@ -52,17 +45,17 @@ def parse_head(head: bytes) -> Request:
     try:
         text = head.decode("latin-1")
     except UnicodeDecodeError as exc:  # pragma: no cover - latin-1 decodes every byte
-        raise HttpError(400, "Bad request head") from exc
+        raise HttpRequestError(400, "Bad request head") from exc
     lines = text.split("\r\n")
     parts = lines[0].split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-        raise HttpError(400, "Bad request line")
+        raise HttpRequestError(400, "Bad request line")
     method, target, version = parts
     headers: dict[str, str] = {}
     for line in lines[1:]:
         name, sep, value = line.partition(":")
         if not sep or not name or name != name.strip():
-            raise HttpError(400, "Bad header line")
+            raise HttpRequestError(400, "Bad header line")
         key = name.lower()
         value = value.strip()
         headers[key] = f"{headers[key]}, {value}" if key in headers else value
@@ -75,13 +68,13 @@ def parse_head(head: bytes) -> Request:
 
 def body_length(req: Request, max_body: int) -> int:
     if "transfer-encoding" in req.headers:
-        raise HttpError(411, "Chunked request bodies are not supported: send Content-Length")
+        raise HttpRequestError(411, "Chunked request bodies are not supported: send Content-Length")
     raw = req.headers.get("content-length", "0") or "0"
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:  # "²".isdigit() is True
-        raise HttpError(400, "Bad Content-Length")
+        raise HttpRequestError(400, "Bad Content-Length")
     length = int(raw)
     if length > max_body:
-        raise HttpError(413, f"Request body of {length} bytes is over the {max_body}-byte limit")
+        raise HttpRequestError(413, f"Request body of {length} bytes is over the {max_body}-byte limit")
     return length
 
 

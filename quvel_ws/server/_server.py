@@ -14,11 +14,11 @@ from urllib.parse import quote
 
 import orjson
 
-from quvel_ws.errors import InvalidArgument
+from quvel_ws.errors import HttpApiError, InvalidArgument
 from quvel_ws.server._app import AppConfig, Limits, check_apps
-from quvel_ws.server._conn import Connection
+from quvel_ws.server._conn import ServerConnection
 from quvel_ws.server._frames import event_frame, text_frame
-from quvel_ws.server._http import ApiError, EventToPublish, HttpApi, channel_attributes, validate_event
+from quvel_ws.server._http import EventToPublish, HttpApi, channel_attributes, validate_event
 from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
@@ -70,7 +70,7 @@ class PusherServer:
         self.limits = limits or Limits()
         self.ssl = ssl
         self.http_api = HttpApi(self)
-        self.connections: set[Connection] = set()
+        self.connections: set[ServerConnection] = set()
         self.closing = False
         self._states: dict[str, AppState] = {}
         self._by_key: dict[str, AppState] = {}
@@ -124,7 +124,12 @@ class PusherServer:
         self._states = {app.id: AppState(app, self._webhooks) for app in self.apps}
         self._by_key = {s.config.key: s for s in self._states.values()}
         self._server = await loop.create_server(
-            lambda: Connection(self), self.host, self._port, reuse_address=True, backlog=4096, ssl=self.ssl
+            lambda: ServerConnection(self),
+            self.host,
+            self._port,
+            reuse_address=True,
+            backlog=4096,
+            ssl=self.ssl,
         )
         self._port = int(self._server.sockets[0].getsockname()[1])
         self._heartbeat_task = loop.create_task(self._heartbeat(), name="quvel-server-heartbeat")
@@ -245,7 +250,7 @@ class PusherServer:
             body["socket_id"] = socket_id
         try:
             ev = validate_event(state.config, body)
-        except ApiError as exc:
+        except HttpApiError as exc:
             raise InvalidArgument(exc.message) from None
         return sum(state.publish(ch, ev.name, ev.data, exclude=ev.socket_id) for ch in ev.channels)
 

@@ -12,17 +12,10 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from quvel_ws.errors import SignatureError
+
 #: How far ``auth_timestamp`` may be from the server clock, in seconds (Pusher's value).
 TIMESTAMP_WINDOW = 600
-
-
-class SignatureError(Exception):
-    """A signed HTTP API request is refused; ``status`` is the HTTP status Pusher answers with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        self.status = status
-        self.message = message
-        super().__init__(message)
 
 
 def hmac_hex(secret: str, message: str) -> str:

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from quvel_ws.protocol import is_cache, is_presence
 from quvel_ws.server._app import AppConfig
-from quvel_ws.server._channels import Channel, Member, is_cache, is_presence
+from quvel_ws.server._channels import PresenceMember, ServerChannel
 from quvel_ws.server._frames import event_frame
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ class AppState:
     def __init__(self, config: AppConfig, webhooks: WebhookSender | None = None) -> None:
         self.config = config
         self.sockets: dict[str, Socket] = {}
-        self.channels: dict[str, Channel] = {}
+        self.channels: dict[str, ServerChannel] = {}
         self.users: dict[str, set[Socket]] = {}
         self.watchers: dict[str, set[Socket]] = {}  # user id -> signed-in sockets watching that user
         self._cache: dict[str, tuple[str, Any, float]] = {}
@@ -80,7 +81,7 @@ class AppState:
 
     # --- membership -------------------------------------------------------------------------------
 
-    def join(self, sock: Socket, name: str, member: Member | None) -> tuple[Channel, bool]:
+    def join(self, sock: Socket, name: str, member: PresenceMember | None) -> tuple[ServerChannel, bool]:
         """Add ``sock`` to channel ``name`` (and ``member`` to its presence set).
 
         Returns the channel and whether ``member`` is new to it (its first socket there), in which case
@@ -88,7 +89,7 @@ class AppState:
         """
         ch = self.channels.get(name)
         if ch is None:
-            ch = self.channels[name] = Channel(name, presence=is_presence(name))
+            ch = self.channels[name] = ServerChannel(name, presence=is_presence(name))
             self._webhook({"name": "channel_occupied", "channel": name})
         ch.subscribers[sock] = sock.write
         self._count_changed(ch)
@@ -138,7 +139,7 @@ class AppState:
             if not self.quiet:
                 self._webhook({"name": "channel_vacated", "channel": name})
 
-    def _count_changed(self, ch: Channel) -> None:
+    def _count_changed(self, ch: ServerChannel) -> None:
         if not self.config.subscription_count_events or ch.presence or self.quiet:
             return
         if not self._counts_dirty:
@@ -233,7 +234,7 @@ class AppState:
 
     # --- queries for the HTTP API -----------------------------------------------------------------
 
-    def occupied(self, prefix: str = "") -> Iterable[Channel]:
+    def occupied(self, prefix: str = "") -> Iterable[ServerChannel]:
         return (ch for name, ch in self.channels.items() if name.startswith(prefix))
 
 

@@ -21,15 +21,17 @@ from websockets.protocol import State
 from websockets.server import ServerProtocol
 
 from quvel_ws._logs import protocol_logger
-from quvel_ws.server._channels import (
-    SERVER_TO_USER_PREFIX,
-    Member,
+from quvel_ws.errors import ProtocolError
+from quvel_ws.protocol import (
+    USER_CHANNEL_PREFIX,
     channel_name_problem,
+    decode_frame,
     is_cache,
     is_encrypted,
     is_presence,
     is_private,
 )
+from quvel_ws.server._channels import PresenceMember
 from quvel_ws.server._frames import error_frame, event_frame, text_frame
 from quvel_ws.server._signature import channel_auth_string, check_auth, user_auth_string
 
@@ -168,14 +170,9 @@ class Socket:
             )
             return
         try:
-            msg = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            self.send(error_frame(4200, "Invalid message format: the frame is not valid JSON"))
-            return
-        if not isinstance(msg, dict) or not isinstance(msg.get("event"), str):
-            self.send(
-                error_frame(4200, 'Invalid message format: expected a JSON object with a string "event"')
-            )
+            msg = decode_frame(raw)[3]  # client events are forwarded as sent
+        except ProtocolError as exc:
+            self.send(error_frame(4200, f"Invalid message format: {exc.reason}"))
             return
         try:
             self._dispatch(msg)
@@ -226,14 +223,14 @@ class Socket:
             )
             return
         cfg = self.app.config
-        problem = channel_name_problem(name, cfg.max_channel_name_length)
+        problem = channel_name_problem(name, cfg.max_channel_name_length, user_channel=True)
         if problem is not None:
             kind = "LimitReached" if len(name) > cfg.max_channel_name_length else "InvalidChannelName"
             self._sub_error(name, kind, problem, 4009)
             return
-        member: Member | None = None
-        if name.startswith(SERVER_TO_USER_PREFIX):
-            if self.user_id is None or name != SERVER_TO_USER_PREFIX + self.user_id:
+        member: PresenceMember | None = None
+        if name.startswith(USER_CHANNEL_PREFIX):
+            if self.user_id is None or name != USER_CHANNEL_PREFIX + self.user_id:
                 self._sub_error(
                     name,
                     "AuthError",
@@ -283,7 +280,7 @@ class Socket:
             else:
                 self.send(event_frame(cached[0], cached[1], name))
 
-    def _member(self, name: str, channel_data: str) -> Member | None:
+    def _member(self, name: str, channel_data: str) -> PresenceMember | None:
         cfg = self.app.config
         try:
             parsed = orjson.loads(channel_data)
@@ -313,7 +310,7 @@ class Socket:
                 4301,
             )
             return None
-        return Member(user_id, user_info)
+        return PresenceMember(user_id, user_info)
 
     # --- client events -----------------------------------------------------------------------------
 

@@ -58,7 +58,7 @@ def live_subject_observers() -> tuple[int, int]:
 def live_handlers() -> tuple[int, int]:
     """(channel hubs, active handler sinks) of every quvel_ws service in the process: the client keeps
     one hub per subscribed channel and one sink per Observable subscription or callback."""
-    from quvel_ws._channel import Hub, Sink
+    from quvel_ws.client._hubs import Hub, Sink
 
     hubs = sinks = 0
     for obj in gc.get_objects():

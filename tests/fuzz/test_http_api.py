@@ -18,10 +18,11 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from quvel_ws.errors import HttpApiError, HttpRequestError, SignatureError
 from quvel_ws.server import ServerThread
-from quvel_ws.server._http import ApiError, validate_event
-from quvel_ws.server._http11 import HttpError, body_length, parse_head
-from quvel_ws.server._signature import SignatureError, verify_request
+from quvel_ws.server._http import validate_event
+from quvel_ws.server._http11 import body_length, parse_head
+from quvel_ws.server._signature import verify_request
 from tests.fuzz.conftest import APP, ErrorLog
 from tests.fuzz.test_server_frames import json_values
 from tests.security.raw import signed_query
@@ -167,7 +168,7 @@ def test_parse_head_and_body_length_raise_only_http_errors(head: bytes) -> None:
     try:
         request = parse_head(head)
         body_length(request, 1024 * 1024)
-    except HttpError as exc:
+    except HttpRequestError as exc:
         status = exc.status
     assert 200 <= status < 500
 
@@ -213,7 +214,7 @@ def test_verify_request_raises_only_signature_errors(
 def test_validate_event_raises_only_api_errors(body: Any) -> None:
     try:
         event = validate_event(APP, body)
-    except ApiError as exc:
+    except HttpApiError as exc:
         status = exc.status
     else:
         status = 200

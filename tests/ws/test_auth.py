@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from quvel_ws import AuthorizationError, HttpAuthorizer, SigninError
-from quvel_ws._auth import CustomAuthorizer
+from quvel_ws.client._http_auth import CustomAuthorizer
 from tests.peers import APP_SECRET, free_port
 from tests.ws.conftest import AuthServer
 

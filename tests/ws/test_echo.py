@@ -15,7 +15,7 @@ from quvel_ws import (
     InvalidEventName,
     WebSocketService,
 )
-from quvel_ws._echo import (
+from quvel_ws.client._echo import (
     NOTIFICATION_EVENT,
     connection_status,
     echo_event_name,
@@ -24,7 +24,7 @@ from quvel_ws._echo import (
     leave_names,
     whisper_event,
 )
-from quvel_ws._service import build_ws_url
+from quvel_ws.client._url import build_ws_url
 
 
 @pytest.mark.parametrize(
@@ -187,11 +187,11 @@ async def test_bad_arguments_are_typed_errors() -> None:
         for label, (call, expected) in cases.items():
             with pytest.raises(expected):
                 call()
-            assert ws._hubs == {}, label
+            assert ws._hubs.hubs == {}, label
         with pytest.raises(InvalidChannelName):
             await loose.subscribe(5, "private")
         with pytest.raises(InvalidChannelName):
             await loose.subscribe(None)
-        assert ws._hubs == {}
+        assert ws._hubs.hubs == {}
     finally:
         await ws.shutdown()

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from quvel_ws import ConnectionState, TransportError, WebSocketService
-from quvel_ws._transport import WebSocketTransport, open_websocket
+from quvel_ws.client._transport import WebSocketTransport, open_websocket
 from tests.ws.helpers import Collector
 from tests.ws.scripted_server import ScriptedServer
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import Any, Protocol, TypeVar, overload
 
 import reactivex
-from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter, ValidationError
+from pydantic import PydanticSchemaGenerationError, PydanticUserError, TypeAdapter
 from reactivex import Observable, abc
 
-from quvel_ws._echo import (
+from quvel_ws.client._echo import (
     NOTIFICATION_EVENT,
     ChannelType,
     EchoEvent,
@@ -25,85 +25,28 @@ from quvel_ws._echo import (
     whisper_event,
     wire_event,
 )
-from quvel_ws.errors import CallbackError, InvalidArgument, PayloadValidationError, WsError
-from quvel_ws.protocol._events import ChannelEvent, Member, SubscriptionSucceeded
-
-if TYPE_CHECKING:
-    from quvel_ws._service import WebSocketService
+from quvel_ws.client._hubs import Hub, Sink, SinkGroup
+from quvel_ws.errors import InvalidArgument, WsError
+from quvel_ws.protocol import ChannelEvent, Member, SubscriptionSucceeded
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
-class Sink:
-    """One Observable subscription on a hub: an observer and, optionally, a validator."""
+class ChannelHost(Protocol):
+    """What a :class:`Channel` needs from its service (the service hands each channel one)."""
 
-    __slots__ = ("active", "batch", "event", "observer", "validate")
+    @property
+    def namespace(self) -> str | None: ...
 
-    def __init__(
-        self,
-        observer: abc.ObserverBase[Any],
-        event: str | None,
-        validate: Callable[[Any], Any] | None,
-        batched: bool = False,
-    ) -> None:
-        self.observer = observer
-        self.event = event
-        self.validate = validate
-        self.active = True
-        self.batch: list[Any] | None = [] if batched else None
+    def attach(self, name: str, group: SinkGroup, sink: Sink) -> abc.DisposableBase: ...
 
+    def hub(self, name: str) -> Hub | None: ...
 
-class Hub:
-    """The live state of one subscribed channel: its sinks by kind, presence members, and a refcount."""
+    def whisper(self, name: str, event: str, data: Any) -> None: ...
 
-    __slots__ = (
-        "count",
-        "count_sinks",
-        "errors",
-        "joining",
-        "kind",
-        "leaving",
-        "listeners",
-        "members",
-        "members_sinks",
-        "name",
-        "refs",
-        "subscribed",
-        "subscribed_sinks",
-        "wildcard",
-    )
-
-    def __init__(self, name: str, kind: ChannelType) -> None:
-        self.name = name
-        self.kind = kind
-        self.refs = 0
-        self.listeners: dict[str, tuple[Sink, ...]] = {}
-        self.wildcard: tuple[Sink, ...] = ()
-        self.subscribed_sinks: tuple[Sink, ...] = ()
-        self.errors: tuple[Sink, ...] = ()
-        self.members_sinks: tuple[Sink, ...] = ()
-        self.joining: tuple[Sink, ...] = ()
-        self.leaving: tuple[Sink, ...] = ()
-        self.subscribed: SubscriptionSucceeded | None = None
-        self.members: dict[str, Member] | None = None
-        self.count: int | None = None
-        self.count_sinks: tuple[Sink, ...] = ()
-
-    def all_sinks(self) -> list[Sink]:
-        out = [s for group in self.listeners.values() for s in group]
-        for group in (
-            self.wildcard,
-            self.subscribed_sinks,
-            self.errors,
-            self.members_sinks,
-            self.joining,
-            self.leaving,
-            self.count_sinks,
-        ):
-            out += group
-        return out
+    def leave(self, name: str) -> None: ...
 
 
 def _validator(model: Any) -> Callable[[Any], Any]:
@@ -128,8 +71,8 @@ class Channel:
     subscribers); disposing of the last one unsubscribes it. Items are delivered on the service's loop.
     """
 
-    def __init__(self, service: WebSocketService, name: str, kind: ChannelType) -> None:
-        self._service = service
+    def __init__(self, host: ChannelHost, name: str, kind: ChannelType) -> None:
+        self._host = host
         self.name = name
         """The full server-side name (with its ``private-``/``presence-`` prefix)."""
         self.type = kind
@@ -148,7 +91,7 @@ class Channel:
         """Payloads of ``event``, named like laravel-echo's ``listen`` (``NewMessage`` means
         ``App\\Events\\NewMessage``; a leading ``.`` means verbatim). With ``model``, each payload is
         validated into it; an invalid one goes to :attr:`errors` and the stream goes on."""
-        return self._listen_raw(format_event(event, self._service.namespace), model)
+        return self._listen_raw(format_event(event, self._host.namespace), model)
 
     @overload
     def notifications(self) -> Observable[Any]: ...
@@ -167,7 +110,7 @@ class Channel:
     def listen_batches(self, event: str, model: Any = None) -> Observable[list[Any]]:
         """Like :meth:`listen`, but one list per socket read holding every payload of ``event`` that
         arrived in it (never empty). Fold a fast stream into a store with one state change per batch."""
-        wire = format_event(event, self._service.namespace)
+        wire = format_event(event, self._host.namespace)
         return self._observable(
             "listen", wire, _validator(model) if model is not None else None, batched=True
         )
@@ -184,7 +127,7 @@ class Channel:
         """Every event on the channel (``pusher:``/internal ones excluded), like laravel-echo's
         ``listenToAll``: each an :class:`EchoEvent` whose ``name`` is Echo's (namespace stripped, or
         ``.`` + the wire name; ``listen(name)`` accepts it) and whose ``event`` is the wire name."""
-        namespace = self._service.namespace
+        namespace = self._host.namespace
 
         def named(event: ChannelEvent) -> EchoEvent:
             return EchoEvent(
@@ -217,17 +160,17 @@ class Channel:
 
     @property
     def is_subscribed(self) -> bool:
-        hub = self._service._hubs.get(self.name)
+        hub = self._host.hub(self.name)
         return hub is not None and hub.subscribed is not None
 
     def whisper(self, event: str, data: Any = None) -> None:
         """Send the client event ``client-{event}`` (private and presence channels only). Raises
         :class:`~quvel_ws.errors.ClientEventError` or :class:`~quvel_ws.errors.NotConnected`."""
-        self._service._whisper(self, whisper_event(event), data)
+        self._host.whisper(self.name, whisper_event(event), data)
 
     def leave(self) -> None:
         """Leave this channel now: every Observable of it completes and the server is told."""
-        self._service.leave_channel(self.name)
+        self._host.leave(self.name)
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -235,15 +178,14 @@ class Channel:
         return self._observable("listen", wire_event, _validator(model) if model is not None else None)
 
     def _observable(
-        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
+        self, kind: SinkGroup, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
     ) -> Observable[Any]:
-        service = self._service
-        name, channel_type = self.name, self.type
+        host, name = self._host, self.name
 
         def subscribe(
             observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
-            return service._attach(name, channel_type, kind, Sink(observer, event, validate, batched))
+            return host.attach(name, kind, Sink(observer, event, validate, batched))
 
         return reactivex.create(subscribe)
 
@@ -268,7 +210,7 @@ class PresenceChannel(Channel):
     @property
     def me(self) -> Member | None:
         """This connection's own member, once subscribed."""
-        hub = self._service._hubs.get(self.name)
+        hub = self._host.hub(self.name)
         return hub.subscribed.me if hub is not None and hub.subscribed is not None else None
 
 
@@ -276,7 +218,7 @@ class InertChannel(PresenceChannel):
     """What a server-rendering service hands out: every Observable completes at once, nothing is sent."""
 
     def _observable(
-        self, kind: str, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
+        self, kind: SinkGroup, event: str | None, validate: Callable[[Any], Any] | None, batched: bool = False
     ) -> Observable[Any]:
         return reactivex.empty()
 
@@ -294,30 +236,3 @@ class InertChannel(PresenceChannel):
 
     def leave(self) -> None:
         return None
-
-
-def deliver(
-    service: WebSocketService, hub: Hub, sinks: tuple[Sink, ...], value: Any, event: str | None
-) -> None:
-    """Push ``value`` to ``sinks`` (validated per sink); failures are reported, never propagated."""
-    for sink in sinks:
-        if not sink.active:
-            continue
-        item = value
-        if sink.validate is not None:
-            try:
-                item = sink.validate(value)
-            except ValidationError as exc:
-                service._report(PayloadValidationError(hub.name, event or "", value, exc.errors()), hub)
-                continue
-            except Exception as exc:  # a model's own validator raising something pydantic does not wrap
-                invalid = PayloadValidationError(hub.name, event or "", value, f"{type(exc).__name__}: {exc}")
-                invalid.__cause__ = exc
-                service._report(invalid, hub, exc_info=exc)
-                continue
-        try:
-            sink.observer.on_next(item)
-        except Exception as exc:
-            error = CallbackError(hub.name, event, exc)
-            error.__cause__ = exc
-            service._report(error, hub, exc_info=exc)

@@ -15,18 +15,20 @@ import ssl as ssl_module
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from quvel_ws._transport import WebSocketTransport, open_websocket
+from quvel_ws.client._transport import WebSocketTransport, open_websocket
 from quvel_ws.errors import AuthorizationError, ProtocolError, SigninError, TransportError
-from quvel_ws.protocol import ProtocolConfig, PusherProtocol
-from quvel_ws.protocol._events import (
+from quvel_ws.protocol import (
     AuthorizeChannel,
     AuthorizeUser,
     ChannelAuthData,
+    ChannelEvent,
     CloseTransport,
     ConnectionState,
     ErrorRaised,
     OpenTransport,
     Output,
+    ProtocolConfig,
+    PusherProtocol,
     SendFrame,
     UserAuthData,
 )
@@ -34,7 +36,7 @@ from quvel_ws.protocol._events import (
 logger = logging.getLogger(__name__)
 
 
-class Authorizer(Protocol):
+class AuthProvider(Protocol):
     """What the driver needs to answer ``AuthorizeChannel``/``AuthorizeUser``."""
 
     async def authorize_channel(self, channel: str, socket_id: str) -> ChannelAuthData: ...
@@ -42,15 +44,16 @@ class Authorizer(Protocol):
     async def authenticate_user(self, socket_id: str) -> UserAuthData: ...
 
 
-class Connection:
+class ConnectionDriver:
     """Drives one :class:`PusherProtocol` on the running loop. Not thread-safe: call it from its loop."""
 
     def __init__(
         self,
         config: ProtocolConfig,
         *,
-        authorizer: Authorizer,
+        authorizer: AuthProvider,
         dispatch: Callable[[Output], None],
+        on_channel_event: Callable[[ChannelEvent], None] | None = None,
         loop: asyncio.AbstractEventLoop,
         headers: Mapping[str, str] | None = None,
         origin: str | None = None,
@@ -62,6 +65,7 @@ class Connection:
         self.core = PusherProtocol(config, rng=rng) if rng is not None else PusherProtocol(config)
         self._authorizer = authorizer
         self._dispatch = dispatch
+        self._on_channel_event = on_channel_event or dispatch
         self._on_idle = on_idle
         self._loop = loop
         self._headers = dict(headers or {})
@@ -143,13 +147,19 @@ class Connection:
         try:
             core = self.core
             dispatch = self._dispatch
+            on_event = self._on_channel_event
             while True:
                 outputs = core.events_to_process()
                 if not outputs:
                     break
                 for output in outputs:
                     kind = type(output)
-                    if kind is SendFrame:
+                    if kind is ChannelEvent:  # the hot path: first, and no action to take
+                        try:
+                            on_event(output)  # type: ignore[arg-type]
+                        except Exception:  # a bug downstream must not kill the read loop
+                            logger.exception("dispatching a ChannelEvent failed")
+                    elif kind is SendFrame:
                         self._send(output)  # type: ignore[arg-type]
                     elif kind is OpenTransport:
                         self._open(output)  # type: ignore[arg-type]
@@ -291,11 +301,7 @@ class Connection:
     def transport_messages(self, transport: WebSocketTransport, messages: list[bytes]) -> None:
         if transport is not self._transport:
             return
-        core = self.core
-        now = self._loop.time()
-        receive = core.receive
-        for message in messages:
-            receive(message, now)
+        self.core.receive_batch(messages, self._loop.time())
         self.pump()
 
     def transport_lost(self, transport: WebSocketTransport, code: int | None, reason: str) -> None:

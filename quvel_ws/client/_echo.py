@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from quvel_ws.errors import InvalidArgument, InvalidChannelName, InvalidEventName
-from quvel_ws.protocol._channels import validate_channel_name
-from quvel_ws.protocol._events import ChannelEvent, ConnectionState
+from quvel_ws.protocol import (
+    CLIENT_EVENT_PREFIX,
+    ENCRYPTED_PREFIX,
+    MAX_EVENT_NAME,
+    PRESENCE_PREFIX,
+    PRIVATE_PREFIX,
+    ChannelEvent,
+    ConnectionState,
+    validate_channel_name,
+)
 
 DEFAULT_NAMESPACE = "App.Events"
 NOTIFICATION_EVENT = "Illuminate\\Notifications\\Events\\BroadcastNotificationCreated"
 """The event Laravel broadcasts notifications as (``BroadcastNotificationCreated``), as it is on the wire."""
-
-PRIVATE_PREFIX = "private-"
-PRESENCE_PREFIX = "presence-"
-ENCRYPTED_PREFIX = "private-encrypted-"
-CLIENT_EVENT_PREFIX = "client-"
-
-MAX_NAME_LENGTH = 200
 
 
 class ChannelType(enum.StrEnum):
@@ -145,8 +146,8 @@ def format_event(event: str, namespace: str | None = DEFAULT_NAMESPACE) -> str:
         formatted = event.replace(".", "\\")
     if not formatted:
         raise InvalidEventName(event, "nothing is left after the leading '.'")
-    if len(formatted) > MAX_NAME_LENGTH:
-        raise InvalidEventName(formatted, f"it is over {MAX_NAME_LENGTH} characters")
+    if len(formatted) > MAX_EVENT_NAME:
+        raise InvalidEventName(formatted, f"it is over {MAX_EVENT_NAME} characters")
     return formatted
 
 
@@ -208,8 +209,8 @@ def wire_event(event: str) -> str:
     """``event`` unchanged if it can be a wire event name (a non-empty string of at most 200 characters)."""
     if not isinstance(event, str) or not event:
         raise InvalidEventName(str(event), "an event name must be a non-empty string")
-    if len(event) > MAX_NAME_LENGTH:
-        raise InvalidEventName(event, f"it is over {MAX_NAME_LENGTH} characters")
+    if len(event) > MAX_EVENT_NAME:
+        raise InvalidEventName(event, f"it is over {MAX_EVENT_NAME} characters")
     return event
 
 
@@ -219,6 +220,6 @@ def whisper_event(event: str) -> str:
     if not isinstance(event, str) or not event:
         raise InvalidEventName(str(event), "a whisper name must be a non-empty string")
     name = event if event.startswith(CLIENT_EVENT_PREFIX) else CLIENT_EVENT_PREFIX + event
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidEventName(name, f"it is over {MAX_NAME_LENGTH} characters")
+    if len(name) > MAX_EVENT_NAME:
+        raise InvalidEventName(name, f"it is over {MAX_EVENT_NAME} characters")
     return name

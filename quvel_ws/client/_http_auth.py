@@ -10,8 +10,6 @@ HTTP status: 0 for a network failure or a timeout.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import inspect
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -22,9 +20,8 @@ from urllib.parse import unquote
 import httpx
 import orjson
 
-from quvel_ws._echo import ENCRYPTED_PREFIX, PRESENCE_PREFIX
 from quvel_ws.errors import AuthorizationError, InvalidArgument, SigninError
-from quvel_ws.protocol._events import ChannelAuthData, UserAuthData
+from quvel_ws.protocol import ChannelAuthData, UserAuthData, decode_key, is_encrypted, is_presence
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +45,7 @@ def parse_channel_auth(channel: str, payload: Any, *, status: int | None = 200) 
     """Validate an auth endpoint's JSON for ``channel`` (pusher-js's checks plus the encrypted key)."""
     if isinstance(payload, ChannelAuthData):
         data: Mapping[str, Any] = {"auth": payload.auth, "channel_data": payload.channel_data}
-        if channel.startswith(ENCRYPTED_PREFIX) and payload.shared_secret is None:
+        if is_encrypted(channel) and payload.shared_secret is None:
             raise AuthorizationError(
                 channel, "no shared_secret in the auth response of an encrypted channel", status=status
             )
@@ -70,7 +67,7 @@ def parse_channel_auth(channel: str, payload: Any, *, status: int | None = 200) 
             status=status,
             body=_preview(payload),
         )
-    if channel.startswith(PRESENCE_PREFIX) and channel_data is None:
+    if is_presence(channel) and channel_data is None:
         raise AuthorizationError(
             channel,
             "a presence channel's auth response needs channel_data",
@@ -79,7 +76,7 @@ def parse_channel_auth(channel: str, payload: Any, *, status: int | None = 200) 
         )
     secret: bytes | None = None
     raw_secret = payload.get("shared_secret")
-    if channel.startswith(ENCRYPTED_PREFIX):
+    if is_encrypted(channel):
         if not isinstance(raw_secret, str):
             raise AuthorizationError(
                 channel,
@@ -88,11 +85,11 @@ def parse_channel_auth(channel: str, payload: Any, *, status: int | None = 200) 
                 body=_preview(payload),
             )
         try:
-            secret = base64.b64decode(raw_secret, validate=True)
-        except (binascii.Error, ValueError):
-            secret = b""
-        if len(secret) != 32:
-            raise AuthorizationError(channel, "shared_secret is not the base64 of 32 bytes", status=status)
+            secret = decode_key(raw_secret)
+        except ValueError as exc:
+            raise AuthorizationError(
+                channel, f"shared_secret is not the base64 of 32 bytes: {exc}", status=status
+            ) from None
     return ChannelAuthData(auth=payload["auth"], channel_data=channel_data, shared_secret=secret)
 
 
