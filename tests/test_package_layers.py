@@ -141,3 +141,33 @@ def test_the_library_never_loads_the_cli(package: str) -> None:
     ).stdout.split()
     assert "quvel" not in out
     assert not [m for m in out if m.startswith("quvel.")]
+
+
+PUBLIC_FACES = (
+    "quvel_ws",
+    "quvel_ws.protocol",
+    "quvel_ws.errors",
+    "quvel_ws.server",
+    "quvel_ws.auth",
+    "quvel_ws.client",
+    "quvel_store",
+    "quvel_store.errors",
+    "quvel_store.container",
+    "quvel_store.testing",
+    "quvel_ui",
+)
+
+
+def test_every_public_name_means_one_thing() -> None:
+    """A name exported from two public modules is the same object in both (no two ``Channel`` classes)."""
+    import importlib
+
+    meaning: dict[str, set[str]] = {}
+    for face in PUBLIC_FACES:
+        module = importlib.import_module(face)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            where = f"{getattr(obj, '__module__', face)}.{getattr(obj, '__qualname__', name)}"
+            meaning.setdefault(name, set()).add(where)
+    clashes = {name: sorted(places) for name, places in meaning.items() if len(places) > 1}
+    assert not clashes
