@@ -162,12 +162,11 @@ def test_every_public_name_means_one_thing() -> None:
     """A name exported from two public modules is the same object in both (no two ``Channel`` classes)."""
     import importlib
 
-    meaning: dict[str, set[str]] = {}
+    meaning: dict[str, dict[int, str]] = {}
     for face in PUBLIC_FACES:
         module = importlib.import_module(face)
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
-            where = f"{getattr(obj, '__module__', face)}.{getattr(obj, '__qualname__', name)}"
-            meaning.setdefault(name, set()).add(where)
-    clashes = {name: sorted(places) for name, places in meaning.items() if len(places) > 1}
+            meaning.setdefault(name, {})[id(obj)] = f"{face}.{name}"
+    clashes = {name: sorted(places.values()) for name, places in meaning.items() if len(places) > 1}
     assert not clashes
