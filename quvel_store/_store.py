@@ -45,6 +45,7 @@ __all__ = [
     "install_state",
     "is_patching",
     "prepare_state",
+    "report_error",
     "store_scope",
 ]
 
@@ -579,3 +580,8 @@ def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:
 
 def getter_cache(store: Store[Any]) -> GetterCache:
     return store._getters
+
+
+def report_error(store: Store[Any], source: str, error: BaseException) -> None:
+    """Report an error caught to keep going on ``store.errors`` (or the log, when nobody watches)."""
+    store._subs.report(source, error)
