@@ -308,11 +308,11 @@ class Persistence:
 def attach(
     store: Store[Any],
     install: Callable[[BaseModel], None],
-    report: Callable[[str, BaseException], None],
 ) -> Persistence | None:
     """Set up persistence for a store whose class has ``persist = Persist(...)`` (called by the app when
     it creates the store): load and ``install`` the stored state, save on commits, flush on dispose/exit.
-    The error of a bad stored value goes to ``report`` (``store.errors``) and the log, once."""
+    A bad stored value leaves ``persistence.error`` set; the app then reports it once on ``store.errors``
+    (after plugins and ``on_init`` subscribed), which also logs it."""
     spec = type(store).options.get("persist")
     if not isinstance(spec, Persist):
         return None  # e.g. a plain dict read by the user's own plugin
@@ -321,8 +321,6 @@ def attach(
     restored = persistence.load(store.state)
     if restored is not None:
         install(restored)
-    if persistence.error is not None:
-        report("persist", persistence.error)
     store.subscribe(persistence.on_commit)
     store.add_cleanup(persistence.close)
     atexit.register(persistence.flush)
