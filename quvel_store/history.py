@@ -38,6 +38,7 @@ __all__ = ["Commit", "History", "HistoryError", "StoreHistory", "load_timeline",
 logger = logging.getLogger(__name__)
 
 TIMELINE_FORMAT = 1
+_CALLS_KEPT = 4096  # arguments of this many recent action calls are kept to label their commits
 _ENTRY_OVERHEAD = 200  # bytes: the record itself, its event and its before/after references
 
 
@@ -86,13 +87,14 @@ class Commit:
 class _Log:
     """One store instance's commits (oldest first) and the markers of history's own rewrites."""
 
-    __slots__ = ("commits", "last", "markers", "skip_all", "skip_actions", "store")
+    __slots__ = ("commits", "last", "markers", "redoable", "skip_all", "skip_actions", "store")
 
     def __init__(self, store: Store[Any], skip_actions: frozenset[str], skip_all: bool) -> None:
         self.store = store
         self.commits: deque[Commit] = deque()
         self.last: BaseModel = store.state
         self.markers: list[BaseModel] = []
+        self.redoable = 0  # how many commits are redoable (a new undoable commit drops them)
         self.skip_actions = skip_actions
         self.skip_all = skip_all
 
@@ -177,8 +179,9 @@ class History:
     def _on_action(self, call: ActionCall) -> None:
         calls = self._calls
         calls[call.call_id] = (call.args, call.kwargs)
-        call.after(lambda _result: calls.pop(call.call_id, None))
-        call.on_error(lambda _error: calls.pop(call.call_id, None))
+        if len(calls) > _CALLS_KEPT:  # forget the oldest calls (a long-running action's args too)
+            for call_id in list(calls)[: _CALLS_KEPT // 2]:
+                del calls[call_id]
 
     def _record(self, log: _Log, event: MutationEvent, state: BaseModel) -> None:
         if log.markers and _is_own(event, log.markers):
@@ -203,17 +206,18 @@ class History:
         )
         size = _ENTRY_OVERHEAD
         for path in event.changed:
-            if path:
-                size += sys.getsizeof(getattr(state, str(path[0]), None))
+            if path:  # the container the commit copied (its pointer array); shared parts cost nothing
+                size += sys.getsizeof(getattr(state, path[0], None))  # type: ignore[call-overload]
         self._seq += 1
         commit = Commit(
             self._seq, event.store_id, event.kind, action, args, kwargs, event.changed, event.payload,
             log.last, state, undoable, size,
         )
         log.last = state
-        if undoable:
+        if undoable and log.redoable:
             for old in log.commits:
                 old.redoable = False
+            log.redoable = 0
         log.commits.append(commit)
         self._timeline.append(commit)
         self.bytes += size
@@ -257,6 +261,7 @@ class History:
             return False
         target.active = False
         target.redoable = True
+        log.redoable += 1
         self._rebuild(log, target)
         return True
 
@@ -266,6 +271,7 @@ class History:
             return False
         target.active = True
         target.redoable = False
+        log.redoable -= 1
         self._rebuild(log, target)
         return True
 
@@ -282,6 +288,7 @@ class History:
             want = i <= index
             if want != commit.active:
                 commit.active, commit.redoable = want, not want
+                log.redoable += -1 if want else 1
                 if first is None:
                     first = commit
         if first is not None:
