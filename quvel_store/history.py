@@ -87,7 +87,7 @@ class Commit:
 class _Log:
     """One store instance's commits (oldest first) and the markers of history's own rewrites."""
 
-    __slots__ = ("commits", "last", "markers", "redoable", "skip_all", "skip_actions", "store")
+    __slots__ = ("commits", "last", "markers", "redoable", "skip_actions", "skip_all", "store")
 
     def __init__(self, store: Store[Any], skip_actions: frozenset[str], skip_all: bool) -> None:
         self.store = store
@@ -188,8 +188,19 @@ class History:
             # exported so a replay passes through the same states; not part of the store's undo log
             self._seq += 1
             travel = Commit(
-                self._seq, event.store_id, event.kind, None, (), {}, event.changed, None, log.last, state,
-                False, _ENTRY_OVERHEAD, travel=True,
+                self._seq,
+                event.store_id,
+                event.kind,
+                None,
+                (),
+                {},
+                event.changed,
+                None,
+                log.last,
+                state,
+                False,
+                _ENTRY_OVERHEAD,
+                travel=True,
             )
             log.last = state
             self._timeline.append(travel)
@@ -201,17 +212,33 @@ class History:
         undoable = not (
             log.skip_all
             or event.kind is MutationKind.HYDRATE
-            or (action is not None and (action in log.skip_actions or action in self.skip
-                                        or f"{event.store_id}.{action}" in self.skip))
+            or (
+                action is not None
+                and (
+                    action in log.skip_actions
+                    or action in self.skip
+                    or f"{event.store_id}.{action}" in self.skip
+                )
+            )
         )
         size = _ENTRY_OVERHEAD
         for path in event.changed:
             if path:  # the container the commit copied (its pointer array); shared parts cost nothing
-                size += sys.getsizeof(getattr(state, path[0], None))  # type: ignore[call-overload]
+                size += sys.getsizeof(getattr(state, str(path[0]), None))
         self._seq += 1
         commit = Commit(
-            self._seq, event.store_id, event.kind, action, args, kwargs, event.changed, event.payload,
-            log.last, state, undoable, size,
+            self._seq,
+            event.store_id,
+            event.kind,
+            action,
+            args,
+            kwargs,
+            event.changed,
+            event.payload,
+            log.last,
+            state,
+            undoable,
+            size,
         )
         log.last = state
         if undoable and log.redoable:
@@ -225,8 +252,9 @@ class History:
 
     def _trim(self) -> None:
         timeline = self._timeline
-        while len(timeline) > self.limit or (self.max_bytes is not None and self.bytes > self.max_bytes
-                                             and len(timeline) > 1):
+        while len(timeline) > self.limit or (
+            self.max_bytes is not None and self.bytes > self.max_bytes and len(timeline) > 1
+        ):
             oldest = timeline.popleft()
             self.bytes -= oldest.size
             log = self._logs.get(oldest.store_id)
@@ -297,18 +325,30 @@ class History:
     def undo(self) -> bool:
         """Undo the newest undoable commit of any store (``app.undo()``); False if there is none."""
         best = max(
-            ((c, log) for log in self._logs.values() if not log.store.disposed
-             for c in log.commits if c.active and c.undoable),
-            key=lambda pair: pair[0].seq, default=None,
+            (
+                (c, log)
+                for log in self._logs.values()
+                if not log.store.disposed
+                for c in log.commits
+                if c.active and c.undoable
+            ),
+            key=lambda pair: pair[0].seq,
+            default=None,
         )
         return best is not None and self._undo_in(best[1])
 
     def redo(self) -> bool:
         """Redo the oldest undone commit of any store (``app.redo()``); False if there is none."""
         best = min(
-            ((c, log) for log in self._logs.values() if not log.store.disposed for c in log.commits
-             if c.redoable),
-            key=lambda pair: pair[0].seq, default=None,
+            (
+                (c, log)
+                for log in self._logs.values()
+                if not log.store.disposed
+                for c in log.commits
+                if c.redoable
+            ),
+            key=lambda pair: pair[0].seq,
+            default=None,
         )
         return best is not None and self._redo_in(best[1])
 
@@ -391,8 +431,11 @@ def _jsonable(value: Any) -> Any:
         json.dumps(value)
         return value
     except (TypeError, ValueError):
-        return json.loads(json.dumps(value, default=lambda v: v.model_dump(mode="json")
-                                     if isinstance(v, BaseModel) else repr(v)))
+        return json.loads(
+            json.dumps(
+                value, default=lambda v: v.model_dump(mode="json") if isinstance(v, BaseModel) else repr(v)
+            )
+        )
 
 
 def load_timeline(source: str | Path | IO[str]) -> list[dict[str, Any]]:

@@ -7,8 +7,8 @@ from quvel_store.persist import Persist, SQLiteStorage, JSONFileStorage
 
 from quvel_store.persist._persist import (
     Persist,
-    PersistError,
     Persistence,
+    PersistError,
     PersistVersionError,
     StoredDataError,
 )

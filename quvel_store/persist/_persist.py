@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
@@ -84,7 +85,8 @@ class Persist:
     def __post_init__(self) -> None:
         if self.storage is not None and not isinstance(self.storage, Storage):
             raise TypeError(
-                f"Persist(storage=...) needs an object with read/write/delete, got {type(self.storage).__name__}"
+                "Persist(storage=...) needs an object with read/write/delete, "
+                f"got {type(self.storage).__name__}"
             )
         if not isinstance(self.version, int) or self.version < 1:
             raise ValueError(f"Persist(version=...) must be an int >= 1, not {self.version!r}")
@@ -109,15 +111,21 @@ class Persist:
             config = store.container.config
             values = _ConfigValues(
                 config.get,
-                {"store_id": store.store_id, "id": type(store).id, "key": store.key or "",
-                 "tenant": config.tenant_id or "", "user": config.get("user") or ""},
+                {
+                    "store_id": store.store_id,
+                    "id": type(store).id,
+                    "key": store.key or "",
+                    "tenant": config.tenant_id or "",
+                    "user": config.get("user") or "",
+                },
             )
             try:
                 key = self.key.format_map(values)
             except KeyError as exc:
                 raise PersistError(
-                    f"store {store.store_id!r}: persist key {self.key!r} names {exc.args[0]!r}, which is neither "
-                    f"store_id/id/key/tenant/user nor a config value; set it in the config or change the key"
+                    f"store {store.store_id!r}: persist key {self.key!r} names {exc.args[0]!r}, which is "
+                    "neither store_id/id/key/tenant/user nor a config value; set it in the config or "
+                    "change the key"
                 ) from None
         if not isinstance(key, str) or not key:
             raise PersistError(f"store {store.store_id!r}: persist key must be a non-empty str, got {key!r}")
@@ -163,7 +171,9 @@ class Persistence:
             raw = self.storage.read(self.key)
         except Exception as exc:
             self.read_only = True  # do not write over a value we could not read
-            self._fail(PersistError(f"persisted value {self.key!r} could not be read: {exc!r}; writes are off"))
+            self._fail(
+                PersistError(f"persisted value {self.key!r} could not be read: {exc!r}; writes are off")
+            )
             return None
         if raw is None:
             return None
@@ -175,7 +185,8 @@ class Persistence:
             if not isinstance(version, int) or version < 1:
                 raise ValueError(f"bad version {version!r}")
         except ValueError as exc:
-            return self._bad(raw, f"not valid persisted JSON: {exc}")
+            self._bad(raw, f"not valid persisted JSON: {exc}")
+            return None
         if version > spec.version:
             self.read_only = True
             self._fail(PersistVersionError(self.key, version, spec.version))
@@ -185,18 +196,21 @@ class Persistence:
             try:
                 data = spec.migrations[n](data)
             except Exception as exc:
-                return self._bad(raw, f"migration {n} -> {n + 1} failed: {exc!r}")
+                self._bad(raw, f"migration {n} -> {n + 1} failed: {exc!r}")
+                return None
             if not isinstance(data, dict):
-                return self._bad(raw, f"migration {n} -> {n + 1} returned {type(data).__name__}, not a dict")
+                self._bad(raw, f"migration {n} -> {n + 1} returned {type(data).__name__}, not a dict")
+                return None
         merged = current.model_dump()
         merged.update(self._select(data))
         model = type(self.store).state_model
-        extra = None if model.model_config.get("extra") == "allow" else "forbid"
+        extra: Literal["forbid"] | None = None if model.model_config.get("extra") == "allow" else "forbid"
         try:
             return model.__pydantic_validator__.validate_python(merged, extra=extra)  # type: ignore[no-any-return]
         except ValidationError as exc:
             where = ", ".join(".".join(str(p) for p in e["loc"]) + f": {e['msg']}" for e in exc.errors()[:3])
-            return self._bad(raw, f"does not fit {model.__name__} ({where})")
+            self._bad(raw, f"does not fit {model.__name__} ({where})")
+            return None
 
     def _select(self, data: Mapping[str, Any]) -> dict[str, Any]:
         include, exclude = self.spec.include, self.spec.exclude
@@ -212,7 +226,6 @@ class Persistence:
         except Exception:
             logger.exception("could not keep the bad persisted value %r aside", self.key)
         self._fail(StoredDataError(self.key, self.backup_key, reason))
-        return None
 
     def _fail(self, error: PersistError) -> None:
         self.error = error  # attach() reports it on store.errors, which also logs it
@@ -236,10 +249,8 @@ class Persistence:
     def _schedule(self, state: BaseModel) -> None:
         loop = self.store.app.loop
         running = None
-        try:
+        with contextlib.suppress(RuntimeError):
             running = asyncio.get_running_loop()
-        except RuntimeError:
-            pass
         if loop is not None and loop is running:
             # On the loop: hold nothing until the timer fires, then hand the snapshot to a worker thread.
             self._timer = loop.call_later(self.spec.debounce, self._fire_on_loop, loop)

@@ -60,7 +60,9 @@ class SQLiteStorage:
     lock) and a reader sees the last committed value. Each thread gets its own connection.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, table: str = "quvel_persist", timeout: float = 5.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, table: str = "quvel_persist", timeout: float = 5.0
+    ) -> None:
         if not table.isidentifier():
             raise ValueError(f"SQLiteStorage table must be an identifier, not {table!r}")
         self.path = Path(path)
@@ -74,13 +76,16 @@ class SQLiteStorage:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} "
-                "(key TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL DEFAULT (julianday('now')))"
+                "(key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+                " updated REAL NOT NULL DEFAULT (julianday('now')))"
             )
             self._local.conn = conn
             with self._lock:

@@ -57,12 +57,16 @@ def test_undo_redo_and_recorded_arguments() -> None:
     board.patch({"title": "T"})
     assert [c.action for c in board.history] == ["add", None]  # type: ignore[attr-defined]
     assert board.history[0].args == ("a",)  # type: ignore[attr-defined]
-    assert board.undo() and board.state == Board(items=["a"])  # type: ignore[attr-defined]
-    assert board.undo() and board.state == Board()  # type: ignore[attr-defined]
+    assert board.undo()
+    assert board.state == Board(items=["a"])
+    assert board.undo()
+    assert board.state == Board()
     assert not board.undo()  # type: ignore[attr-defined]
-    assert board.redo() and board.state == Board(items=["a"])  # type: ignore[attr-defined]
+    assert board.redo()
+    assert board.state == Board(items=["a"])
     board.add("b")  # a new commit drops what could be redone
-    assert not board.redo() and board.state == Board(items=["a", "b"])  # type: ignore[attr-defined]
+    assert not board.redo()
+    assert board.state == Board(items=["a", "b"])
     app.dispose()
 
 
@@ -111,15 +115,19 @@ def test_app_undo_across_stores_and_jump() -> None:
     other.patch({"n": 1})
     board.add("b")
     app.undo()  # type: ignore[attr-defined]
-    assert board.state.items == ["a"] and other.state.n == 1
+    assert board.state.items == ["a"]
+    assert other.state.n == 1
     app.undo()  # type: ignore[attr-defined]
     assert other.state.n == 0
     app.redo()  # type: ignore[attr-defined]
-    assert other.state.n == 1 and board.state.items == ["a"]
+    assert other.state.n == 1
+    assert board.state.items == ["a"]
     history.jump_to(1)
-    assert board.state.items == ["a"] and other.state.n == 0
+    assert board.state.items == ["a"]
+    assert other.state.n == 0
     history.jump_to(3)
-    assert board.state.items == ["a", "b"] and other.state.n == 1
+    assert board.state.items == ["a", "b"]
+    assert other.state.n == 1
     app.dispose()
 
 
@@ -141,7 +149,8 @@ def test_bounded_by_count_and_bytes() -> None:
     other = app.use(OtherStore)
     for i in range(100_000):
         other.patch({"n": i})
-    assert len(history) == 1000 and len(other.history) == 1000  # type: ignore[attr-defined]
+    assert len(history) == 1000
+    assert len(other.history) == 1000
     assert other.history[0].after.n == 99_000  # type: ignore[attr-defined]
     app.dispose()
     small = History(max_bytes=10_000)
@@ -149,7 +158,8 @@ def test_bounded_by_count_and_bytes() -> None:
     board = app.use(BoardStore)
     for i in range(500):
         board.add(str(i))
-    assert small.bytes <= 10_000 and 0 < len(small) < 500
+    assert small.bytes <= 10_000
+    assert 0 < len(small) < 500
     app.dispose()
 
 
@@ -203,5 +213,7 @@ def test_quvel_timeline_prints_a_table(tmp_path: Path) -> None:
         env={"PYTHONPATH": str(ROOT), "COLUMNS": "200", "PATH": ""},
         check=True,
     ).stdout
-    assert 'add("hello")' in out and "no-undo" in out and "not JSON" in out
+    assert 'add("hello")' in out
+    assert "no-undo" in out
+    assert "not JSON" in out
     app.dispose()

@@ -1,4 +1,4 @@
-"""Persistence: versions and migrations, bad stored values, SSR order, debounce, real processes on one file."""
+"""Persistence: migrations, bad stored values, SSR order, debounce, real processes on one file."""
 
 from __future__ import annotations
 
@@ -71,12 +71,14 @@ def test_migrations_run_in_order_across_three_versions(tmp_path: Path) -> None:
     cls = make_store(storage, version=3, migrations={1: v1, 2: v2})
     app = create_app()
     store = app.use(cls)
-    assert store.state == Prefs(theme="dark", font_size=14) and seen == [1, 2]
+    assert store.state == Prefs(theme="dark", font_size=14)
+    assert seen == [1, 2]
     store.patch({"font_size": 15})
     app.dispose()
     assert json.loads(storage.read("prefs") or "")["version"] == 3
     storage.write("prefs", json.dumps({"version": 2, "data": {"theme": "x", "size": "9"}}))
-    assert create_app().use(cls).state.font_size == 9 and seen == [1, 2, 2]
+    assert create_app().use(cls).state.font_size == 9
+    assert seen == [1, 2, 2]
 
 
 def test_a_missing_migration_is_refused_at_definition() -> None:
@@ -103,7 +105,8 @@ def test_a_bad_stored_value_starts_from_defaults_is_kept_aside_and_reported_once
     app = create_app(plugins=[lambda ctx: ctx.store.errors.subscribe(errors.append) and None])
     store = app.use(make_store(storage))
     assert store.state == Prefs()
-    assert [type(e.error) for e in errors] == [StoredDataError] and errors[0].source == "persist"
+    assert [type(e.error) for e in errors] == [StoredDataError]
+    assert errors[0].source == "persist"
     assert storage.read("prefs#backup") == raw
     assert sum("prefs#backup" in r.getMessage() for r in caplog.records) == 1
     store.patch({"theme": "dark"})  # the next write replaces the bad value
@@ -120,7 +123,8 @@ def test_a_newer_stored_version_is_refused_and_not_overwritten(tmp_path: Path) -
     store = app.use(make_store(storage, version=2, migrations={1: lambda d: d}))
     assert store.state == Prefs()
     error = store.persistence.error  # type: ignore[attr-defined]
-    assert isinstance(error, PersistVersionError) and (error.stored, error.known) == (5, 2)
+    assert isinstance(error, PersistVersionError)
+    assert (error.stored, error.known) == (5, 2)
     store.patch({"theme": "dark"})
     app.dispose()
     assert storage.read("prefs") == newer
@@ -167,7 +171,7 @@ def test_debounced_writes_on_the_loop_coalesce_and_dispose_flushes() -> None:
             store.patch({"font_size": size})
         assert storage.read("prefs") is None  # nothing written on the loop thread yet
         deadline = time.monotonic() + 5
-        while storage.read("prefs") is None and time.monotonic() < deadline:
+        while storage.read("prefs") is None and time.monotonic() < deadline:  # noqa: ASYNC110 (a thread writes)
             await asyncio.sleep(0.01)
         assert store.persistence.writes == 1  # type: ignore[attr-defined]
         assert json.loads(storage.read("prefs") or "")["data"]["font_size"] == 22
@@ -247,7 +251,8 @@ def test_two_processes_write_one_sqlite_file(tmp_path: Path) -> None:
     assert json.loads(storage.read("a") or "") == {"i": 39}
     assert json.loads(storage.read("b") or "") == {"i": 39}
     last = json.loads(storage.read("shared") or "")
-    assert last["writer"] in {"a", "b"} and last["i"] == 39
+    assert last["writer"] in {"a", "b"}
+    assert last["i"] == 39
 
 
 @pytest.mark.slow
@@ -256,7 +261,8 @@ def test_kill_9_during_writes_leaves_the_last_good_value(tmp_path: Path, kind: s
     path = tmp_path / ("state.db" if kind == "sqlite" else "state.json")
     for attempt in range(3):
         proc = _writer(kind, path, "a", -1)
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.3 + 0.1 * attempt)  # in the middle of a stream of 200 kB writes
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
