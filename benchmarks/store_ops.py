@@ -8,7 +8,8 @@ Workloads (per library):
              selector's value changes; reports time per commit and how many selector functions ran
 
   history    (quvel only) the patches workload, and 20,000 commits through a sync action, with and without
-             History() in the same run (best of 3, interleaved); reports the overhead ratio
+             History(limit=10,000) in the same run (best of 5, interleaved); reports the overhead ratio while
+             the history fills (first 10,000) and once it is full (next 10,000, each evicting the oldest)
   persist    (quvel only) 20,000 patches of a store with Persist(debounce=0.2) on SQLite against the same
              store without it (the cost on the event loop), and the cost of one synchronous SQLite write
 
@@ -409,31 +410,43 @@ class QCounterStore(Store[QState]):
         self.patch({"count": i})
 
 
-def quvel_history_patches(n: int, with_history: bool) -> float:
-    app = create_app(plugins=[History(limit=10_000)] if with_history else [])
-    store = app.use(QStore)
-    for _ in range(10):
-        store.subscribe(lambda _e, _s: None)
-    start = time.perf_counter()
-    for i in range(n):
-        store.patch({"count": i})
-    elapsed = time.perf_counter() - start
-    _check(store.state.count == n - 1, "history patches")
+def _history_run(n: int, with_history: bool, actions: bool) -> tuple[float, float]:
+    """µs per commit while the history fills (the first n/2 commits, limit n/2) and once it is full (the
+    next n/2, each recorded commit evicting the oldest): keeping snapshots alive costs the garbage
+    collector work only while the number kept grows."""
+    half = max(n // 2, 1)
+    app = create_app(plugins=[History(limit=half)] if with_history else [])
+    if actions:
+        counter = app.use(QCounterStore)
+        counter.subscribe(lambda _e, _s: None)
+        step: Callable[[int], None] = counter.bump
+    else:
+        store = app.use(QStore)
+        for _ in range(10):
+            store.subscribe(lambda _e, _s: None)
+
+        def step(i: int) -> None:
+            store.patch({"count": i})
+
+    t0 = time.perf_counter()
+    for i in range(half):
+        step(i)
+    t1 = time.perf_counter()
+    for i in range(half, 2 * half):
+        step(i)
+    t2 = time.perf_counter()
+    state = counter.state if actions else store.state
+    _check(state.count == 2 * half - 1, "history run")
     app.dispose()
-    return elapsed / n * 1e6
+    return (t1 - t0) / half * 1e6, (t2 - t1) / half * 1e6
 
 
-def quvel_history_actions(n: int, with_history: bool) -> float:
-    app = create_app(plugins=[History(limit=10_000)] if with_history else [])
-    store = app.use(QCounterStore)
-    store.subscribe(lambda _e, _s: None)
-    start = time.perf_counter()
-    for i in range(n):
-        store.bump(i)
-    elapsed = time.perf_counter() - start
-    _check(store.state.count == n - 1, "history actions")
-    app.dispose()
-    return elapsed / n * 1e6
+def quvel_history_patches(n: int, with_history: bool) -> tuple[float, float]:
+    return _history_run(n, with_history, actions=False)
+
+
+def quvel_history_actions(n: int, with_history: bool) -> tuple[float, float]:
+    return _history_run(n, with_history, actions=True)
 
 
 def quvel_persist_patches(n: int, path: str | None) -> float:
@@ -469,23 +482,26 @@ def sqlite_write_us(path: str, n: int) -> float:
 def history_and_persist(n: int) -> dict[str, float]:
     out: dict[str, float] = {}
     for label, fn in (("patches", quvel_history_patches), ("actions", quvel_history_actions)):
-        plain: list[float] = []
-        recorded: list[float] = []
-        for _ in range(3):
+        plain: list[tuple[float, float]] = []
+        recorded: list[tuple[float, float]] = []
+        for _ in range(5):
             gc.collect()
             plain.append(fn(n, False))
             gc.collect()
             recorded.append(fn(n, True))
-        out[f"{label}_plain_us"], out[f"{label}_history_us"] = min(plain), min(recorded)
+        for phase, i in (("filling", 0), ("full", 1)):
+            out[f"{label}_{phase}_plain_us"] = min(r[i] for r in plain)
+            out[f"{label}_{phase}_history_us"] = min(r[i] for r in recorded)
     with tempfile.TemporaryDirectory() as tmp:
         db = os.path.join(tmp, "bench.db")
-        plain, persisted = [], []
+        plain_p: list[float] = []
+        persisted: list[float] = []
         for _ in range(3):
             gc.collect()
-            plain.append(quvel_persist_patches(n, None))
+            plain_p.append(quvel_persist_patches(n, None))
             gc.collect()
             persisted.append(quvel_persist_patches(n, db))
-        out["persist_plain_us"], out["persist_us"] = min(plain), min(persisted)
+        out["persist_plain_us"], out["persist_us"] = min(plain_p), min(persisted)
         out["sqlite_write_us"] = sqlite_write_us(db, 500)
     return out
 
@@ -549,10 +565,12 @@ def main(argv: list[str] | None = None) -> int:
     extra = history_and_persist(20_000 // scale)
     print()
     for label in ("patches", "actions"):
-        plain, rec = extra[f"{label}_plain_us"], extra[f"{label}_history_us"]
-        print(
-            f"history    {label:<13} {plain:>7.2f} -> {rec:.2f} µs/commit with History(): x{rec / plain:.2f}"
-        )
+        for phase in ("filling", "full"):
+            plain, rec = extra[f"{label}_{phase}_plain_us"], extra[f"{label}_{phase}_history_us"]
+            print(
+                f"history    {label:<8}{phase:<8} {plain:>6.2f} -> {rec:.2f} µs/commit with History(): "
+                f"x{rec / plain:.2f}"
+            )
     plain, rec = extra["persist_plain_us"], extra["persist_us"]
     print(
         f"persist    patches       {plain:>7.2f} -> {rec:.2f} µs/commit with Persist(SQLite, debounce=0.2): "

@@ -45,6 +45,7 @@ from quvel_store.errors import (
 )
 
 if TYPE_CHECKING:
+    from quvel_store.history import History
     from quvel_store.persist import Persistence
 
 __all__ = ["App", "Scope", "create_app"]
@@ -200,6 +201,29 @@ class App:
             _check_plugin_attribute(name, store, attr)
         for attr, value in extensions.items():
             setattr(store, attr, value)
+
+    # ---- time travel (the quvel_store.history.History plugin) ----------------------------------------
+    @property
+    def history(self) -> History:
+        """The app's ``History`` plugin (``create_app(plugins=[History()])``); HistoryError without one."""
+        from quvel_store.history import History, HistoryError
+
+        for plugin in self._plugins:
+            if isinstance(plugin, History):
+                return plugin
+        raise HistoryError("this app records no history; add the plugin: create_app(plugins=[History()])")
+
+    def undo(self) -> bool:
+        """Undo the newest undoable commit of any store (needs ``History``); False if there is none."""
+        return self.history.undo()
+
+    def redo(self) -> bool:
+        """Redo the oldest undone commit of any store (needs ``History``); False if there is none."""
+        return self.history.redo()
+
+    def jump_to(self, seq: int) -> None:
+        """Set every store to its state as of timeline commit ``seq`` (needs ``History``; 0: before all)."""
+        self.history.jump_to(seq)
 
     # ---- snapshot and hydration -----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ __all__ = [
     "current_state",
     "getter_cache",
     "install_state",
+    "is_batching",
     "is_patching",
     "prepare_state",
     "report_error",
@@ -571,6 +572,11 @@ def store_scope(store: Store[Any]) -> Scope:
 
 def is_patching(store: Store[Any]) -> bool:
     return store._txn is not None
+
+
+def is_batching(store: Store[Any]) -> bool:
+    """Whether a ``store.batch()`` block (or an atomic action) is open on the store."""
+    return store._batch is not None
 
 
 def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:

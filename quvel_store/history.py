@@ -7,18 +7,18 @@ a store is always "its base state, then its active commits in order". Undo deact
 commit and rebuilds from the state before it by re-applying the commits that stay active after it, so a
 commit that is not undoable (hydration, an opted-out action such as one fed by a live channel) is never
 removed by undoing something older: items that arrived from the server after the undone commit stay.
-Undo, redo and jump are themselves one commit each and are not recorded.
+Undo, redo and jump are themselves one commit each, kept in the timeline as "travel" commits, never undone.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import sys
 import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -26,10 +26,10 @@ from pydantic import BaseModel
 
 from quvel_store._events import MutationEvent, MutationKind
 from quvel_store._plugins import PluginContext
+from quvel_store._store import is_batching, is_patching, report_error
 from quvel_store.errors import QuvelError
 
 if TYPE_CHECKING:
-    from quvel_store._actions import ActionCall
     from quvel_store._app import App
     from quvel_store._store import Store
 
@@ -41,31 +41,95 @@ TIMELINE_FORMAT = 1
 _CALLS_KEPT = 4096  # arguments of this many recent action calls are kept to label their commits
 _ENTRY_OVERHEAD = 200  # bytes: the record itself, its event and its before/after references
 
+# A recorded commit is a plain list (the cheapest mutable record to build on every commit); the public
+# view is Commit. Everything else (JSON, sizes, undoability, the per-store lists) is derived on demand.
+_EVENT, _BEFORE, _AFTER, _LOG, _SEQ, _TIME, _CALL, _FLAGS = range(8)
+_UNDONE, _REDOABLE, _TRAVEL = 1, 2, 4
+_now = time.time
+Entry = list[Any]
+
 
 class HistoryError(QuvelError):
-    """A history plugin used wrongly (a second app), or a timeline file that cannot be read."""
+    """History used wrongly (a second app, undo inside a batch, no History on the app), or a timeline
+    file that cannot be read."""
 
 
-@dataclass(slots=True, eq=False)
 class Commit:
-    """One recorded commit. ``active`` is False once undone; ``redoable`` until a new commit drops it."""
+    """One recorded commit (a live view: ``active`` turns False once undone, ``redoable`` until a new
+    commit drops it). ``travel`` marks the commit an undo/redo/jump made (in the timeline, never undone)."""
 
-    seq: int
-    store_id: str
-    kind: MutationKind
-    action: str | None
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    changed: frozenset[tuple[str | int, ...]]
-    payload: Any
-    before: BaseModel
-    after: BaseModel
-    undoable: bool
-    size: int
-    time: float = field(default_factory=time.time)
-    active: bool = True
-    redoable: bool = False
-    travel: bool = False  # an undo/redo/jump made this commit (in the timeline, never undone itself)
+    __slots__ = ("_entry",)
+
+    def __init__(self, entry: Entry) -> None:
+        self._entry = entry
+
+    @property
+    def seq(self) -> int:
+        return int(self._entry[_SEQ])
+
+    @property
+    def store_id(self) -> str:
+        return str(self._entry[_EVENT].store_id)
+
+    @property
+    def kind(self) -> MutationKind:
+        return MutationKind(self._entry[_EVENT].kind)
+
+    @property
+    def action(self) -> str | None:
+        return None if self.travel else self._entry[_EVENT].action
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        call = self._entry[_CALL]
+        return () if call is None else call[1]
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        call = self._entry[_CALL]
+        return {} if call is None else call[2]
+
+    @property
+    def changed(self) -> frozenset[tuple[str | int, ...]]:
+        return self._entry[_EVENT].changed  # type: ignore[no-any-return]
+
+    @property
+    def payload(self) -> Any:
+        return None if self.travel else self._entry[_EVENT].payload
+
+    @property
+    def before(self) -> BaseModel:
+        return self._entry[_BEFORE]  # type: ignore[no-any-return]
+
+    @property
+    def after(self) -> BaseModel:
+        return self._entry[_AFTER]  # type: ignore[no-any-return]
+
+    @property
+    def time(self) -> float:
+        return float(self._entry[_TIME])
+
+    @property
+    def undoable(self) -> bool:
+        entry = self._entry
+        return not entry[_FLAGS] & _TRAVEL and entry[_LOG].undoable(entry[_EVENT])
+
+    @property
+    def active(self) -> bool:
+        return not self._entry[_FLAGS] & _UNDONE
+
+    @property
+    def redoable(self) -> bool:
+        return bool(self._entry[_FLAGS] & _REDOABLE)
+
+    @property
+    def travel(self) -> bool:
+        return bool(self._entry[_FLAGS] & _TRAVEL)
+
+    @property
+    def size(self) -> int:
+        """Approximate bytes this record keeps alive (see ``History(max_bytes=...)``)."""
+        return _size(self._entry)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -83,20 +147,125 @@ class Commit:
             "state": self.after.model_dump(mode="json"),
         }
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Commit) and other._entry is self._entry
+
+    def __hash__(self) -> int:
+        return id(self._entry)
+
+    def __repr__(self) -> str:
+        call = f" {self.action}{self.args!r}" if self.action else ""
+        return f"<Commit #{self.seq} {self.store_id} {self.kind}{call}{' undone' if not self.active else ''}>"
+
+
+def _find_call(
+    calls: deque[tuple[int, tuple[Any, ...], dict[str, Any]]], call_id: int
+) -> tuple[int, tuple[Any, ...], dict[str, Any]] | None:
+    """The recorded call ``call_id``: usually the newest (an action committing), else a few back (an outer
+    action committing after inner calls)."""
+    if calls and calls[-1][0] == call_id:
+        return calls[-1]
+    for call in reversed(calls):
+        if call[0] == call_id:
+            found: tuple[int, tuple[Any, ...], dict[str, Any]] = call
+            return found
+        if call[0] < call_id:
+            break  # call ids only grow
+    return None
+
+
+def _size(entry: Entry) -> int:
+    size = _ENTRY_OVERHEAD
+    state = entry[_AFTER]
+    for path in entry[_EVENT].changed:
+        if path:  # the container the commit copied (its pointer array); shared parts cost nothing
+            size += sys.getsizeof(getattr(state, str(path[0]), None))
+    return size
+
 
 class _Log:
-    """One store instance's commits (oldest first) and the markers of history's own rewrites."""
+    """One store instance: records its commits into the app's timeline (``record`` is its subscriber)
+    and knows which of its commits may be undone."""
 
-    __slots__ = ("commits", "last", "markers", "redoable", "skip_actions", "skip_all", "store")
+    __slots__ = (
+        "append",
+        "calls",
+        "counter",
+        "history",
+        "last",
+        "markers",
+        "redoable",
+        "skip_actions",
+        "skip_all",
+        "store",
+        "timeline",
+        "view",
+    )
 
-    def __init__(self, store: Store[Any], skip_actions: frozenset[str], skip_all: bool) -> None:
+    def __init__(
+        self, history: History, store: Store[Any], skip_actions: frozenset[str], skip_all: bool
+    ) -> None:
+        self.history = history
         self.store = store
-        self.commits: deque[Commit] = deque()
-        self.last: BaseModel = store.state
-        self.markers: list[BaseModel] = []
+        self.timeline = history.entries
+        self.calls = history.calls
+        self.counter = history.counter
+        # the count bound is the deque's maxlen; max_bytes needs the sizes counted
+        self.append = history.entries.append if history.max_bytes is None else history.append_bounded
+        self.last: BaseModel = store.state  # the state before the next commit (commits arrive in order)
+        self.markers: list[BaseModel] = []  # the first write of each rewrite history itself is making
         self.redoable = 0  # how many commits are redoable (a new undoable commit drops them)
-        self.skip_actions = skip_actions
+        self.skip_actions = skip_actions | history.skip
         self.skip_all = skip_all
+        self.view: tuple[object, int, list[Entry]] = (None, 0, [])  # cache of entries() (see there)
+
+    def record(self, event: MutationEvent, state: BaseModel) -> None:
+        """Keep the commit: references only (snapshots are immutable), nothing derived. (The hot path: a
+        list, a counter and an append.)"""
+        action_id = event.action_id
+        if action_id is None:
+            call = None
+        else:
+            calls = self.calls  # the action committing is almost always the newest call
+            call = calls[-1] if calls and calls[-1][0] == action_id else _find_call(calls, action_id)
+        entry = [event, self.last, state, self, next(self.counter), _now(), call, 0]
+        self.last = state
+        if self.markers or self.redoable:
+            self.rare_cases(entry)
+        self.append(entry)
+
+    def rare_cases(self, entry: Entry) -> None:
+        event = entry[_EVENT]
+        if self.markers and _is_own(event, self.markers):
+            entry[_FLAGS] = _TRAVEL  # exported so a replay passes the same states; never undone itself
+        elif self.redoable and self.undoable(event):
+            self.drop_redo()  # a new commit: what was undone can no longer be redone
+
+    def undoable(self, event: MutationEvent) -> bool:
+        if self.skip_all or event.kind is MutationKind.HYDRATE:
+            return False
+        action = event.action
+        skip = self.skip_actions
+        return action is None or not (action in skip or f"{event.store_id}.{action}" in skip)
+
+    def entries(self) -> list[Entry]:
+        """This store's commits in the timeline (travel commits left out), oldest first; cached until
+        the timeline changes (a new last entry, or a different length)."""
+        timeline = self.timeline
+        last = timeline[-1] if timeline else None
+        seen, length, entries = self.view
+        if seen is not last or length != len(timeline):
+            entries = [e for e in timeline if e[_LOG] is self and not e[_FLAGS] & _TRAVEL]
+            self.view = (last, len(timeline), entries)
+        return entries
+
+    def drop_redo(self) -> None:
+        for entry in self.entries():
+            entry[_FLAGS] &= ~_REDOABLE
+        self.redoable = 0
+
+    def can_undo(self, entry: Entry) -> bool:
+        return not entry[_FLAGS] & _UNDONE and self.undoable(entry[_EVENT])
 
 
 class StoreHistory(Sequence[Commit]):
@@ -107,21 +276,22 @@ class StoreHistory(Sequence[Commit]):
         self._log = log
 
     def __len__(self) -> int:
-        return len(self._log.commits)
+        return len(self._log.entries())
 
     def __getitem__(self, index: int) -> Commit:  # type: ignore[override]
-        return self._log.commits[index]
+        return Commit(self._log.entries()[index])
 
     def __iter__(self) -> Iterator[Commit]:
-        return iter(tuple(self._log.commits))
+        return iter([Commit(e) for e in self._log.entries()])
 
     @property
     def can_undo(self) -> bool:
-        return any(c.active and c.undoable for c in self._log.commits)
+        log = self._log
+        return any(log.can_undo(e) for e in log.entries())
 
     @property
     def can_redo(self) -> bool:
-        return any(c.redoable for c in self._log.commits)
+        return any(e[_FLAGS] & _REDOABLE for e in self._log.entries())
 
     def __repr__(self) -> str:
         return f"<StoreHistory {self._log.store.store_id!r} commits={len(self)}>"
@@ -133,6 +303,9 @@ class History:
     Opt out per action with ``skip={"chat.receive", ...}`` (``store_id.action`` or a bare action name) or
     with a ``history_skip = ("receive",)`` class attribute on the store; ``history_skip = True`` leaves a
     store's commits out of undo entirely. Commits of ``hydrate`` are never undoable.
+
+    Recording keeps references only (the commit's event and the immutable snapshots before and after it);
+    records, JSON and sizes are built when you read them.
     """
 
     def __init__(
@@ -144,30 +317,30 @@ class History:
         self.max_bytes = max_bytes
         self.skip = frozenset(skip)
         self.app: App | None = None
-        self.bytes = 0
-        self._timeline: deque[Commit] = deque()
+        self.entries: deque[Entry] = deque(maxlen=limit)
+        # (call_id, args, kwargs) of recent action calls, newest last (the runtime appends them)
+        self.calls: deque[tuple[int, tuple[Any, ...], dict[str, Any]]] = deque(maxlen=_CALLS_KEPT)
+        self.counter = itertools.count(1)
+        self._bytes = 0  # kept only with max_bytes
         self._logs: dict[str, _Log] = {}
-        self._seq = 0
-        self._calls: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
     # ---- the plugin -----------------------------------------------------------------------------------
     def __call__(self, ctx: PluginContext) -> Mapping[str, Any]:
         if self.app is None:
+            runtime = ctx.app.runtime
+            if runtime.record_call is not None:
+                raise HistoryError("this app already records action calls: use one History per app")
             self.app = ctx.app
-            for name, fn in (("undo", self.undo), ("redo", self.redo), ("jump_to", self.jump_to)):
-                if not hasattr(ctx.app, name):
-                    setattr(ctx.app, name, fn)
-            ctx.app.__dict__.setdefault("history", self)
+            runtime.record_call = self.calls.append
         elif self.app is not ctx.app:
             raise HistoryError("a History records one app; create one History per app")
         store = ctx.store
         option = ctx.options.get("history_skip", ())
         skip_all = option is True
         names = frozenset(() if isinstance(option, bool) else option)
-        log = _Log(store, names, skip_all)
+        log = _Log(self, store, names, skip_all)
         self._logs[store.store_id] = log
-        store.on_action(self._on_action)
-        store.subscribe(lambda event, state: self._record(log, event, state))
+        store.subscribe(log.record)
         view = StoreHistory(self, log)
         return {
             "history": view,
@@ -176,129 +349,85 @@ class History:
             "jump_to": lambda index: self._jump_in(log, index),
         }
 
-    def _on_action(self, call: ActionCall) -> None:
-        calls = self._calls
-        calls[call.call_id] = (call.args, call.kwargs)
-        if len(calls) > _CALLS_KEPT:  # forget the oldest calls (a long-running action's args too)
-            for call_id in list(calls)[: _CALLS_KEPT // 2]:
-                del calls[call_id]
+    def append_bounded(self, entry: Entry) -> None:
+        """Append under ``max_bytes`` too (the count bound alone is the deque's maxlen)."""
+        timeline = self.entries
+        if len(timeline) == self.limit:
+            self._bytes -= _size(timeline[0])
+        timeline.append(entry)
+        self._bytes += _size(entry)
+        assert self.max_bytes is not None
+        while self._bytes > self.max_bytes and len(timeline) > 1:
+            self._bytes -= _size(timeline.popleft())
 
-    def _record(self, log: _Log, event: MutationEvent, state: BaseModel) -> None:
-        if log.markers and _is_own(event, log.markers):
-            # exported so a replay passes through the same states; not part of the store's undo log
-            self._seq += 1
-            travel = Commit(
-                self._seq,
-                event.store_id,
-                event.kind,
-                None,
-                (),
-                {},
-                event.changed,
-                None,
-                log.last,
-                state,
-                False,
-                _ENTRY_OVERHEAD,
-                travel=True,
-            )
-            log.last = state
-            self._timeline.append(travel)
-            self.bytes += travel.size
-            self._trim()
-            return
-        action = event.action
-        args, kwargs = self._calls.get(event.action_id, ((), {})) if event.action_id is not None else ((), {})
-        undoable = not (
-            log.skip_all
-            or event.kind is MutationKind.HYDRATE
-            or (
-                action is not None
-                and (
-                    action in log.skip_actions
-                    or action in self.skip
-                    or f"{event.store_id}.{action}" in self.skip
-                )
-            )
-        )
-        size = _ENTRY_OVERHEAD
-        for path in event.changed:
-            if path:  # the container the commit copied (its pointer array); shared parts cost nothing
-                size += sys.getsizeof(getattr(state, str(path[0]), None))
-        self._seq += 1
-        commit = Commit(
-            self._seq,
-            event.store_id,
-            event.kind,
-            action,
-            args,
-            kwargs,
-            event.changed,
-            event.payload,
-            log.last,
-            state,
-            undoable,
-            size,
-        )
-        log.last = state
-        if undoable and log.redoable:
-            for old in log.commits:
-                old.redoable = False
-            log.redoable = 0
-        log.commits.append(commit)
-        self._timeline.append(commit)
-        self.bytes += size
-        self._trim()
-
-    def _trim(self) -> None:
-        timeline = self._timeline
-        while len(timeline) > self.limit or (
-            self.max_bytes is not None and self.bytes > self.max_bytes and len(timeline) > 1
-        ):
-            oldest = timeline.popleft()
-            self.bytes -= oldest.size
-            log = self._logs.get(oldest.store_id)
-            if log is not None and log.commits and log.commits[0] is oldest:  # travel commits are not in it
-                log.commits.popleft()
+    @property
+    def bytes(self) -> int:
+        """Approximate bytes the kept records hold (see ``Commit.size``)."""
+        if self.max_bytes is not None:
+            return self._bytes
+        return sum(_size(e) for e in self.entries)
 
     # ---- time travel ----------------------------------------------------------------------------------
-    def _rebuild(self, log: _Log, start: Commit) -> None:
-        """Set the store to ``start.before`` plus every active commit from ``start`` on, in one commit."""
+    def _rebuild(self, log: _Log, start: Entry) -> None:
+        """Set the store to the state before ``start`` plus every active commit from ``start`` on, in one
+        commit. A commit that no longer applies is skipped and reported on ``store.errors``."""
         store = log.store
-        tail = [c for c in log.commits if c.seq >= start.seq and c.active]
-        log.markers.append(start.before)
+        seq = start[_SEQ]
+        entries = log.entries()
+        tail = [e for e in entries if e[_SEQ] >= seq and not e[_FLAGS] & _UNDONE]
+        before = start[_BEFORE]
+        log.markers.append(before)
         try:
             if not tail:
-                store.replace(start.before)
-            elif len(tail) == 1 and tail[0] is start and tail[0] is log.commits[-1]:
+                store.replace(before)
+            elif len(tail) == 1 and tail[0] is start and start is entries[-1]:
                 with store.batch():
-                    store.replace(start.before)
-                    store.replace(start.after)  # exact, no replay needed
+                    store.replace(before)
+                    store.replace(start[_AFTER])  # exact, no replay needed
             else:
+                failed: list[tuple[int, Exception]] = []
                 with store.batch():
-                    store.replace(start.before)
-                    for commit in tail:
-                        _reapply(store, commit)
+                    store.replace(before)
+                    for entry in tail:
+                        _reapply(store, entry, failed)
+                for number, exc in failed:
+                    report_error(
+                        store,
+                        "history",
+                        HistoryError(
+                            f"store {store.store_id!r}: re-applying commit #{number} failed ({exc!r}); "
+                            f"it was skipped, the rest of the history was applied"
+                        ),
+                    )
         except BaseException:
-            log.markers.remove(start.before)
+            if before in log.markers:
+                log.markers.remove(before)
             raise
 
+    def _check_can_travel(self, log: _Log, what: str) -> None:
+        store = log.store
+        if is_batching(store) or is_patching(store):
+            raise HistoryError(
+                f"store {store.store_id!r}: {what} inside an open batch() or atomic action is refused "
+                f"(it would rewrite commits the batch has not made yet); call it after the batch ends"
+            )
+
     def _undo_in(self, log: _Log) -> bool:
-        target = next((c for c in reversed(log.commits) if c.active and c.undoable), None)
+        self._check_can_travel(log, "undo()")
+        target = next((e for e in reversed(log.entries()) if log.can_undo(e)), None)
         if target is None:
             return False
-        target.active = False
-        target.redoable = True
+        target[_FLAGS] |= _UNDONE | _REDOABLE
         log.redoable += 1
         self._rebuild(log, target)
         return True
 
     def _redo_in(self, log: _Log) -> bool:
-        target = next((c for c in log.commits if c.redoable), None)
+        self._check_can_travel(log, "redo()")
+        target = next((e for e in log.entries() if e[_FLAGS] & _REDOABLE), None)
         if target is None:
             return False
-        target.active = True
-        target.redoable = False
+        target[_FLAGS] &= ~(_UNDONE | _REDOABLE)
         log.redoable -= 1
         self._rebuild(log, target)
         return True
@@ -306,51 +435,39 @@ class History:
     def _jump_in(self, log: _Log, index: int) -> None:
         """Make the store's state the one after ``store.history[index]`` (-1: before the first recorded
         commit); undoable commits after it become redoable, non-undoable ones stay applied."""
-        commits = log.commits
-        if not -1 <= index < len(commits):
-            raise IndexError(f"jump_to({index}): the store has {len(commits)} recorded commits")
-        first: Commit | None = None
-        for i, commit in enumerate(commits):
-            if not commit.undoable or not (commit.active or commit.redoable):
+        self._check_can_travel(log, "jump_to()")
+        entries = log.entries()
+        if not -1 <= index < len(entries):
+            raise IndexError(f"jump_to({index}): the store has {len(entries)} recorded commits")
+        first: Entry | None = None
+        for i, entry in enumerate(entries):
+            flags = entry[_FLAGS]
+            if not log.undoable(entry[_EVENT]) or (flags & _UNDONE and not flags & _REDOABLE):
                 continue
             want = i <= index
-            if want != commit.active:
-                commit.active, commit.redoable = want, not want
+            if want == bool(flags & _UNDONE):
+                entry[_FLAGS] = flags & ~(_UNDONE | _REDOABLE) if want else flags | _UNDONE | _REDOABLE
                 log.redoable += -1 if want else 1
                 if first is None:
-                    first = commit
+                    first = entry
         if first is not None:
             self._rebuild(log, first)
 
     def undo(self) -> bool:
         """Undo the newest undoable commit of any store (``app.undo()``); False if there is none."""
-        best = max(
-            (
-                (c, log)
-                for log in self._logs.values()
-                if not log.store.disposed
-                for c in log.commits
-                if c.active and c.undoable
-            ),
-            key=lambda pair: pair[0].seq,
-            default=None,
-        )
-        return best is not None and self._undo_in(best[1])
+        for entry in reversed(self.entries):
+            log: _Log = entry[_LOG]
+            if not entry[_FLAGS] & _TRAVEL and not log.store.disposed and log.can_undo(entry):
+                return self._undo_in(log)
+        return False
 
     def redo(self) -> bool:
         """Redo the oldest undone commit of any store (``app.redo()``); False if there is none."""
-        best = min(
-            (
-                (c, log)
-                for log in self._logs.values()
-                if not log.store.disposed
-                for c in log.commits
-                if c.redoable
-            ),
-            key=lambda pair: pair[0].seq,
-            default=None,
-        )
-        return best is not None and self._redo_in(best[1])
+        for entry in self.entries:
+            log: _Log = entry[_LOG]
+            if entry[_FLAGS] & _REDOABLE and not log.store.disposed:
+                return self._redo_in(log)
+        return False
 
     def jump_to(self, seq: int) -> None:
         """Set every store to its state as of timeline commit ``seq`` (``Commit.seq``; 0: before all)."""
@@ -358,8 +475,8 @@ class History:
             if log.store.disposed:
                 continue
             index = -1
-            for i, commit in enumerate(log.commits):
-                if commit.seq <= seq:
+            for i, entry in enumerate(log.entries()):
+                if entry[_SEQ] <= seq:
                     index = i
             self._jump_in(log, index)
 
@@ -367,33 +484,34 @@ class History:
     @property
     def timeline(self) -> tuple[Commit, ...]:
         """Every recorded commit of every store, oldest first (within the bounds)."""
-        return tuple(self._timeline)
+        return tuple(Commit(e) for e in self.entries)
 
     def __len__(self) -> int:
-        return len(self._timeline)
+        return len(self.entries)
 
     def export(self, target: str | Path | IO[str]) -> int:
         """Write the timeline as JSON Lines (one commit per line, with the state after it); returns the
         number of commits written."""
-        lines = [json.dumps({"quvel_timeline": TIMELINE_FORMAT, "commits": len(self._timeline)})]
-        lines.extend(json.dumps(c.to_json(), ensure_ascii=False) for c in self._timeline)
+        commits = self.timeline
+        lines = [json.dumps({"quvel_timeline": TIMELINE_FORMAT, "commits": len(commits)})]
+        lines.extend(json.dumps(c.to_json(), ensure_ascii=False) for c in commits)
         text = "\n".join(lines) + "\n"
         if isinstance(target, str | Path):
             Path(target).write_text(text, encoding="utf-8")
         else:
             target.write(text)
-        return len(self._timeline)
+        return len(commits)
 
     def clear(self) -> None:
         """Forget every recorded commit (the stores keep their state)."""
-        self._timeline.clear()
+        self.entries.clear()
         for log in self._logs.values():
-            log.commits.clear()
             log.last = log.store.state
-        self.bytes = 0
+            log.redoable = 0
+        self._bytes = 0
 
     def __repr__(self) -> str:
-        return f"<History commits={len(self._timeline)} bytes~{self.bytes}>"
+        return f"<History commits={len(self.entries)} bytes~{self.bytes}>"
 
 
 def _is_own(event: MutationEvent, markers: list[BaseModel]) -> bool:
@@ -410,9 +528,10 @@ def _is_own(event: MutationEvent, markers: list[BaseModel]) -> bool:
     return False
 
 
-def _reapply(store: Store[Any], commit: Commit) -> None:
+def _reapply(store: Store[Any], entry: Entry, failed: list[tuple[int, Exception]]) -> None:
+    event: MutationEvent = entry[_EVENT]
     writes: Iterable[tuple[MutationKind, Any]] = (
-        commit.payload if commit.kind is MutationKind.BATCH else ((commit.kind, commit.payload),)
+        event.payload if event.kind is MutationKind.BATCH else ((event.kind, event.payload),)
     )
     for kind, payload in writes:
         try:
@@ -422,8 +541,9 @@ def _reapply(store: Store[Any], commit: Commit) -> None:
                 store.reset()
             else:  # replace, hydrate
                 store.replace(payload)
-        except Exception:
-            logger.exception("store %r: re-applying commit %d failed; skipped", store.store_id, commit.seq)
+        except Exception as exc:
+            logger.debug("store %r: re-applying commit %d failed: %r", store.store_id, entry[_SEQ], exc)
+            failed.append((entry[_SEQ], exc))
 
 
 def _jsonable(value: Any) -> Any:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
+from quvel_store._store import install_state, prepare_state, report_error
 from quvel_store.errors import QuvelError
 from quvel_store.persist._storage import SQLiteStorage, Storage
 
@@ -228,7 +229,12 @@ class Persistence:
         self._fail(StoredDataError(self.key, self.backup_key, reason))
 
     def _fail(self, error: PersistError) -> None:
-        self.error = error  # attach() reports it on store.errors, which also logs it
+        self.error = error  # reported by report_load_error() once subscribers can exist
+
+    def report_load_error(self) -> None:
+        """Send the load error, if any, to ``store.errors`` (or the log when nobody watches)."""
+        if self.error is not None:
+            report_error(self.store, "persist", self.error)
 
     # ---- saving ---------------------------------------------------------------------------------------
     def on_commit(self, _event: object, state: BaseModel) -> None:
@@ -316,14 +322,11 @@ class Persistence:
         return f"<Persistence {self.store.store_id!r} -> {self.key!r} in {self.storage!r}>"
 
 
-def attach(
-    store: Store[Any],
-    install: Callable[[BaseModel], None],
-) -> Persistence | None:
+def attach(store: Store[Any]) -> Persistence | None:
     """Set up persistence for a store whose class has ``persist = Persist(...)`` (called by the app when
-    it creates the store): load and ``install`` the stored state, save on commits, flush on dispose/exit.
-    A bad stored value leaves ``persistence.error`` set; the app then reports it once on ``store.errors``
-    (after plugins and ``on_init`` subscribed), which also logs it."""
+    it creates the store, before plugins and ``on_init``): load and install the stored state, save on
+    commits, flush on dispose and at exit. A bad stored value leaves ``persistence.error`` set; the app
+    then calls ``report_load_error()`` once plugins and ``on_init`` could subscribe to ``store.errors``."""
     spec = type(store).options.get("persist")
     if not isinstance(spec, Persist):
         return None  # e.g. a plain dict read by the user's own plugin
@@ -331,7 +334,7 @@ def attach(
     setattr(store, "persistence", persistence)  # noqa: B010  (not declared on Store: plugin-style attribute)
     restored = persistence.load(store.state)
     if restored is not None:
-        install(restored)
+        install_state(store, prepare_state(store, restored))
     store.subscribe(persistence.on_commit)
     store.add_cleanup(persistence.close)
     atexit.register(persistence.flush)

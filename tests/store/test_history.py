@@ -114,12 +114,12 @@ def test_app_undo_across_stores_and_jump() -> None:
     board.add("a")
     other.patch({"n": 1})
     board.add("b")
-    app.undo()  # type: ignore[attr-defined]
+    app.undo()
     assert board.state.items == ["a"]
     assert other.state.n == 1
-    app.undo()  # type: ignore[attr-defined]
+    app.undo()
     assert other.state.n == 0
-    app.redo()  # type: ignore[attr-defined]
+    app.redo()
     assert other.state.n == 1
     assert board.state.items == ["a"]
     history.jump_to(1)
@@ -216,4 +216,86 @@ def test_quvel_timeline_prints_a_table(tmp_path: Path) -> None:
     assert 'add("hello")' in out
     assert "no-undo" in out
     assert "not JSON" in out
+    app.dispose()
+
+
+class FirstStore(Store[Board]):
+    id = "first"
+    history_skip = ("rename_first",)
+
+    @action
+    def add(self, item: str) -> None:
+        self.patch(lambda s: s.items.append(item))
+
+    @action
+    def rename_first(self, name: str) -> None:  # not undoable; only fits while an item exists
+        def edit(s: Board) -> None:
+            s.items[0] = name
+
+        self.patch(edit)
+
+    @action
+    def outer(self, a: str, b: str) -> None:
+        self.add(a)
+        self.add(b)
+        self.patch({"title": f"{a}+{b}"})  # the outer call commits after two inner calls
+
+
+def test_undo_inside_an_open_batch_is_refused_and_changes_nothing() -> None:
+    from quvel_store.history import HistoryError
+
+    app = create_app(plugins=[History()])
+    board = app.use(BoardStore)
+    board.add("a")
+    with board.batch():
+        board.add("b")
+        with pytest.raises(HistoryError, match="inside an open batch"):
+            board.undo()  # type: ignore[attr-defined]
+        with pytest.raises(HistoryError, match="inside an open batch"):
+            app.undo()
+    assert board.state.items == ["a", "b"]
+    assert board.undo()  # type: ignore[attr-defined]
+    assert board.state.items == ["a"]
+    app.dispose()
+
+
+def test_a_commit_that_no_longer_applies_is_reported_on_store_errors() -> None:
+    from quvel_store.history import HistoryError
+
+    app = create_app(plugins=[History()])
+    store = app.use(FirstStore)
+    errors: list[object] = []
+    store.errors.subscribe(lambda e: errors.append(e))
+    store.add("a")
+    store.rename_first("srv")
+    assert store.undo()  # type: ignore[attr-defined]  # the rename cannot be re-applied to an empty list
+    assert store.state.items == []
+    assert len(errors) == 1
+    event = errors[0]
+    assert event.source == "history"  # type: ignore[attr-defined]
+    assert isinstance(event.error, HistoryError)  # type: ignore[attr-defined]
+    assert "re-applying commit #2" in str(event.error)  # type: ignore[attr-defined]
+    app.dispose()
+
+
+def test_typed_app_history_and_call_arguments_of_nested_actions() -> None:
+    from quvel_store.history import HistoryError
+
+    plain = create_app()
+    with pytest.raises(HistoryError, match="records no history"):
+        plain.undo()
+    history = History()
+    app = create_app(plugins=[history])
+    assert app.history is history
+    store = app.use(FirstStore)
+    store.outer("x", "y")
+    store.add(item="z")
+    assert [(c.action, c.args, c.kwargs) for c in app.history.timeline] == [
+        ("add", ("x",), {}),
+        ("add", ("y",), {}),
+        ("outer", ("x", "y"), {}),
+        ("add", (), {"item": "z"}),
+    ]
+    app.jump_to(0)
+    assert store.state == Board()
     app.dispose()
