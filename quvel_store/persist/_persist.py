@@ -69,13 +69,15 @@ class PersistVersionError(PersistError):
 class Persist:
     """What to persist for a store class, and where.
 
+    ``storage`` is a storage, or a function ``storage(store)`` making one per store (e.g. from a config
+    value; the store closes it on dispose); None means ``SQLiteStorage("quvel-state.db")``.
     ``key`` is a template formatted with ``store_id``, ``id``, ``key`` (the store's key), ``tenant``
     (``config.tenant_id``), ``user`` (``config.get("user")``) and any other config value by name; or a
     function ``key(store) -> str``. ``include``/``exclude`` name top-level fields. ``migrations[n]`` turns
     stored data of version ``n`` into version ``n + 1``. ``debounce`` is in seconds (0 writes at once).
     """
 
-    storage: Storage | None = None
+    storage: Storage | Callable[[Store[Any]], Storage] | None = None
     key: str | Callable[[Store[Any]], str] = "{store_id}"
     include: Collection[str] | None = None
     exclude: Collection[str] | None = None
@@ -84,10 +86,10 @@ class Persist:
     debounce: float = 0.2
 
     def __post_init__(self) -> None:
-        if self.storage is not None and not isinstance(self.storage, Storage):
+        if self.storage is not None and not isinstance(self.storage, Storage) and not callable(self.storage):
             raise TypeError(
-                "Persist(storage=...) needs an object with read/write/delete, "
-                f"got {type(self.storage).__name__}"
+                "Persist(storage=...) needs an object with read/write/delete or a function of the store "
+                f"returning one, got {type(self.storage).__name__}"
             )
         if not isinstance(self.version, int) or self.version < 1:
             raise ValueError(f"Persist(version=...) must be an int >= 1, not {self.version!r}")
@@ -102,8 +104,20 @@ class Persist:
         if self.include is not None and self.exclude is not None:
             raise ValueError("Persist takes include= or exclude=, not both")
 
-    def storage_or_default(self) -> Storage:
-        return self.storage if self.storage is not None else SQLiteStorage(DEFAULT_PATH)
+    def storage_for(self, store: Store[Any]) -> tuple[Storage, bool]:
+        """The storage for ``store`` and whether it was made for it (then the store closes it on dispose)."""
+        storage = self.storage
+        if storage is None:
+            return SQLiteStorage(DEFAULT_PATH), True
+        if isinstance(storage, Storage):
+            return storage, False
+        made = storage(store)
+        if not isinstance(made, Storage):
+            raise PersistError(
+                f"store {store.store_id!r}: Persist(storage=...) returned {type(made).__name__}, "
+                f"not a storage with read/write/delete"
+            )
+        return made, True
 
     def resolve_key(self, store: Store[Any]) -> str:
         if callable(self.key):
@@ -151,7 +165,7 @@ class Persistence:
     def __init__(self, store: Store[Any], spec: Persist) -> None:
         self.store = store
         self.spec = spec
-        self.storage = spec.storage_or_default()
+        self.storage, self._owns_storage = spec.storage_for(store)
         self.key = spec.resolve_key(store)
         self.backup_key = f"{self.key}#backup"
         self.error: PersistError | None = None
@@ -317,6 +331,9 @@ class Persistence:
     def close(self) -> None:
         self.flush()
         atexit.unregister(self.flush)
+        close = getattr(self.storage, "close", None)
+        if self._owns_storage and callable(close):
+            close()
 
     def __repr__(self) -> str:
         return f"<Persistence {self.store.store_id!r} -> {self.key!r} in {self.storage!r}>"

@@ -265,7 +265,7 @@ def test_a_commit_that_no_longer_applies_is_reported_on_store_errors() -> None:
     app = create_app(plugins=[History()])
     store = app.use(FirstStore)
     errors: list[object] = []
-    store.errors.subscribe(lambda e: errors.append(e))
+    store.errors.subscribe(errors.append)
     store.add("a")
     store.rename_first("srv")
     assert store.undo()  # type: ignore[attr-defined]  # the rename cannot be re-applied to an empty list
