@@ -1,13 +1,11 @@
 """Mutation history and time travel: ``app.use_plugin(History())``, then ``store.undo()``, ``store.redo()``,
-``store.jump_to(n)``, ``store.history`` per store and ``history.undo()`` (also ``app.undo()``) across stores.
+``store.jump_to(n)``, ``store.history`` per store and ``app.undo()`` / ``app.redo()`` across stores.
 
-Every commit is recorded with its store, kind, action name and arguments, changed paths and the snapshots
-before and after it (snapshots share structure, so a record costs the path the commit copied). The state of
-a store is always "its base state, then its active commits in order". Undo deactivates the newest undoable
-commit and rebuilds from the state before it by re-applying the commits that stay active after it, so a
-commit that is not undoable (hydration, an opted-out action such as one fed by a live channel) is never
-removed by undoing something older: items that arrived from the server after the undone commit stay.
-Undo, redo and jump are themselves one commit each, kept in the timeline as "travel" commits, never undone.
+Every commit is recorded with its store, action and arguments and the snapshots before and after it. A store's
+state is "its base state, then its active commits in order": undo deactivates the newest undoable commit and
+rebuilds from the state before it, re-applying the commits still active after it, so a commit that is not
+undoable (hydration, an opted-out action fed by a live channel) is never removed by undoing an older one.
+Undo, redo and jump are one commit each, kept in the timeline as "travel" commits, never undone.
 """
 
 from __future__ import annotations
@@ -147,7 +145,7 @@ class Commit:
             "state": self.after.model_dump(mode="json"),
         }
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:  # two views of one record are equal
         return isinstance(other, Commit) and other._entry is self._entry
 
     def __hash__(self) -> int:
