@@ -7,6 +7,12 @@ Workloads (per library):
   selectors  1,000 selectors (each reads its own field); each commit changes one field, so only one
              selector's value changes; reports time per commit and how many selector functions ran
 
+  history    (quvel only) the patches workload, and 20,000 commits through a sync action, with and without
+             History(limit=10,000) in the same run (best of 5, interleaved); reports the overhead ratio while
+             the history fills (first 10,000) and once it is full (next 10,000, each evicting the oldest)
+  persist    (quvel only) 20,000 patches of a store with Persist(debounce=0.2) on SQLite against the same
+             store without it (the cost on the event loop), and the cost of one synchronous SQLite write
+
 Run:  pip install "python-redux==0.25.*" "pystorex==0.2.1"  (or pip install -e ".[bench]")
       python benchmarks/store_ops.py            # full sizes
       python benchmarks/store_ops.py --quick    # 10x smaller, for a smoke run
@@ -19,15 +25,19 @@ import dataclasses
 import gc
 import itertools
 import json
+import os
 import platform
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, create_model
 
-from quvel_store import Store, create_app
+from quvel_store import Store, action, create_app
+from quvel_store.history import History
+from quvel_store.persist import Persist, SQLiteStorage
 
 Result = dict[str, Any]
 
@@ -392,6 +402,110 @@ def _append_result(n: int, times: list[float]) -> Result:
     }
 
 
+class QCounterStore(Store[QState]):
+    id = "bench-actions"
+
+    @action
+    def bump(self, i: int) -> None:
+        self.patch({"count": i})
+
+
+def _history_run(n: int, with_history: bool, actions: bool) -> tuple[float, float]:
+    """µs per commit while the history fills (the first n/2 commits, limit n/2) and once it is full (the
+    next n/2, each recorded commit evicting the oldest): keeping snapshots alive costs the garbage
+    collector work only while the number kept grows."""
+    half = max(n // 2, 1)
+    app = create_app(plugins=[History(limit=half)] if with_history else [])
+    if actions:
+        counter = app.use(QCounterStore)
+        counter.subscribe(lambda _e, _s: None)
+        step: Callable[[int], None] = counter.bump
+    else:
+        store = app.use(QStore)
+        for _ in range(10):
+            store.subscribe(lambda _e, _s: None)
+
+        def step(i: int) -> None:
+            store.patch({"count": i})
+
+    t0 = time.perf_counter()
+    for i in range(half):
+        step(i)
+    t1 = time.perf_counter()
+    for i in range(half, 2 * half):
+        step(i)
+    t2 = time.perf_counter()
+    state = counter.state if actions else store.state
+    _check(state.count == 2 * half - 1, "history run")
+    app.dispose()
+    return (t1 - t0) / half * 1e6, (t2 - t1) / half * 1e6
+
+
+def quvel_history_patches(n: int, with_history: bool) -> tuple[float, float]:
+    return _history_run(n, with_history, actions=False)
+
+
+def quvel_history_actions(n: int, with_history: bool) -> tuple[float, float]:
+    return _history_run(n, with_history, actions=True)
+
+
+def quvel_persist_patches(n: int, path: str | None) -> float:
+    class Persisted(Store[QState]):
+        id = "bench-persist"
+        if path is not None:
+            persist = Persist(storage=SQLiteStorage(path), debounce=0.2)
+
+    app = create_app()
+    store = app.use(Persisted)
+    start = time.perf_counter()
+    for i in range(n):
+        store.patch({"count": i})
+    elapsed = time.perf_counter() - start
+    app.dispose()  # flushes (not timed: off the commit path)
+    _check(store.state.count == n - 1, "persist patches")
+    return elapsed / n * 1e6
+
+
+def sqlite_write_us(path: str, n: int) -> float:
+    storage = SQLiteStorage(path)
+    value = json.dumps(
+        {"version": 1, "data": QState(items=[QItem(id=i, title="t") for i in range(50)]).model_dump()}
+    )
+    start = time.perf_counter()
+    for _ in range(n):
+        storage.write("k", value)
+    elapsed = time.perf_counter() - start
+    storage.close()
+    return elapsed / n * 1e6
+
+
+def history_and_persist(n: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for label, fn in (("patches", quvel_history_patches), ("actions", quvel_history_actions)):
+        plain: list[tuple[float, float]] = []
+        recorded: list[tuple[float, float]] = []
+        for _ in range(5):
+            gc.collect()
+            plain.append(fn(n, False))
+            gc.collect()
+            recorded.append(fn(n, True))
+        for phase, i in (("filling", 0), ("full", 1)):
+            out[f"{label}_{phase}_plain_us"] = min(r[i] for r in plain)
+            out[f"{label}_{phase}_history_us"] = min(r[i] for r in recorded)
+    with tempfile.TemporaryDirectory() as tmp:
+        db = os.path.join(tmp, "bench.db")
+        plain_p: list[float] = []
+        persisted: list[float] = []
+        for _ in range(3):
+            gc.collect()
+            plain_p.append(quvel_persist_patches(n, None))
+            gc.collect()
+            persisted.append(quvel_persist_patches(n, db))
+        out["persist_plain_us"], out["persist_us"] = min(plain_p), min(persisted)
+        out["sqlite_write_us"] = sqlite_write_us(db, 500)
+    return out
+
+
 def _run(fn: Callable[..., Result], *args: Any) -> Result:
     gc.collect()
     return fn(*args)
@@ -448,6 +562,21 @@ def main(argv: list[str] | None = None) -> int:
                 )
             ratio = r["per_commit_us"] / base
             print(f"{workload:<10} {name:<13} {r['per_commit_us']:>10.2f} {ratio:>8.1f}x  {notes}")
+    extra = history_and_persist(20_000 // scale)
+    print()
+    for label in ("patches", "actions"):
+        for phase in ("filling", "full"):
+            plain, rec = extra[f"{label}_{phase}_plain_us"], extra[f"{label}_{phase}_history_us"]
+            print(
+                f"history    {label:<8}{phase:<8} {plain:>6.2f} -> {rec:.2f} µs/commit with History(): "
+                f"x{rec / plain:.2f}"
+            )
+    plain, rec = extra["persist_plain_us"], extra["persist_us"]
+    print(
+        f"persist    patches       {plain:>7.2f} -> {rec:.2f} µs/commit with Persist(SQLite, debounce=0.2): "
+        f"x{rec / plain:.2f}; one SQLite write (50 items) {extra['sqlite_write_us']:.0f} µs, off the loop"
+    )
+    results["history_persist"] = {"quvel_store": dict(extra)}
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=2)

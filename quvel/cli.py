@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("quvel.cmd_serve", "run the embedded Pusher-compatible server (WebSocket + HTTP API)"),
     "trigger": ("quvel.cmd_trigger", "publish an event through a Pusher HTTP API (signed)"),
     "listen": ("quvel.cmd_listen", "tail a channel on any Pusher-protocol server (survives restarts)"),
+    "timeline": ("quvel.cmd_timeline", "print or follow a store timeline exported by History.export()"),
     "demo": ("quvel.cmd_demo", "the whole stack live: server, Laravel-like back end, stores, a restart"),
 }
 

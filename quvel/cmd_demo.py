@@ -1,6 +1,7 @@
 """``quvel demo``: the whole stack on one machine. An embedded Pusher server, a simulated Laravel back end
 broadcasting notifications and chat, the notification and chat stores, a live view, one server restart
-midway, and a summary that says whether anything was lost (exit code 1 if so)."""
+midway, and a summary that says whether anything was lost (exit code 1 if so). The viewer's notifications
+and their read state are saved in ``--state-dir``: the next run starts from them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +28,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-restart", action="store_true", help="do not restart the server midway")
     parser.add_argument("--seed", type=int, default=None, help="seed for the simulated activity")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=None,
+        help="where the viewer's notifications (and their read state) are saved between runs "
+        "(default: a per-user data directory, e.g. ~/.local/share/quvel/demo)",
+    )
+
+
+def default_state_dir() -> Path:
+    """The per-user data directory for the demo's saved state (XDG on Linux, the usual places elsewhere)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "quvel" / "demo"
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -43,7 +64,11 @@ async def run(args: argparse.Namespace) -> int:
     view: DemoView = PlainView() if args.no_tty or not sys.stdout.isatty() else LiveView()
     demo = Demo(
         DemoOptions(
-            duration=args.duration, interval=args.interval, restart=not args.no_restart, seed=args.seed
+            duration=args.duration,
+            interval=args.interval,
+            restart=not args.no_restart,
+            seed=args.seed,
+            state_dir=args.state_dir if args.state_dir is not None else default_state_dir(),
         ),
         view,
     )

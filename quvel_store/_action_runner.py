@@ -76,6 +76,8 @@ class ActionRunner:
         if action.is_async:
             return self._start_async(action, args, kwargs)
         call_id = next(runtime.call_ids)
+        if runtime.record_call is not None:
+            runtime.record_call((call_id, args, kwargs))
         actions = runtime.actions
         # Nobody watching (the usual case in a hot loop): no ActionCall, no ActionEvent, no calls.
         call = self._started(action.name, args, kwargs, call_id) if self.hooks or actions.observers else None
@@ -178,6 +180,8 @@ class ActionRunner:
                 running.cancel()
         previous = slot.tail if policy == "concat" else None
         call_id = next(runtime.call_ids)
+        if runtime.record_call is not None:
+            runtime.record_call((call_id, args, kwargs))
         call = self._started(action.name, args, kwargs, call_id)
         task = loop.create_task(
             self._async_body(action, call, args, kwargs, call_id=call_id, previous=previous)

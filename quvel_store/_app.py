@@ -11,7 +11,7 @@ import concurrent.futures
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 from reactivex import Observable
@@ -43,6 +43,10 @@ from quvel_store.errors import (
     StoreDefinitionError,
     StoreDisposedError,
 )
+
+if TYPE_CHECKING:
+    from quvel_store.history import History
+    from quvel_store.persist import Persistence
 
 __all__ = ["App", "Scope", "create_app"]
 
@@ -147,9 +151,13 @@ class App:
         self._stores[store.store_id] = store
         try:
             with runtime.setting_up(), store_scope(store):
+                # persistence (``persist = Persist(...)`` on the class) loads before plugins and on_init
+                persisted = _attach_persistence(store) if "persist" in type(store).options else None
                 for plugin in tuple(self._plugins):
                     self._apply_plugin(plugin, store)
                 store.on_init()
+                if persisted is not None:  # now plugins' and on_init's subscribers to store.errors see it
+                    persisted.report_load_error()
         except BaseException:
             store.dispose()
             raise
@@ -193,6 +201,29 @@ class App:
             _check_plugin_attribute(name, store, attr)
         for attr, value in extensions.items():
             setattr(store, attr, value)
+
+    # ---- time travel (the quvel_store.history.History plugin) ----------------------------------------
+    @property
+    def history(self) -> History:
+        """The app's ``History`` plugin (``create_app(plugins=[History()])``); HistoryError without one."""
+        from quvel_store.history import History, HistoryError
+
+        for plugin in self._plugins:
+            if isinstance(plugin, History):
+                return plugin
+        raise HistoryError("this app records no history; add the plugin: create_app(plugins=[History()])")
+
+    def undo(self) -> bool:
+        """Undo the newest undoable commit of any store (needs ``History``); False if there is none."""
+        return self.history.undo()
+
+    def redo(self) -> bool:
+        """Redo the oldest undone commit of any store (needs ``History``); False if there is none."""
+        return self.history.redo()
+
+    def jump_to(self, seq: int) -> None:
+        """Set every store to its state as of timeline commit ``seq`` (needs ``History``; 0: before all)."""
+        self.history.jump_to(seq)
 
     # ---- snapshot and hydration -----------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -413,6 +444,13 @@ def _check_plugin_attribute(plugin: str, store: Store[Any], attr: object) -> Non
             f"{where}: {type(store).__qualname__} declares a {kind} {attr!r} that it would replace; "
             f"rename the plugin's attribute"
         )
+
+
+def _attach_persistence(store: Store[Any]) -> Persistence | None:
+    """Load and start saving a store whose class sets ``persist = Persist(...)`` (quvel_store.persist)."""
+    from quvel_store.persist._persist import attach  # only apps with persisted stores load it
+
+    return attach(store)
 
 
 def _dump_json(store_id: str, state: BaseModel) -> Any:

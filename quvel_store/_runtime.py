@@ -34,6 +34,7 @@ __all__ = ["Runtime"]
 
 StubHook = Callable[["Store[Any]", str, tuple[Any, ...], dict[str, Any]], bool]
 InitialStateHook = Callable[["Store[Any]", Any], Any]
+RecordCallHook = Callable[[tuple[int, tuple[Any, ...], dict[str, Any]]], object]
 
 
 class Runtime:
@@ -62,6 +63,10 @@ class Runtime:
         # test hooks (quvel_store.testing): None means "not stubbed" / "start from initial_state()"
         self.stub_action: StubHook | None = None
         self.initial_state: InitialStateHook | None = None
+        # called with one (call_id, args, kwargs) tuple as each action call starts (one argument, so it can
+        # be a bounded deque's append): a recorder (quvel_store.history) labels commits with their
+        # arguments without an ActionCall per call; None: nobody records
+        self.record_call: RecordCallHook | None = None
 
     def forget(self, store: Store[Any]) -> None:
         """A disposed store leaves the registry (a later ``app.use`` builds a fresh one)."""

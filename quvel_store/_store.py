@@ -43,8 +43,10 @@ __all__ = [
     "current_state",
     "getter_cache",
     "install_state",
+    "is_batching",
     "is_patching",
     "prepare_state",
+    "report_error",
     "store_scope",
 ]
 
@@ -572,6 +574,11 @@ def is_patching(store: Store[Any]) -> bool:
     return store._txn is not None
 
 
+def is_batching(store: Store[Any]) -> bool:
+    """Whether a ``store.batch()`` block (or an atomic action) is open on the store."""
+    return store._batch is not None
+
+
 def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:
     """Commit hydrated state to a live store as one ``hydrate`` commit."""
     store._commit(sealed, MutationKind.HYDRATE, sealed, _WHOLE)
@@ -579,3 +586,8 @@ def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:
 
 def getter_cache(store: Store[Any]) -> GetterCache:
     return store._getters
+
+
+def report_error(store: Store[Any], source: str, error: BaseException) -> None:
+    """Report an error caught to keep going on ``store.errors`` (or the log, when nobody watches)."""
+    store._subs.report(source, error)

@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reactivex.abc import DisposableBase
@@ -18,7 +19,7 @@ from quvel.demo._stack import DemoClient, DemoStack, demo_stack
 from quvel.demo._view import DemoSnapshot, DemoSummary, DemoView, NotificationLine
 from quvel.demo.backend import DEFAULT_USERS, DemoBackend, DemoUser
 from quvel.demo.chat import RoomStore
-from quvel.demo.notifications import NotificationStore
+from quvel.demo.notifications import NotificationStore, PersistentNotificationStore
 from quvel_ws import NotConnected
 from quvel_ws.server import PusherServer
 
@@ -41,6 +42,8 @@ class DemoOptions:
     #: How long to wait at the end for the stores to hold everything that was sent.
     settle_timeout: float = 15.0
     seed: int | None = None
+    #: Where the viewer's notifications and their read state are saved between runs (None: not saved).
+    state_dir: Path | None = None
 
 
 class Demo:
@@ -64,6 +67,9 @@ class Demo:
         self._viewer: DemoClient | None = None
         self._notes: NotificationStore | None = None
         self._room: RoomStore | None = None
+        #: ids of the notifications restored from the last run, and of those among them that were read
+        self._restored: frozenset[str] = frozenset()
+        self._restored_read: frozenset[str] = frozenset()
         #: Set on every store or connection change while the run settles (see ``_settle``).
         self._progress: asyncio.Event | None = None
 
@@ -99,12 +105,18 @@ class Demo:
         ann, ben, cleo = DEFAULT_USERS
         opts = self.options
         backend = stack.backend
-        viewer = self._viewer = await stack.client(ann)
+        state_dir = opts.state_dir
+        saved = {"state_dir": str(state_dir), "user": str(ann.id)} if state_dir is not None else None
+        viewer = self._viewer = await stack.client(ann, config=saved)
         friend = await stack.client(ben)
         visitor: DemoClient | None = None
         visited = False
         self._watch_viewer(viewer)
-        notes = self._notes = viewer.app.use(NotificationStore)
+        notes = self._notes = viewer.app.use(
+            PersistentNotificationStore if state_dir is not None else NotificationStore
+        )
+        if isinstance(notes, PersistentNotificationStore):
+            self._report_restored(notes, state_dir)
         room = self._room = viewer.app.use(RoomStore, key=opts.room)
         for store in (notes, room):
             self._disposables.append(store.errors.subscribe(lambda e: self._fail(f"store error: {e!r}")))
@@ -158,7 +170,11 @@ class Demo:
                     record = await backend.notify_random([1])
                     if not record.broadcast:
                         self._event("broadcast failed (server down): notification stored, not pushed")
-                    if step % 6 == 4 and (unread := [n for n in notes.state.notifications if not n.read]):
+                    # (only this run's notifications: those restored from the last run are unknown to
+                    # this back end)
+                    ours = {r.id for r in backend.sent_to(DEFAULT_USERS[0].id)}
+                    unread = [n for n in notes.state.notifications if not n.read and n.id in ours]
+                    if step % 6 == 4 and unread:
                         await notes.mark_read(unread[-1].id)
                         self._event(f"Ann read: {unread[-1].title}")
                 elif step % 4 == 1:
@@ -174,6 +190,21 @@ class Demo:
                 self._event(f"job failed: {type(exc).__name__}: {exc}")
             step += 1
             await asyncio.sleep(self.options.interval)
+
+    def _report_restored(self, notes: PersistentNotificationStore, state_dir: Path | None) -> None:
+        held = notes.state.notifications
+        self._restored = frozenset(n.id for n in held)
+        self._restored_read = frozenset(n.id for n in held if n.read)
+        error = notes.persistence.error  # type: ignore[attr-defined]  # (set by Persist)
+        if error is not None:
+            self._event(f"saved state unusable, starting fresh: {error}")
+        elif held:
+            self._event(
+                f"restored {len(held)} notifications from the last run ({len(self._restored_read)} read) "
+                f"from {state_dir}"
+            )
+        else:
+            self._event(f"no saved notifications in {state_dir}: a first run")
 
     async def _restart(self, server: PusherServer) -> None:
         self._restarted = True
@@ -315,7 +346,8 @@ class Demo:
     def _summary(
         self, notes: NotificationStore, room: RoomStore, backend: DemoBackend, user: DemoUser
     ) -> DemoSummary:
-        held = {n.id for n in notes.state.notifications}
+        held_now = notes.state.notifications
+        held = {n.id for n in held_now}
         sent = backend.sent_to(user.id)
         lost = tuple(f"{r.id} {r.data.get('title', '')}" for r in sent if r.id not in held)
         return DemoSummary(
@@ -331,6 +363,12 @@ class Demo:
             events=dict(self.events),
             broadcast_failures=backend.stats.broadcast_failures,
             failures=tuple(self.failures),
+            state_dir=str(self.options.state_dir) if self.options.state_dir is not None else None,
+            restored=len(self._restored),
+            restored_read=len(self._restored_read),
+            restored_still_read=sum(1 for n in held_now if n.read and n.id in self._restored_read),
+            saved=len(held_now),
+            saved_read=sum(1 for n in held_now if n.read),
         )
 
 

@@ -61,6 +61,13 @@ class DemoSummary:
     events: Mapping[str, int]
     broadcast_failures: int
     failures: tuple[str, ...]
+    #: The saved state (``--state-dir``): what the run started from and what it leaves for the next one.
+    state_dir: str | None = None
+    restored: int = 0
+    restored_read: int = 0
+    restored_still_read: int = 0
+    saved: int = 0
+    saved_read: int = 0
 
     @property
     def ok(self) -> bool:
@@ -89,6 +96,16 @@ class DemoSummary:
             f"room members at the end: {', '.join(self.members) or '(none)'}; messages: {self.messages}",
             f"events received: {sum(self.events.values())} ({events})",
         ]
+        if self.state_dir is not None:
+            kept = "all still read" if self.restored_still_read == self.restored_read else "some lost"
+            restored = (
+                f"restored {self.restored} from the last run, {self.restored_read} read ({kept})"
+                if self.restored
+                else "nothing restored (first run)"
+            )
+            out.append(
+                f"read state: {restored}; saved {self.saved} ({self.saved_read} read) to {self.state_dir}"
+            )
         out += [f"lost notification: {n}" for n in self.lost]
         out += [f"failure: {f}" for f in self.failures]
         if self.sent == 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
@@ -16,6 +17,7 @@ from reactivex.abc import DisposableBase
 
 from quvel_store import Store, action, getter
 from quvel_store.errors import ConfigError
+from quvel_store.persist import Persist, SQLiteStorage
 
 
 class NotificationConfigError(ConfigError, LookupError):
@@ -160,3 +162,29 @@ class NotificationStore(Store[NotificationState]):
                 ]
             }
         )
+
+
+def _state_dir_storage(store: Store[Any]) -> SQLiteStorage:
+    state_dir = store.container.config.get("state_dir")
+    if not state_dir:
+        raise NotificationConfigError(
+            "PersistentNotificationStore saves to the container config's state_dir; set it (a directory)",
+            key="state_dir",
+        )
+    path = Path(str(state_dir))
+    path.mkdir(parents=True, exist_ok=True)
+    return SQLiteStorage(path / "notifications.db")
+
+
+class PersistentNotificationStore(NotificationStore):
+    """:class:`NotificationStore` whose held notifications, and so their read/unread state, outlive the
+    process: saved (debounced, off the event loop) to ``notifications.db`` in the config's ``state_dir``,
+    one value per tenant and user (config ``user``). After a restart the store starts from them; the
+    first load then merges the API's list in (its copies win: they carry the server's ``read_at``)."""
+
+    persist = Persist(
+        storage=_state_dir_storage,
+        key="{tenant}.{store_id}.{user}",
+        include=("notifications",),
+        debounce=0.1,
+    )

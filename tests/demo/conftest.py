@@ -19,6 +19,13 @@ from quvel_ws.server import AppConfig, PusherServer
 MASTER_KEY = bytes(range(32))
 
 
+@pytest.fixture(autouse=True)
+def _demo_state_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`quvel demo` saves its state in the per-user data directory by default: keep the tests' runs (the
+    subprocesses inherit the environment) out of the real home directory."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.mktemp("xdg-data")))
+
+
 class RawPusherClient:
     """Just enough of the protocol to subscribe and read events: connect, subscribe, next_event."""
 

@@ -290,3 +290,41 @@ def test_a_short_quiet_run_waits_for_the_reconnection_before_its_verdict() -> No
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
     assert re.search(r"server restarted: yes; reconnections: [1-9]", result.stdout), result.stdout
     assert "summary: OK" in result.stdout
+
+
+@pytest.mark.slow
+def test_read_state_survives_a_second_run_with_the_same_state_dir(tmp_path: Path) -> None:
+    import json
+
+    from quvel_store.persist import SQLiteStorage
+
+    state_dir = tmp_path / "state"
+    args = ("demo", "--duration", "3", "--interval", "0.15", "--no-restart", "--no-tty")
+    first = quvel(*args, "--state-dir", str(state_dir))
+    assert first.returncode == 0, f"exit {first.returncode}\n{first.stdout}\n{first.stderr}"
+    assert "no saved notifications in" in first.stdout
+    assert "read state: nothing restored (first run)" in first.stdout
+    # What the first run left on disk: its notifications, some of them read (Ann reads one every 6 jobs).
+    storage = SQLiteStorage(state_dir / "notifications.db")
+    raw = storage.read("acme.notifications.1")
+    storage.close()
+    assert raw is not None, "the first run saved nothing"
+    saved = json.loads(raw)["data"]["notifications"]
+    read = {n["id"] for n in saved if n["read_at"] is not None}
+    assert read, f"the first run read nothing, so there is nothing to prove\n{first.stdout}"
+    assert f"saved {len(saved)} ({len(read)} read) to {state_dir}" in first.stdout
+
+    second = quvel(*args, "--state-dir", str(state_dir))
+    out = second.stdout
+    assert second.returncode == 0, f"exit {second.returncode}\n{out}\n{second.stderr}"
+    assert f"restored {len(saved)} notifications from the last run ({len(read)} read)" in out
+    assert f"read state: restored {len(saved)} from the last run, {len(read)} read (all still read)" in out
+    # ...and on disk: every notification read in the first run is still read after the second.
+    storage = SQLiteStorage(state_dir / "notifications.db")
+    raw = storage.read("acme.notifications.1")
+    storage.close()
+    assert raw is not None
+    after = {n["id"]: n["read_at"] for n in json.loads(raw)["data"]["notifications"]}
+    assert read <= set(after)
+    assert all(after[i] is not None for i in read)
+    assert "summary: OK" in out
