@@ -276,7 +276,9 @@ class ApiService:
                     method, url, json=json, params=params, headers=headers, **extra
                 )
             else:
-                response = await self._send_shared(method, url, json, params, headers, extra)
+                response = await self._send_shared(
+                    method, url, json=json, params=params, headers=headers, extra=extra
+                )
         except httpx.TimeoutException as exc:
             raise ApiTimeout(
                 f"{method} {full} timed out ({type(exc).__name__}); raise api_timeout if the API is slow",
@@ -301,6 +303,7 @@ class ApiService:
         self,
         method: str,
         url: str,
+        *,
         json: Any,
         params: Mapping[str, Any] | None,
         headers: Mapping[str, str] | None,

@@ -23,7 +23,7 @@ _HTTP_ONLY_CONTEXT = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class LazyTlsTransport(httpx.AsyncBaseTransport):
-    """``http://`` through a plain pool; ``https://`` through httpx's default transport, built on first use."""
+    """``http://`` through a plain pool; ``https://`` through a default httpx transport built on first use."""
 
     def __init__(self, **tls_options: Any) -> None:
         self._tls_options = tls_options

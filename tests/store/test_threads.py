@@ -168,7 +168,9 @@ def test_every_state_entry_point_is_refused_from_a_worker_while_the_loop_runs() 
         await asyncio.to_thread(worker)
         assert outcomes == dict.fromkeys(attempts, "refused")
         # the loop's state is untouched, and snapshots stay readable from any thread (they are immutable)
-        assert store.state.n == 1 and not other.disposed and not app.disposed
+        assert store.state.n == 1
+        assert not other.disposed
+        assert not app.disposed
         snapshot = await asyncio.to_thread(lambda: store.state)
         assert snapshot.n == 1
         app.dispose()
@@ -230,7 +232,8 @@ def test_a_slow_getter_read_from_a_worker_does_not_break_loop_writes() -> None:
             assert store.double == store.state.n * 2
             await asyncio.sleep(0.005)
         await asyncio.to_thread(thread.join, 5)
-        assert len(result) == 1 and isinstance(result[0], LoopBindingError)
+        assert len(result) == 1
+        assert isinstance(result[0], LoopBindingError)
         assert store.state.n == 21
         app.dispose()
 
@@ -260,7 +263,8 @@ def test_select_subscribed_from_a_worker_delivers_every_value_on_the_loop_thread
     assert got_three.wait(10)
     assert [v for v, _ in seen] == [0, 1, 2, 3]  # the replayed first value included
     assert {name for _, name in seen} == {"loop-worker"}
-    assert set(observed) == {"loop-worker"} and len(observed) == 4
+    assert set(observed) == {"loop-worker"}
+    assert len(observed) == 4
     subscription.dispose()  # from the GUI thread too
     observing.dispose()
     loop_thread.run(app.dispose)
