@@ -89,7 +89,9 @@ async def backend(scope: dict[str, Any], receive: Any, send: Any) -> None:
             "prefs": {"theme": "dark", "locale": "en"},
         }
     ).encode()
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]}
+    )
     await send({"type": "http.response.body", "body": body})
 
 
