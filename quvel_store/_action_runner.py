@@ -14,6 +14,7 @@ from reactivex.disposable import Disposable
 
 from quvel_store._actions import Action, ActionCall
 from quvel_store._events import ActionEvent, ActionPhase
+from quvel_store._runtime import running_loop
 from quvel_store.errors import ActionError, LoopBindingError, StoreDisposedError
 
 if TYPE_CHECKING:
@@ -70,6 +71,8 @@ class ActionRunner:
         if store.disposed:
             raise StoreDisposedError(f"store {self.store_id!r} is disposed; get a new one with app.use()")
         runtime = self.runtime
+        if running_loop() is not runtime.loop:
+            runtime.check_thread(f"action {self.store_id}.{action.name}()")
         stub = runtime.stub_action
         if stub is not None and stub(store, action.name, args, kwargs):
             return _completed_task(None) if action.is_async else None
@@ -168,7 +171,6 @@ class ActionRunner:
                 f"async action {self.store_id}.{action.name} needs a running event loop; call it from async "
                 f"code, or from another thread with app.call_threadsafe(store.{action.name}, ...)"
             ) from None
-        runtime.bind_running(loop)
         slot = self._slots.get(action.name)
         if slot is None:
             slot = self._slots[action.name] = _ActionSlot()

@@ -21,7 +21,7 @@ from quvel_store._events import ActionEvent, MutationEvent
 from quvel_store._getters import Getter
 from quvel_store._plugins import Plugin, PluginContext
 from quvel_store._reserved import RESERVED
-from quvel_store._runtime import Runtime
+from quvel_store._runtime import Runtime, running_loop
 from quvel_store._scope import Scope
 from quvel_store._store import (
     Store,
@@ -58,8 +58,8 @@ P = ParamSpec("P")
 class App:
     """Holds one instance of each store (per key), the service container, plugins and the commit queue.
 
-    Single-threaded by design: use it from the thread running its event loop (bound on first use
-    inside a running loop, or with ``bind_loop``); from other threads go through ``call_threadsafe``.
+    It belongs to one event loop (``bind_loop``, or its first use inside a running loop): use it there;
+    while that loop runs, other threads go through ``call_threadsafe`` (see docs/threads.md).
     """
 
     def __init__(
@@ -138,9 +138,9 @@ class App:
                     f"store id {store_id!r} is taken by {type(existing).__qualname__}, not {cls.__qualname__}"
                 )
             return existing
-        self.register(cls)
         runtime = self._runtime
-        runtime.bind_if_running()
+        runtime.check_thread(f"app.use({cls.__qualname__})")
+        self.register(cls)
         store = cls(self, key)
         initial = self._pending.pop(store.store_id, None)
         if initial is None:
@@ -231,6 +231,9 @@ class App:
 
         A state pydantic cannot dump as JSON raises :class:`SnapshotError` naming the store.
         """
+        if self._disposed:
+            raise StoreDisposedError("the app is disposed: take the snapshot before dispose()")
+        self._runtime.check_thread("app.snapshot()")
         out: dict[str, Any] = {sid: _dump_json(sid, state) for sid, state in self._pending.items()}
         for sid, store in self._stores.items():
             out[sid] = _dump_json(sid, current_state(store))
@@ -246,6 +249,7 @@ class App:
         if self._disposed:
             raise StoreDisposedError("the app is disposed")
         runtime = self._runtime
+        runtime.check_thread("app.hydrate()")
         if runtime.evaluating:
             runtime.refuse_write_in_getter("<every store, through hydrate()>")
         if not isinstance(data, Mapping):
@@ -302,7 +306,8 @@ class App:
         return self._runtime.loop
 
     def bind_loop(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Bind the app to ``loop`` (default: the running loop) and to the thread calling this."""
+        """Bind the app to ``loop`` (default: the running loop); callable from any thread, e.g. before the
+        loop starts in a worker thread. The app belongs to the loop, not to the thread calling this."""
         if loop is None:
             try:
                 loop = asyncio.get_running_loop()
@@ -331,14 +336,22 @@ class App:
         """Run ``fn(*args, **kwargs)`` on the app's event loop from any thread; if it returns an
         awaitable (an async action's task, a coroutine) the future resolves with its result.
 
-        Do not block on the future from the loop's own thread (that would deadlock).
+        Raises :class:`LoopBindingError` at once where waiting on the future could never end: no open
+        loop, or a loop that has stopped; ``.result()`` on the loop's own thread raises instead of
+        deadlocking (there, ``await asyncio.wrap_future(future)`` or call ``fn`` directly).
         """
-        loop = self._runtime.loop
+        runtime = self._runtime
+        loop = runtime.loop
         if loop is None or loop.is_closed():
             raise LoopBindingError(
                 "the app has no open event loop; use it inside a running loop first or call app.bind_loop()"
             )
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if runtime.started and not loop.is_running():
+            raise LoopBindingError(
+                "the app's event loop has stopped, so call_threadsafe() could never run; run the loop again, "
+                "or bind the app to a running one with app.bind_loop(loop)"
+            )
+        future: concurrent.futures.Future[Any] = _LoopFuture(loop)
 
         def run() -> None:
             if not future.set_running_or_notify_cancel():
@@ -386,6 +399,7 @@ class App:
         """
         if self._disposed:
             return
+        self._runtime.check_thread("app.dispose()")
         for store in reversed(tuple(self._stores.values())):
             store.dispose()
         self._disposed = True
@@ -408,7 +422,7 @@ class App:
         self.dispose()
 
     async def __aenter__(self) -> App:
-        self._runtime.bind_if_running()
+        self._runtime.check_thread("async with app")
         return self
 
     async def __aexit__(
@@ -418,6 +432,30 @@ class App:
 
     def __repr__(self) -> str:
         return f"<App stores={list(self._stores)}{' disposed' if self._disposed else ''}>"
+
+
+class _LoopFuture(concurrent.futures.Future[R]):
+    """The future of a ``call_threadsafe``: blocking on it from its own loop's thread raises at once."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._loop = loop
+
+    def result(self, timeout: float | None = None) -> R:
+        self._refuse_blocking_the_loop()
+        return super().result(timeout)
+
+    def exception(self, timeout: float | None = None) -> BaseException | None:
+        self._refuse_blocking_the_loop()
+        return super().exception(timeout)
+
+    def _refuse_blocking_the_loop(self) -> None:
+        if not self.done() and running_loop() is self._loop:
+            raise LoopBindingError(
+                "waiting on a call_threadsafe() future from the app's own loop would deadlock (the loop "
+                "cannot run the call while it waits); call the function directly, or "
+                "await asyncio.wrap_future(future)"
+            )
 
 
 def _check_plugin_attribute(plugin: str, store: Store[Any], attr: object) -> None:

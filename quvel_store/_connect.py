@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import threading
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from reactivex import Observable, abc
 from reactivex.disposable import Disposable
+
+from quvel_store._runtime import running_loop
 
 if TYPE_CHECKING:
     from quvel_store._runtime import Runtime
@@ -60,7 +61,7 @@ class Connections:
 
         def on_next(item: T) -> None:
             loop = runtime.loop
-            if loop is not None and threading.get_ident() != runtime.thread_id:
+            if running_loop() is not loop and (loop := runtime.foreign_loop()) is not None:
                 try:
                     loop.call_soon_threadsafe(process, item)
                 except RuntimeError:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from quvel_store._runtime import running_loop
+
 if TYPE_CHECKING:
     from quvel_store._runtime import Runtime
     from quvel_store._store import Store
@@ -34,6 +36,9 @@ class GetterCache:
 
     def read(self, store: Store[Any], getter: Getter[Any]) -> Any:
         name = getter.name
+        runtime = self.runtime
+        if running_loop() is not runtime.loop:
+            runtime.check_thread(f"getter {self.store_id}.{name}")
         if self.overrides and name in self.overrides:
             return self.overrides[name]
         tracking = self.runtime.tracking

@@ -18,6 +18,8 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from reactivex import abc
+from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.subject import Subject
 
 from quvel_store._events import ActionEvent, MutationEvent
@@ -30,7 +32,11 @@ if TYPE_CHECKING:
     from quvel_store._store import Store
     from quvel_store._subscriptions import Subscriptions
 
-__all__ = ["Runtime"]
+__all__ = ["Runtime", "running_loop"]
+
+# The running loop of the calling thread, or None: asyncio's C fast path for "am I on a loop?"
+# (get_running_loop() raises instead, which costs more than the whole check on the no-loop path).
+running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_running_loop
 
 StubHook = Callable[["Store[Any]", str, tuple[Any, ...], dict[str, Any]], bool]
 InitialStateHook = Callable[["Store[Any]", Any], Any]
@@ -59,7 +65,8 @@ class Runtime:
         self.mutations: Subject[MutationEvent] = Subject()
         self.actions: Subject[ActionEvent] = Subject()
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.thread_id: int | None = None
+        self.thread_id: int | None = None  # the owner loop's thread, once it has been seen running
+        self.started = False  # the owner loop has run (so, when not running now, it has stopped)
         # test hooks (quvel_store.testing): None means "not stubbed" / "start from initial_state()"
         self.stub_action: StubHook | None = None
         self.initial_state: InitialStateHook | None = None
@@ -128,40 +135,79 @@ class Runtime:
         finally:
             self.evaluating = evaluating
 
-    # ---- event loop and thread ----------------------------------------------------------------------
+    # ---- event loop ownership (THE rule; docs/threads.md explains it to users) ----------------------
+    # An app belongs to the event loop it is bound to: explicitly with app.bind_loop(loop), from any
+    # thread, or on its first use inside a running loop. Code that reads or writes store state runs on
+    # that loop. While the loop runs, any other thread is refused (LoopBindingError naming
+    # call_threadsafe), and so is code running on another loop. While it is not running (before it
+    # starts, between run_until_complete calls) nothing else can be touching the app, so any thread may.
+    # A closed loop owns nothing: the next use inside a running loop binds again.
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Belong to ``loop`` and to the calling thread."""
+        """Belong to ``loop``; callable from any thread (a loop not running yet reports when it starts)."""
+        if self.loop is loop:
+            return
         self.loop = loop
+        self.thread_id = None
+        self.started = False
+        if running_loop() is loop:
+            self._loop_started()
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self._loop_started)
+
+    def _loop_started(self) -> None:
         self.thread_id = threading.get_ident()
+        self.started = True
 
-    def bind_if_running(self) -> None:
-        """Bind to the running loop unless already bound to an open one."""
-        if self.loop is not None and not self.loop.is_closed():
-            return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        self.bind(loop)
+    def foreign_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The owner loop when the caller may not touch state here (another thread while it runs, or
+        another running loop); None when it may (binding to the running loop if the app has no open one)."""
+        running = running_loop()
+        loop = self.loop
+        if running is loop:
+            return None
+        if loop is None or loop.is_closed():
+            if running is not None:
+                self.bind(running)
+            return None
+        if running is not None or loop.is_running():
+            return loop
+        return None
 
-    def bind_running(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Bind to ``loop`` (the running one), refusing when another open loop owns the app."""
-        current = self.loop
-        if current is loop:
+    def check_thread(self, what: str) -> None:
+        """Raise :class:`LoopBindingError` unless the caller may touch state now (see the rule above).
+
+        Every entry point that reads or writes store state calls this (or tests ``running_loop() is
+        runtime.loop`` first, the common case, and calls it otherwise)."""
+        if running_loop() is self.loop:
             return
-        if current is not None and not current.is_closed():
+        loop = self.foreign_loop()
+        if loop is None:
+            return
+        if running_loop() is not None:
             raise LoopBindingError(
-                "this app belongs to another event loop; call it from there or through app.call_threadsafe()"
+                f"{what}: this app belongs to another event loop ({loop!r}); use it from there, or from "
+                f"this loop's thread through app.call_threadsafe(...)"
             )
-        self.bind(loop)
+        raise LoopBindingError(
+            f"{what} from thread {threading.current_thread().name!r}: this app belongs to an event loop "
+            f"running in another thread; call it there through app.call_threadsafe(fn, *args)"
+        )
 
-    def check_thread(self, store_id: str) -> None:
-        """Writes belong to the thread of the app's event loop (when it has one): refuse the others."""
-        owner = self.thread_id
-        if owner is not None and owner != threading.get_ident():
-            loop = self.loop
-            if loop is not None and not loop.is_closed():
-                raise LoopBindingError(
-                    f"store {store_id!r} belongs to the event loop of another thread; "
-                    f"write through app.call_threadsafe(...)"
-                )
+    def defer(self, fn: Callable[[], abc.DisposableBase]) -> abc.DisposableBase:
+        """Run ``fn`` (which subscribes something) on the owner loop when the caller is elsewhere, so its
+        callbacks (a replayed first value included) run on the loop thread; the disposable works from
+        any thread."""
+        loop = self.foreign_loop()
+        if loop is None:
+            return fn()
+        holder = SingleAssignmentDisposable()
+
+        def run() -> None:
+            if not holder.is_disposed:
+                holder.disposable = fn()
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError as exc:
+            raise LoopBindingError(f"the app's event loop cannot take calls: {exc}") from exc
+        return holder

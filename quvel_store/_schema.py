@@ -15,7 +15,7 @@ import typing
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter
 
@@ -115,8 +115,29 @@ def _scalar_check(annotation: Any, config: ConfigDict) -> Callable[[Any], Any] |
     return validator.validate_python
 
 
+# Frozen classes and model plans are pure functions of a model class and cost ~1 ms each to build
+# (a pydantic subclass, validators): they are kept on the model class itself, so the per-request apps of
+# a server build them once per process, not once per request. Nothing in them is per-app state.
+_FROZEN_ATTR = "__quvel_frozen__"
+_PLAN_ATTR = "__quvel_plan__"
+
+
+def _class_cached(cls: type[BaseModel], attr: str, build: Callable[[], Any]) -> Any:
+    """``cls``'s own cached value of ``attr`` (never a base class's), built once."""
+    value = cls.__dict__.get(attr)
+    if value is None:
+        value = build()
+        # two threads may build at once: keep whichever landed first, so one class stays the frozen one
+        existing = cls.__dict__.get(attr)
+        if existing is not None:
+            return existing
+        type.__setattr__(cls, attr, value)
+    return value
+
+
 class StateSchema:
-    """Per-app cache of frozen classes and model plans (nothing here is shared between apps)."""
+    """Per-app lookup of frozen classes and model plans (both built once per model class and shared:
+    they are immutable)."""
 
     def __init__(self) -> None:
         self._frozen: dict[type[BaseModel], type[BaseModel]] = {}
@@ -129,8 +150,17 @@ class StateSchema:
         cls = frozen_base(cls)
         fc = self._frozen.get(cls)
         if fc is None:
-            fc = self._frozen[cls] = make_frozen_class(cls)
-            if all(_is_scalar_type(info.annotation) for info in cls.model_fields.values()):
+            base = cls
+            fc, flat = _class_cached(
+                base,
+                _FROZEN_ATTR,
+                lambda: (
+                    make_frozen_class(base),
+                    all(_is_scalar_type(info.annotation) for info in base.model_fields.values()),
+                ),
+            )
+            self._frozen[cls] = fc
+            if flat:
                 self._flat_models[cls] = fc
         return fc
 
@@ -149,6 +179,15 @@ class StateSchema:
         plan = self._models.get(cls)
         if plan is not None:
             return plan
+        shared = cls.__dict__.get(_PLAN_ATTR)
+        if shared is not None:
+            self._models[cls] = shared
+            self.frozen_class(cls)  # (this app's lookup of the same frozen class)
+            return cast(ModelPlan, shared)
+        plan = self._build_model_plan(cls)
+        return cast(ModelPlan, _class_cached(cls, _PLAN_ATTR, lambda: plan))
+
+    def _build_model_plan(self, cls: type[BaseModel]) -> ModelPlan:
         decorators = cls.__pydantic_decorators__
         has_model_validators = bool(decorators.model_validators) or bool(
             getattr(decorators, "root_validators", {})

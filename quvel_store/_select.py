@@ -182,6 +182,10 @@ class Selection(Observable[T], Generic[T]):
     def _subscribe_core(
         self, observer: abc.ObserverBase[T], scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
+        # a subscriber on another thread is attached on the loop: its first value is delivered there too
+        return self._subs.runtime.defer(lambda: self._attach(observer))
+
+    def _attach(self, observer: abc.ObserverBase[T]) -> abc.DisposableBase:
         subs = self._subs
         if subs.closed:
             observer.on_completed()

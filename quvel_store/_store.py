@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import threading
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
@@ -22,6 +21,7 @@ from quvel_store._events import MutationEvent, MutationKind, StoreErrorEvent
 from quvel_store._frozen import SCALARS, is_frozen_model, shallow_model_copy
 from quvel_store._getters import Getter, GetterCache
 from quvel_store._reserved import RESERVED
+from quvel_store._runtime import running_loop
 from quvel_store._scope import Scope
 from quvel_store._select import Selection
 from quvel_store._subscriptions import Subscriptions
@@ -198,8 +198,8 @@ class Store(Generic[S]):
         """Errors the store caught to keep going: raising ``connect`` handlers and subscribers."""
         return self._subs.errors
 
-    def _check_thread(self) -> None:
-        self._runtime.check_thread(self.store_id)
+    def _check_thread(self, what: str) -> None:
+        self._runtime.check_thread(f"store {self.store_id!r}: {what}")
 
     def _check_writable(self) -> None:
         if self._disposed:
@@ -251,9 +251,8 @@ class Store(Generic[S]):
         # one test for the rare cases (disposed, nested patch, a getter running): the common path pays one
         if self._disposed or self._txn is not None or runtime.evaluating:
             self._check_writable()
-        owner = runtime.thread_id
-        if owner is not None and owner != threading.get_ident():
-            self._check_thread()
+        if running_loop() is not runtime.loop:
+            runtime.check_thread(f"store {self.store_id!r}: patch()")
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
             if self._flat_patch(changes):
                 return
@@ -339,14 +338,14 @@ class Store(Generic[S]):
     def replace(self, state: S | Mapping[str, Any]) -> None:
         """Replace the whole state (validated; fields missing from a mapping take their defaults)."""
         self._check_writable()
-        self._check_thread()
+        self._check_thread("replace()")
         new = self._prepare_state(state)
         self._commit(new, MutationKind.REPLACE, new, _WHOLE)
 
     def reset(self) -> None:
         """Go back to ``initial_state()`` in one commit."""
         self._check_writable()
-        self._check_thread()
+        self._check_thread("reset()")
         new = self._prepare_state(self.initial_state())
         self._commit(new, MutationKind.RESET, None, _WHOLE)
 
@@ -354,6 +353,7 @@ class Store(Generic[S]):
     def batch(self) -> Iterator[None]:
         """Group every write inside the block into one commit; if the block raises, none of them stay."""
         self._check_writable()
+        self._check_thread("batch()")
         if self._batch is not None:
             yield
             return
@@ -516,6 +516,7 @@ class Store(Generic[S]):
         complete its Observables, and forget it (a later ``app.use`` builds a fresh one)."""
         if self._disposed:
             return
+        self._check_thread("dispose()")
         try:
             self.on_dispose()
         except Exception as exc:

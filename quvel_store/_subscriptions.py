@@ -82,6 +82,10 @@ class Subscriptions:
         def subscribe(
             observer: abc.ObserverBase[Any], scheduler: abc.SchedulerBase | None = None
         ) -> abc.DisposableBase:
+            # from another thread, attached on the loop: the replayed state is delivered there too
+            return self.runtime.defer(lambda: attach(observer))
+
+        def attach(observer: abc.ObserverBase[Any]) -> abc.DisposableBase:
             if self.closed:
                 observer.on_completed()
                 return Disposable()

@@ -1,9 +1,11 @@
-"""The backend API client: one shared ``httpx.AsyncClient`` speaking JSON the way a Laravel backend expects.
+"""The backend API client: an ``httpx.AsyncClient`` speaking JSON the way a Laravel backend expects.
 
-Credentials (the bearer token, and Laravel's ``XSRF-TOKEN`` cookie echoed as ``X-XSRF-TOKEN``) are added by
-a request hook on the client itself, so every request sent through ``api.client`` carries them, including
-the WebSocket service's channel-auth POSTs; but only requests to the API's own origin (or origins you
-trust explicitly): a redirect or an absolute URL to another host never sees them.
+Credentials (the bearer token, and Laravel's ``XSRF-TOKEN`` cookie echoed as ``X-XSRF-TOKEN``) go only to
+the API's own origin (or origins you trust explicitly): a redirect or an absolute URL to another host
+never sees them. When the service builds its client (the default, or from ``transport=``), a request hook
+on that private client adds them, so every request sent through ``api.client`` carries them, including
+the WebSocket service's channel-auth POSTs. A client you pass with ``client=`` may be shared (a server's
+connection pool): it is never modified; the service adds the credentials to each of its own requests.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from urllib.parse import unquote
 import httpx
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from quvel_store.container._http import default_transport
 from quvel_store.errors import (
     ApiCsrfMismatch,
     ApiDecodeError,
@@ -56,6 +59,10 @@ _STATUS_ERRORS: Mapping[int, type[ApiStatusError]] = MappingProxyType(
 )
 
 _Origin = tuple[str, str, int]
+_DEFAULT_HEADERS: Mapping[str, str] = MappingProxyType(
+    {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
+)
+_MAX_REDIRECTS = 20  # httpx's default
 
 
 class ApiService:
@@ -63,7 +70,9 @@ class ApiService:
 
     Failures raise typed :class:`ApiError` subclasses: a 422 is :class:`ApiValidationFailed` with Laravel's
     field error bag, 401/403/404/419/429/5xx have their own classes, timeouts are :class:`ApiTimeout`.
-    Pass ``client=`` to use your own ``httpx.AsyncClient`` (the service then leaves closing it to you).
+    Pass ``transport=`` (e.g. one pooled ``httpx.AsyncHTTPTransport`` shared by every request of a server)
+    or ``client=`` (your own ``httpx.AsyncClient``, never modified); the service leaves closing either
+    to you. Without them it builds its client on first use, doing TLS set-up only for ``https://``.
     """
 
     def __init__(
@@ -95,29 +104,23 @@ class ApiService:
             timeouts = timeout
         else:
             timeouts = httpx.Timeout(timeout, connect=connect_timeout if connect_timeout else timeout)
-        default_headers = {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
-        if client is None:
-            self._owns_client = True
-            self._client = httpx.AsyncClient(
-                base_url=base_url or "",
-                timeout=timeouts,
-                headers={**default_headers, **(headers or {})},
-                transport=transport,
-                follow_redirects=follow_redirects,
-            )
-        else:
-            self._owns_client = False
-            self._client = client
-            if self._client.headers.get("Accept") == "*/*":  # httpx's default: this service speaks JSON
-                del self._client.headers["Accept"]
-            for key, value in {**default_headers, **(headers or {})}.items():
-                self._client.headers.setdefault(key, value)
-            if base_url and not str(client.base_url):
-                client.base_url = httpx.URL(base_url)
-            if not base_url and str(client.base_url):
-                self._origins.add(_origin(client.base_url))
-        # The hook runs for every request the client sends, redirects included.
-        self._client.event_hooks["request"].append(self._credentials_hook)
+        self._headers = {**_DEFAULT_HEADERS, **(headers or {})}
+        self._timeouts = timeouts
+        self._follow_redirects = follow_redirects
+        self._transport = transport
+        self._shared = client  # never modified: it may serve other users' requests at the same time
+        self._client: httpx.AsyncClient | None = client
+        self._base_url = httpx.URL(base_url) if base_url else None
+        if client is not None and self._base_url is None and str(client.base_url):
+            self._base_url = client.base_url
+            self._origins.add(_origin(client.base_url))
+        if client is not None:
+            # the shared client's own headers win, except httpx's default Accept: */* (this speaks JSON)
+            self._headers = {
+                k: v
+                for k, v in self._headers.items()
+                if k not in client.headers or (k == "Accept" and client.headers[k] == "*/*")
+            }
 
     @classmethod
     def from_config(
@@ -136,13 +139,25 @@ class ApiService:
 
     @property
     def client(self) -> httpx.AsyncClient:
-        """The shared ``httpx.AsyncClient``; requests sent through it carry the API's credentials."""
-        return self._client
+        """The ``httpx.AsyncClient`` (built on first use). When the service built it, requests sent
+        through it carry the API's credentials; a ``client=`` you passed is returned as it is."""
+        client = self._client
+        if client is None:
+            transport = self._transport if self._transport is not None else default_transport()
+            client = self._client = httpx.AsyncClient(
+                base_url=self._base_url or "",
+                timeout=self._timeouts,
+                headers=self._headers,
+                transport=transport,
+                follow_redirects=self._follow_redirects,
+                # the hook runs for every request the client sends, redirects included
+                event_hooks={"request": [self._credentials_hook]},
+            )
+        return client
 
     @property
     def base_url(self) -> str | None:
-        url = str(self._client.base_url)
-        return url or None
+        return str(self._base_url) if self._base_url is not None else None
 
     @property
     def token(self) -> str | None:
@@ -164,6 +179,8 @@ class ApiService:
     @property
     def xsrf_token(self) -> str | None:
         """The current ``XSRF-TOKEN`` cookie value (URL-decoded), if the server set one."""
+        if self._client is None:
+            return None
         for cookie in self._client.cookies.jar:
             if cookie.name == XSRF_COOKIE and cookie.value is not None:
                 return unquote(cookie.value)
@@ -234,7 +251,7 @@ class ApiService:
             target = httpx.URL(url)
         except httpx.InvalidURL as exc:
             raise ApiError(f"{method} {url!r}: invalid URL ({exc})", method=method, url=str(url)) from exc
-        if target.is_relative_url and not str(self._client.base_url):
+        if target.is_relative_url and self._base_url is None:
             raise ServiceNotConfigured(
                 f"cannot send {method} {url}: no API base URL; set QUVEL_API_URL, pass "
                 f"ServiceContainer(config={{'api_url': 'https://api.example.com'}}) or use an absolute URL"
@@ -251,12 +268,17 @@ class ApiService:
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout
-        full = _full(self._client, url)
+        full = _full(self._base_url, url)
         started = time.perf_counter()
         try:
-            response = await self._client.request(
-                method, url, json=json, params=params, headers=headers, **extra
-            )
+            if self._shared is None:
+                response = await self.client.request(
+                    method, url, json=json, params=params, headers=headers, **extra
+                )
+            else:
+                response = await self._send_shared(
+                    method, url, json=json, params=params, headers=headers, extra=extra
+                )
         except httpx.TimeoutException as exc:
             raise ApiTimeout(
                 f"{method} {full} timed out ({type(exc).__name__}); raise api_timeout if the API is slow",
@@ -277,12 +299,44 @@ class ApiService:
 
     # Lifecycle ----------------------------------------------------------------------------------------------
 
+    async def _send_shared(
+        self,
+        method: str,
+        url: str,
+        *,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        headers: Mapping[str, str] | None,
+        extra: dict[str, Any],
+    ) -> httpx.Response:
+        """Send through a shared client without touching it: this request's own headers and
+        credentials, and redirects followed here so that each hop gets (or loses) them afresh."""
+        shared = self._shared
+        assert shared is not None
+        target = self._base_url.join(url) if self._base_url is not None else httpx.URL(url)
+        request = shared.build_request(
+            method, target, json=json, params=params, headers={**self._headers, **(headers or {})}, **extra
+        )
+        for _ in range(_MAX_REDIRECTS + 1):
+            self._apply_credentials(request)
+            response = await shared.send(request, follow_redirects=False)
+            next_request = response.next_request
+            if not self._follow_redirects or next_request is None:
+                return response
+            await response.aclose()
+            request = next_request
+        raise httpx.TooManyRedirects("Exceeded maximum allowed redirects.", request=request)
+
     async def shutdown(self) -> None:
-        """Container hook: close the HTTP client (only if this service created it)."""
-        if not self._owns_client:
+        """Container hook: close the HTTP client this service built (a ``client=`` or ``transport=``
+        you passed is yours, and stays open)."""
+        if self._shared is not None:
             return
+        client = self.client  # (one never used is built closed, so later use fails as it should)
+        if self._transport is not None:
+            return  # the client holds nothing but the transport, which belongs to the caller
         try:
-            await self._client.aclose()
+            await client.aclose()
         except RuntimeError as exc:
             # Pooled connections opened under an event loop that has since closed (e.g. used inside one
             # asyncio.run() and shut down from another) cannot be closed from here; the client is closed.
@@ -291,6 +345,9 @@ class ApiService:
     # Credentials --------------------------------------------------------------------------------------------
 
     async def _credentials_hook(self, request: httpx.Request) -> None:
+        self._apply_credentials(request)
+
+    def _apply_credentials(self, request: httpx.Request) -> None:
         trusted = _origin(request.url) in self._origins
         bearer = f"Bearer {self._token}" if self._token else None
         if not trusted:
@@ -333,9 +390,9 @@ def _origin(url: httpx.URL) -> _Origin:
     return (scheme, url.host.lower(), port)
 
 
-def _full(client: httpx.AsyncClient, url: str) -> str:
+def _full(base_url: httpx.URL | None, url: str) -> str:
     try:
-        return str(client.base_url.join(url)) if str(client.base_url) else url
+        return str(base_url.join(url)) if base_url is not None else url
     except httpx.InvalidURL:
         return url
 

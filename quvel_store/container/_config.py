@@ -73,10 +73,10 @@ class Config:
         merged: dict[str, Any] = {}
         sources: dict[str, str] = {}
         environ: Mapping[str, str] = {} if env is False else (os.environ if env is None else env)
-        for var, raw in environ.items():
+        for var in environ:  # (keys first: os.environ decodes each value it yields, wanted or not)
             if var.startswith(ENV_PREFIX) and len(var) > len(ENV_PREFIX):
                 key = var[len(ENV_PREFIX) :].lower()
-                merged[key] = raw
+                merged[key] = environ[var]
                 sources[key] = f"environment variable {var}"
         if values is not None:
             if not isinstance(values, Mapping):

@@ -10,17 +10,31 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
+from quvel_store.container._builtins import (
+    BUILTIN_NAMES,
+    builtin_available,
+    check_builtin_type,
+    create_builtin,
+)
+from quvel_store.container._lifecycle import (
+    Entry,
+    Hook,
+    Running,
+    drive_sync,
+    hook_done,
+    hook_of,
+    is_async,
+    mark_done,
+    run_sync,
+)
 from quvel_store.errors import (
     ContainerClosed,
     ServiceAlreadyRegistered,
-    ServiceError,
     ServiceLifecycleError,
-    ServiceNotConfigured,
     ServiceNotFound,
     ServiceTypeError,
 )
@@ -40,19 +54,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ContainerPhase = Literal["new", "booting", "booted", "closing", "closed"]
-_Hook = Literal["register", "boot", "shutdown"]
-
-BUILTIN_NAMES: tuple[str, ...] = ("config", "api", "i18n", "validation", "task", "ws")
-
-
-@dataclass
-class _Entry:
-    """One held service and which of its hooks have run (each runs at most once)."""
-
-    service: object
-    registered: bool = False
-    booted: bool = False
-    shut_down: bool = False
 
 
 class ServiceContainer:
@@ -73,12 +74,12 @@ class ServiceContainer:
         ws: WebSocketService | None = None,
         services: Mapping[str, object] | None = None,
     ) -> None:
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, Entry] = {}
         self._phase: ContainerPhase = "new"
         self._pending: set[asyncio.Future[None]] = set()
         self._pending_errors: dict[str, BaseException] = {}
-        self._booting: _Running | None = None
-        self._closing: _Running | None = None
+        self._booting: Running | None = None
+        self._closing: Running | None = None
         if config is not None:
             self.add_service("config", _as_config(config))
         for name, given in (("api", api), ("i18n", i18n), ("validation", validation), ("task", task)):
@@ -175,104 +176,10 @@ class ServiceContainer:
             return entry.service
         if self._phase in ("closing", "closed"):
             raise ContainerClosed(f"the container is shut down; it cannot create the {name!r} service")
-        service = self._create_builtin(name)
+        service = create_builtin(self, name)
         logger.debug("created built-in service %r (%s)", name, type(service).__name__)
         self._attach(name, service)
         return service
-
-    def _create_builtin(self, name: str) -> object:
-        if name == "config":
-            from quvel_store.container._config import Config
-
-            return Config()
-        if name == "api":
-            from quvel_store.container._api import ApiService
-
-            return ApiService.from_config(self.config, locale=self._current_locale)
-        if name == "i18n":
-            from quvel_store.container._i18n import I18nService
-
-            return I18nService(locale=self.config.locale, fallback_locale=self.config.fallback_locale)
-        if name == "validation":
-            from quvel_store.container._validation import ValidationService
-
-            return ValidationService(i18n=self.i18n)
-        if name == "task":
-            from quvel_store.container._task import TaskService
-
-            return TaskService()
-        if name == "ws":
-            return self._create_ws()
-        raise ServiceNotFound(name, self._known_names())  # pragma: no cover - callers pass built-in names
-
-    def _current_locale(self) -> str | None:
-        """The i18n service's locale once it exists, else the configured one (sent as Accept-Language)."""
-        from quvel_store.container._config import Config
-        from quvel_store.container._i18n import I18nService
-
-        entry = self._entries.get("i18n")
-        if entry is not None and isinstance(entry.service, I18nService):
-            return entry.service.locale
-        entry = self._entries.get("config")
-        return entry.service.locale if entry is not None and isinstance(entry.service, Config) else None
-
-    def _create_ws(self) -> object:
-        config = self.config
-        if not config.ws_url:
-            raise ServiceNotConfigured(
-                "the WebSocket service needs a server URL: set QUVEL_WS_URL in the environment, pass "
-                "ServiceContainer(config={'ws_url': 'ws://host:port/app/<key>'}), or give one explicitly "
-                "with ServiceContainer(ws=WebSocketService(...)) / container.ws = ..."
-            )
-        try:
-            from quvel_ws import WebSocketService
-        except ImportError as exc:
-            raise ServiceNotConfigured(
-                "the WebSocket service is not available: quvel_ws.WebSocketService cannot be imported "
-                f"({exc}); install quvel with its quvel_ws package, or set container.ws explicitly"
-            ) from exc
-        return WebSocketService(
-            config.ws_url,
-            http_client=self.api.client,
-            auth_endpoint=config.ws_auth_endpoint,
-            user_auth_endpoint=config.ws_user_auth_endpoint,
-            server_rendering=config.server_rendering,
-        )
-
-    def _builtin_available(self, name: str) -> bool:
-        if name == "ws":
-            try:
-                return bool(self.config.ws_url)
-            except ServiceError:
-                return False
-        return self._phase not in ("closing", "closed")
-
-    def _check_builtin_type(self, name: str, service: object) -> None:
-        expected: type[Any] | None = None
-        if name == "config":
-            from quvel_store.container._config import Config
-
-            expected = Config
-        elif name == "api":
-            from quvel_store.container._api import ApiService
-
-            expected = ApiService
-        elif name == "i18n":
-            from quvel_store.container._i18n import I18nService
-
-            expected = I18nService
-        elif name == "validation":
-            from quvel_store.container._validation import ValidationService
-
-            expected = ValidationService
-        elif name == "task":
-            from quvel_store.container._task import TaskService
-
-            expected = TaskService
-        if expected is not None and not isinstance(service, expected):
-            raise ServiceTypeError(
-                f"the built-in {name!r} service must be a {expected.__name__}, got {type(service).__name__}"
-            )
 
     # ---------------------------------------------------------------------------------------------------
     # Named services
@@ -289,7 +196,7 @@ class ServiceContainer:
         if self._phase in ("closing", "closed"):
             raise ContainerClosed(f"the container is shut down; it cannot accept the service {name!r}")
         if name in BUILTIN_NAMES:
-            self._check_builtin_type(name, service)
+            check_builtin_type(name, service)
         existing = self._entries.get(name)
         if existing is not None:
             if existing.service is service:
@@ -334,7 +241,7 @@ class ServiceContainer:
         """Whether ``get_service(name)`` would find a service (built-ins count when they can be created)."""
         if name in self._entries:
             return True
-        return name in BUILTIN_NAMES and self._builtin_available(name)
+        return name in BUILTIN_NAMES and builtin_available(self, name)
 
     def get_or_create_service(self, cls_or_factory: Callable[[], T], name: str | None = None) -> T:
         """The service under ``name`` if held, else ``cls_or_factory()`` added under that name.
@@ -387,7 +294,7 @@ class ServiceContainer:
     def __iter__(self) -> Iterator[str]:
         return iter(tuple(self._entries))
 
-    def _ordered(self) -> list[tuple[str, _Entry]]:
+    def _ordered(self) -> list[tuple[str, Entry]]:
         """Lifecycle order: built-ins (in creation order: ``api`` before the ``ws`` that uses it), then
         the other services in the order they were added."""
         items = list(self._entries.items())
@@ -395,11 +302,11 @@ class ServiceContainer:
 
     def _known_names(self) -> list[str]:
         names = list(self._entries)
-        names.extend(n for n in BUILTIN_NAMES if n not in self._entries and self._builtin_available(n))
+        names.extend(n for n in BUILTIN_NAMES if n not in self._entries and builtin_available(self, n))
         return names
 
     def _attach(self, name: str, service: object) -> None:
-        entry = _Entry(service)
+        entry = Entry(service)
         self._entries[name] = entry
         if self._phase == "booted":
             # Added after boot: it joins the lifecycle now, register first, then boot.
@@ -427,11 +334,11 @@ class ServiceContainer:
             await self._wait_for(self._booting)
             return
         self._phase = "booting"
-        self._booting = _Running()
+        self._booting = Running()
         try:
             for hook in ("register", "boot"):
                 while True:  # a hook may add services; they join this same pass
-                    todo = [(n, e) for n, e in self._ordered() if not _done(e, hook)]
+                    todo = [(n, e) for n, e in self._ordered() if not hook_done(e, hook)]
                     if not todo:
                         break
                     for name, entry in todo:
@@ -463,7 +370,7 @@ class ServiceContainer:
                 await self._wait_for(self._closing)
                 return
         self._phase = "closing"
-        self._closing = _Running()
+        self._closing = Running()
         errors: dict[str, BaseException] = {}
         try:
             await self._drain_pending(errors)
@@ -480,7 +387,7 @@ class ServiceContainer:
                 f"{len(errors)} service(s) failed during shutdown: {', '.join(errors)}", errors
             ) from next(iter(errors.values()))
 
-    async def _wait_for(self, running: _Running | None) -> None:
+    async def _wait_for(self, running: Running | None) -> None:
         """Wait until a boot/shutdown started by another task ends (at once from inside its own hooks)."""
         if running is None or running.done or running.task is asyncio.current_task():
             return
@@ -502,11 +409,11 @@ class ServiceContainer:
 
     def boot_sync(self) -> None:
         """:meth:`boot` for code without an event loop (async hooks run in a private loop)."""
-        _run_sync(self.boot(), "boot_sync")
+        run_sync(self.boot(), "boot_sync")
 
     def shutdown_sync(self) -> None:
         """:meth:`shutdown` for code without an event loop (async hooks run in a private loop)."""
-        _run_sync(self.shutdown(), "shutdown_sync")
+        run_sync(self.shutdown(), "shutdown_sync")
 
     async def __aenter__(self) -> ServiceContainer:
         try:
@@ -546,10 +453,10 @@ class ServiceContainer:
         errors.update(self._pending_errors)
         self._pending_errors.clear()
 
-    async def _run_hook(self, name: str, entry: _Entry, hook: _Hook) -> None:
+    async def _run_hook(self, name: str, entry: Entry, hook: Hook) -> None:
         """Run one hook once; an exception becomes a ServiceLifecycleError naming the service."""
-        fn = _hook_of(entry, hook)
-        _mark(entry, hook)
+        fn = hook_of(entry, hook)
+        mark_done(entry, hook)
         if fn is None:
             return
         try:
@@ -561,10 +468,10 @@ class ServiceContainer:
                 f"service {name!r} ({type(entry.service).__name__}) failed in {hook}(): {exc!r}", {name: exc}
             ) from exc
 
-    def _run_hook_now(self, name: str, entry: _Entry, hook: _Hook, then_boot: bool = False) -> None:
+    def _run_hook_now(self, name: str, entry: Entry, hook: Hook, then_boot: bool = False) -> None:
         """Run a hook from synchronous code: at once if sync, as a tracked task if async and a loop runs,
         in a private loop otherwise."""
-        needs_async = _is_async(_hook_of(entry, hook)) or (then_boot and _is_async(_hook_of(entry, "boot")))
+        needs_async = is_async(hook_of(entry, hook)) or (then_boot and is_async(hook_of(entry, "boot")))
 
         async def run() -> None:
             await self._run_hook(name, entry, hook)
@@ -572,7 +479,7 @@ class ServiceContainer:
                 await self._run_hook(name, entry, "boot")
 
         if not needs_async:
-            _drive_sync(run())
+            drive_sync(run())
             return
         try:
             loop = asyncio.get_running_loop()
@@ -594,84 +501,6 @@ class ServiceContainer:
 
     def __repr__(self) -> str:
         return f"<ServiceContainer {self._phase} services={list(self._entries)}>"
-
-
-class _Running:
-    """A boot or shutdown in progress: which task runs it, and an event other callers wait on."""
-
-    def __init__(self) -> None:
-        self.task = _current_task()
-        self.event = asyncio.Event()
-        self.done = False
-        self.error: BaseException | None = None
-
-    def finish(self, error: BaseException | None) -> None:
-        self.done = True
-        self.error = error
-        self.event.set()
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:
-        return None
-
-
-def _hook_of(entry: _Entry, hook: _Hook) -> Callable[..., Any] | None:
-    fn = getattr(entry.service, hook, None)
-    return fn if callable(fn) else None
-
-
-def _is_async(fn: Callable[..., Any] | None) -> bool:
-    return fn is not None and (
-        inspect.iscoroutinefunction(fn)
-        or inspect.iscoroutinefunction(
-            getattr(fn, "__call__", None)  # noqa: B004 - callable objects with an async __call__
-        )
-    )
-
-
-def _done(entry: _Entry, hook: _Hook) -> bool:
-    return {"register": entry.registered, "boot": entry.booted, "shutdown": entry.shut_down}[hook]
-
-
-def _mark(entry: _Entry, hook: _Hook) -> None:
-    if hook == "register":
-        entry.registered = True
-    elif hook == "boot":
-        entry.booted = True
-    else:
-        entry.shut_down = True
-
-
-def _drive_sync(coro: Awaitable[None]) -> None:
-    """Drive a coroutine that never suspends (all its hooks are sync) without an event loop."""
-    assert inspect.iscoroutine(coro)
-    try:
-        coro.send(None)
-    except StopIteration:
-        return
-    coro.close()
-    raise ServiceLifecycleError("a service hook returned an awaitable from a sync hook; make the hook async")
-
-
-def _run_sync(coro: Awaitable[None], what: str) -> None:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(_await(coro))
-        return
-    assert inspect.iscoroutine(coro)
-    coro.close()
-    raise ServiceLifecycleError(
-        f"{what}() cannot run inside a running event loop; use 'async with container:' or "
-        f"'await container.{what.removesuffix('_sync')}()'"
-    )
-
-
-async def _await(aw: Awaitable[None]) -> None:
-    await aw
 
 
 def _as_config(value: Config | Mapping[str, Any]) -> Config:

@@ -267,6 +267,7 @@ class WebSocketTransport(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._close_timer is not None:
             self._close_timer.cancel()
+            self._close_timer = None
         if not self._opened.done():
             reason = str(exc) if exc else "connection closed during the WebSocket handshake"
             self._opened.set_exception(TransportError(reason))
@@ -307,6 +308,8 @@ class WebSocketTransport(asyncio.Protocol):
         if self._proto.state is State.OPEN:
             self._proto.send_close(code, reason)
             self._flush()
+            if self._close_timer is not None:
+                self._close_timer.cancel()  # (_flush set the default deadline; this one replaces it)
             self._close_timer = self._loop.call_later(grace, self.abort)
         else:
             self.abort()

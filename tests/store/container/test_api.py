@@ -340,3 +340,46 @@ async def test_concurrent_requests_share_the_client(http_api: LaravelLikeServer)
         replies = await asyncio.gather(*(api.get("/api/echo", params={"i": i}) for i in range(20)))
     assert sorted(int(r["query"]["i"]) for r in replies) == list(range(20))
     assert all(r["headers"]["authorization"] == "Bearer x" for r in replies)
+
+
+async def test_a_shared_client_is_never_modified_and_credentials_never_reach_another_origin(
+    http_api: LaravelLikeServer, other_origin: LaravelLikeServer
+) -> None:
+    """client= may be a server's pool serving other users at the same time: nothing is added to it."""
+    async with httpx.AsyncClient() as shared:
+        before = (dict(shared.headers), {k: list(v) for k, v in shared.event_hooks.items()})
+        ann = ApiService(http_api.url, client=shared, token="ann", tenant_id="acme")
+        ben = ApiService(http_api.url, client=shared, token="ben")
+        mine, theirs = await asyncio.gather(ann.get("/api/echo"), ben.get("/api/echo"))
+        await ann.get("/api/redirect", params={"to": f"{other_origin.url}/api/echo"})
+        await ann.get(f"{other_origin.url}/api/echo")
+        assert (dict(shared.headers), {k: list(v) for k, v in shared.event_hooks.items()}) == before
+        assert ann.client is shared
+    assert mine["headers"]["authorization"] == "Bearer ann"
+    assert mine["headers"]["accept"] == "application/json"
+    assert mine["headers"]["x-tenant-id"] == "acme"
+    assert theirs["headers"]["authorization"] == "Bearer ben"
+    assert "x-tenant-id" not in theirs["headers"]
+    assert [s.headers["authorization"] for s in http_api.seen if s.path == "/api/redirect"] == ["Bearer ann"]
+    assert len(other_origin.seen) == 2
+    for seen in other_origin.seen:
+        assert "authorization" not in seen.headers
+        assert "x-tenant-id" not in seen.headers
+
+
+async def test_http_apis_never_load_tls_and_a_given_transport_stays_open(http_api: LaravelLikeServer) -> None:
+    from quvel_store.container._http import LazyTlsTransport, default_transport
+
+    assert isinstance(default_transport(), LazyTlsTransport)  # what a service builds its client with
+    lazy = LazyTlsTransport()
+    async with ApiService(http_api.url, transport=lazy) as api:
+        await api.get("/api/echo")
+    assert not lazy.tls_ready  # http:// only: no CA bundle was loaded
+    await lazy.aclose()
+    async with httpx.AsyncHTTPTransport() as pooled:
+        for token in ("a", "b"):
+            async with ApiService(http_api.url, transport=pooled, token=token) as per_request:
+                assert (await per_request.get("/api/echo"))["headers"]["authorization"] == f"Bearer {token}"
+        # each request's service left the shared pool open for the next one
+        async with httpx.AsyncClient(transport=pooled, base_url=http_api.url) as raw:
+            assert (await raw.get("/api/echo")).status_code == 200

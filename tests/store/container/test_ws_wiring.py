@@ -127,3 +127,22 @@ async def test_user_sign_in_uses_the_configured_endpoint_and_api_credentials(
             container.ws.signin()
             seen = await asyncio.to_thread(http_api.wait_for, "/custom/user-auth", 10)
     assert seen.headers["authorization"] == f"Bearer {WS_TOKEN}"
+
+
+async def test_server_rendering_needs_no_ws_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request container renders with the same actions the browser runs; their ws calls are inert."""
+    monkeypatch.delenv("QUVEL_WS_URL", raising=False)
+    async with ServiceContainer(config={"server_rendering": True}) as container:
+        assert container.has_service("ws")
+        ws = container.ws
+        assert isinstance(ws, WebSocketService)
+        assert ws.server_rendering is True
+        seen: list[object] = []
+        done: list[bool] = []
+        ws.channel("orders").listen("Shipped").subscribe(seen.append, on_completed=lambda: done.append(True))
+        assert seen == []
+        assert done == [True]
+    async with ServiceContainer(config={}) as container:
+        assert not container.has_service("ws")
+        with pytest.raises(ServiceNotConfigured, match="QUVEL_WS_URL"):
+            _ = container.ws
