@@ -96,6 +96,11 @@ class LoopBridge:
                     "ws.threadsafe called from the service's own loop (it would deadlock); await the "
                     "async API instead"
                 )
+            if loop.is_closed():
+                raise WsError(
+                    "ws.threadsafe called after the service's loop was closed: nothing would ever run "
+                    "the call; keep the loop running until the service is shut down"
+                )
         except WsError:
             coro.close()
             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -494,3 +495,16 @@ async def test_transient_auth_failures_are_retried_with_backoff(
             assert len(calls) == 1  # a refusal waits for a new subscribe or a reconnect
     finally:
         await ws.shutdown()
+
+
+def test_threadsafe_refuses_at_once_after_the_loop_closed() -> None:
+    """A blocking call into a closed loop would wait for its timeout and then fail; it fails at once."""
+    from quvel_ws import WebSocketService
+
+    loop = asyncio.new_event_loop()
+    ws = WebSocketService("ws://127.0.0.1:9/app/app-key", loop=loop)
+    loop.close()
+    started = time.monotonic()
+    with pytest.raises(WsError, match="closed"):
+        ws.threadsafe.call(lambda: None, timeout=30)
+    assert time.monotonic() - started < 10  # a hang would run to the 30 s timeout
