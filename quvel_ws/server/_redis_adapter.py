@@ -123,8 +123,11 @@ class RedisAdapter:
     # --- lifecycle -----------------------------------------------------------------------------------
 
     async def start(self, host: ClusterHost) -> None:
-        from redis.asyncio import Redis
-        from redis.exceptions import RedisError
+        try:
+            from redis.asyncio import Redis
+            from redis.exceptions import RedisError
+        except ImportError:
+            raise ClusterError("--redis needs the Redis client: pip install 'quvel[redis]'") from None
 
         self._host = host
         self._redis = Redis.from_url(self.url, socket_connect_timeout=3, health_check_interval=5)
@@ -302,7 +305,7 @@ class RedisAdapter:
         delay = 0.05
         while True:
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, 0.5)
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._bus)

@@ -166,7 +166,7 @@ async def test_presence_is_one_set_across_nodes(nodes: list[Node], connect: Any,
         ("member_removed", "3"),
         ("channel_vacated", None),
     ]
-    while time.monotonic() < deadline and len(webhooks.of(channel)) < len(expected):
+    while time.monotonic() < deadline and len(webhooks.of(channel)) < len(expected):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     await asyncio.sleep(SETTLE)
     assert sorted(webhooks.of(channel), key=lambda e: (e[0], e[1] or "")) == sorted(
