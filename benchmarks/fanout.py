@@ -10,7 +10,12 @@ client costs as little as possible and costs the same for both servers).
 - server cost (embedded only, in-process): time of one publish to N sockets, i.e. one JSON encode plus
   N ``transport.write`` calls, which is where a fan-out's time goes.
 
+``--cluster`` instead runs ``quvel serve --redis`` nodes on a local redis-server: the latency one Redis
+hop adds (subscribers on node B, triggers to node A, against both on one node without Redis) and the
+throughput of 2 nodes (subscribers split, triggers alternating) against 1 node, in the same run.
+
 Usage: ``python benchmarks/fanout.py [--sizes 1,100,1000] [--rounds 200] [--only embedded|soketi]``
+or ``python benchmarks/fanout.py --cluster [--sizes 1,100,1000]``
 """
 
 from __future__ import annotations
@@ -130,8 +135,9 @@ class Subscriber(asyncio.Protocol):
 class Run:
     """Subscribers of one server, and the trigger loop."""
 
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
+    def __init__(self, host: str, port: int | list[int]) -> None:
+        self.host = host
+        self.ports = port if isinstance(port, list) else [port]
         self.t0: dict[int, float] = {}
         self.latencies: list[float] = []
         self.delivered = 0
@@ -152,9 +158,10 @@ class Run:
         loop = asyncio.get_running_loop()
         for start in range(0, n, 100):
             batch = []
-            for _ in range(min(100, n - start)):
+            for i in range(min(100, n - start)):
+                port = self.ports[(start + i) % len(self.ports)]  # spread over the nodes
                 transport, proto = await loop.create_connection(
-                    lambda: Subscriber(self.host, self.port, self.on_delivery), self.host, self.port
+                    lambda port=port: Subscriber(self.host, port, self.on_delivery), self.host, port
                 )
                 self.transports.append(transport)  # type: ignore[arg-type]
                 batch.append(proto.ready)
@@ -175,9 +182,20 @@ async def trigger(client: httpx.AsyncClient, base: str, data: str) -> None:
     resp.raise_for_status()
 
 
-async def measure(host: str, port: int, n: int, rounds: int, throughput_msgs: int) -> dict[str, float]:
+async def measure(
+    host: str,
+    port: int,
+    n: int,
+    rounds: int,
+    throughput_msgs: int,
+    sub_ports: list[int] | None = None,
+    trigger_ports: list[int] | None = None,
+) -> dict[str, float]:
+    """``sub_ports``: where subscribers connect (round robin); ``trigger_ports``: where the throughput
+    triggers go (round robin). Both default to ``port``; latency triggers always go to ``port``."""
     base = f"http://{host}:{port}"
-    run = Run(host, port)
+    bases = [f"http://{host}:{p}" for p in (trigger_ports or [port])]
+    run = Run(host, sub_ports or port)
     await run.connect(n)
     payload = json.dumps({"price": 101.25, "symbol": "ACME", "ts": 0, "pad": "x" * 120})
     async with httpx.AsyncClient(timeout=30) as client:
@@ -200,12 +218,12 @@ async def measure(host: str, port: int, n: int, rounds: int, throughput_msgs: in
         run.done.clear()
         sem = asyncio.Semaphore(8)
 
-        async def one() -> None:
+        async def one(i: int) -> None:
             async with sem:
-                await trigger(client, base, payload)
+                await trigger(client, bases[i % len(bases)], payload)
 
         started = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(throughput_msgs)))
+        await asyncio.gather(*(one(i) for i in range(throughput_msgs)))
         await asyncio.wait_for(run.done.wait(), 120)
         elapsed = time.perf_counter() - started
     run.close()
@@ -217,7 +235,7 @@ async def measure(host: str, port: int, n: int, rounds: int, throughput_msgs: in
     }
 
 
-def start_embedded(port: int) -> subprocess.Popen[str]:
+def start_embedded(port: int, *extra: str) -> subprocess.Popen[str]:
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -234,6 +252,7 @@ def start_embedded(port: int) -> subprocess.Popen[str]:
             SECRET,
             "--max-payload",
             "102400",
+            *extra,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -266,14 +285,59 @@ async def in_process_publish_cost(n: int, repeats: int = 50) -> float:
     return best / n * 1e6
 
 
+async def cluster(sizes: list[int], rounds: int, throughput_msgs: int) -> None:
+    from tests.cluster.conftest import RedisServer
+    from tests.peers import free_port
+
+    redis = RedisServer().start()
+    alone_port, a_port, b_port = free_port(), free_port(), free_port()
+    procs = [
+        start_embedded(alone_port),
+        start_embedded(a_port, "--redis", redis.url),
+        start_embedded(b_port, "--redis", redis.url),
+    ]
+    rows: dict[str, dict[int, dict[str, float]]] = {"1 node": {}, "A->B": {}, "2 nodes": {}}
+    try:
+        for n in sizes:
+            r = max(20, rounds if n < 1000 else rounds // 4)
+            rows["1 node"][n] = await measure("127.0.0.1", alone_port, n, r, throughput_msgs)
+            rows["A->B"][n] = await measure("127.0.0.1", a_port, n, r, throughput_msgs, sub_ports=[b_port])
+            rows["2 nodes"][n] = await measure(
+                "127.0.0.1", a_port, n, r, throughput_msgs, [a_port, b_port], [a_port, b_port]
+            )
+            for name, res in rows.items():
+                print(
+                    f"{name:8s} n={n:5d}  p50 {res[n]['p50_ms']:7.2f} ms  p99 {res[n]['p99_ms']:7.2f} ms  "
+                    f"{res[n]['msgs_per_s']:10.0f} msgs/s",
+                    flush=True,
+                )
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+        redis.stop()
+    print("\none Redis hop (subscribers on B, trigger to A) minus one node without Redis:")
+    for n in sizes:
+        one, hop = rows["1 node"][n], rows["A->B"][n]
+        d50, d99 = hop["p50_ms"] - one["p50_ms"], hop["p99_ms"] - one["p99_ms"]
+        print(f"n={n:5d}  p50 {d50:+.2f} ms  p99 {d99:+.2f} ms")
+    print("throughput, 2 nodes (subscribers split, triggers alternating) / 1 node:")
+    for n in sizes:
+        print(f"n={n:5d}  x{rows['2 nodes'][n]['msgs_per_s'] / rows['1 node'][n]['msgs_per_s']:.2f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,100,1000")
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--throughput-msgs", type=int, default=200)
     parser.add_argument("--only", choices=["embedded", "soketi"], default=None)
+    parser.add_argument("--cluster", action="store_true", help="quvel serve --redis nodes (see above)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    if args.cluster:
+        await cluster(sizes, args.rounds, args.throughput_msgs)
+        return
 
     from tests.peers import SoketiServer, free_port
 

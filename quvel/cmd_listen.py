@@ -18,7 +18,12 @@ CHANNEL_TYPES = ("public", "private", "presence", "encrypted", "publicNotificati
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("url", help="the server's WebSocket URL, ws(s)://HOST:PORT/app/APP_KEY")
+    parser.add_argument(
+        "url",
+        nargs="+",
+        help="the server's WebSocket URL, ws(s)://HOST:PORT/app/APP_KEY; several: a cluster's nodes, "
+        "tried in turn when one fails",
+    )
     parser.add_argument(
         "--channel",
         required=True,

@@ -52,6 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--webhook", action="append", default=[], metavar="URL", help="POST signed webhooks here (repeatable)"
     )
     parser.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0 ($QUVEL_REDIS_URL)",
+    )
+    parser.add_argument(
         "--apps-file",
         default=None,
         metavar="PATH",
@@ -85,20 +91,22 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    from quvel_ws.errors import InvalidArgument
+    from quvel_ws.errors import ClusterError, InvalidArgument
     from quvel_ws.server import PusherServer
 
     try:
         apps = _apps(args)
+        redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
         server = PusherServer(
             apps=apps,
             host=args.host,
             port=args.port,
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
+            redis_url=redis_url,
         )
         await server.start()
-    except (InvalidArgument, OSError) as exc:
+    except (InvalidArgument, ClusterError, OSError) as exc:
         print(f"quvel serve: {exc}", file=sys.stderr)
         return 2
     info = {
@@ -110,6 +118,8 @@ async def run(args: argparse.Namespace) -> int:
         "app_id": apps[0].id,
         "key": apps[0].key,
     }
+    if server.cluster is not None:
+        info["node"] = server.cluster.node_id
     print(json.dumps(info), flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()

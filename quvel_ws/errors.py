@@ -220,3 +220,8 @@ class HttpApiError(ServerRequestError):
 class HttpRequestError(ServerRequestError):
     """A request that is not valid HTTP/1.1 for the server (bad head, body too large...); the
     connection is closed after the answer."""
+
+
+class ClusterError(WsError):
+    """The embedded server cannot join its cluster: Redis is unreachable at start, or the URL is not a
+    ``redis://`` / ``rediss://`` / ``unix://`` URL. Check ``--redis`` and that Redis is running."""

@@ -12,7 +12,7 @@ import dataclasses
 import inspect
 import random
 import ssl as ssl_module
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal, overload
 
 import httpx
@@ -69,16 +69,19 @@ Callback = Callable[[Any], Any]
 class WebSocketService:
     """A Pusher-protocol-7 client with laravel-echo's API and channels as Observables.
 
-    ``url`` is ``ws(s)://host:port/app/APP_KEY``. Authorisation goes through ``http_client`` (the app's
-    ``httpx.AsyncClient``; one is created from the URL's origin when omitted) to ``auth_endpoint`` and
-    ``user_auth_endpoint``. With ``server_rendering=True`` the service never opens a socket.
-    Extra keyword options are :class:`~quvel_ws.protocol.ProtocolConfig` fields (``activity_timeout``,
-    ``pong_timeout``, ``backoff_max``...).
+    ``url`` is ``ws(s)://host:port/app/APP_KEY``; several (a sequence, or one string separated by
+    commas) are the nodes of one cluster: the first is tried first, and each failed attempt or lost
+    connection moves to the next, with the usual backoff and resubscription. Authorisation goes
+    through ``http_client`` (the app's ``httpx.AsyncClient``; one is created from the first URL's
+    origin when omitted) to ``auth_endpoint`` and ``user_auth_endpoint``. With
+    ``server_rendering=True`` the service never opens a socket. Extra keyword options are
+    :class:`~quvel_ws.protocol.ProtocolConfig` fields (``activity_timeout``, ``pong_timeout``,
+    ``backoff_max``...).
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         *,
         http_client: httpx.AsyncClient | None = None,
         auth_endpoint: str = "/broadcasting/auth",
@@ -102,14 +105,20 @@ class WebSocketService:
         rng: random.Random | None = None,
         **protocol_options: Any,
     ) -> None:
-        self.url = build_ws_url(url, client_name)
+        if isinstance(url, str):
+            url = [u.strip() for u in url.split(",")] if "," in url else [url]
+        elif not isinstance(url, Sequence) or not url:
+            raise InvalidArgument(f"url must be a WebSocket URL or a non-empty list of them, got {url!r}")
+        #: Every node's URL, in the order they are tried; ``url`` is the first.
+        self.urls = tuple(build_ws_url(u, client_name) for u in url)
+        self.url = self.urls[0]
         self.server_rendering = server_rendering
         if namespace is not None and not isinstance(namespace, str):
             raise InvalidArgument(f"namespace must be a string or None, not {type(namespace).__name__}")
         if type(max_message_bytes) is not int or max_message_bytes < 1:
             raise InvalidArgument(f"max_message_bytes must be a positive integer, got {max_message_bytes!r}")
         self.namespace = namespace or None
-        known = {f.name for f in dataclasses.fields(ProtocolConfig)} - {"url"}
+        known = {f.name for f in dataclasses.fields(ProtocolConfig)} - {"url", "fallback_urls"}
         unknown = set(protocol_options) - known
         if unknown:
             raise InvalidArgument(
@@ -117,7 +126,7 @@ class WebSocketService:
                 f"protocol options are: {', '.join(sorted(known))}"
             )
         try:
-            self._config = ProtocolConfig(url=self.url, **protocol_options)
+            self._config = ProtocolConfig(url=self.url, fallback_urls=self.urls[1:], **protocol_options)
         except (TypeError, ValueError) as exc:
             raise InvalidArgument(f"bad protocol option: {exc}") from None
         if ssl is None and ca_file is not None:

@@ -48,6 +48,8 @@ class CoreBase:
     def __init__(self, config: ProtocolConfig, *, rng: random.Random | None = None) -> None:
         self._config = config
         self._url = config.url
+        self._urls = [config.url, *config.fallback_urls]  # the cluster's nodes, tried in turn
+        self._url_index = 0
         self._backoff = Backoff(
             config.backoff_initial,
             config.backoff_max,

@@ -12,6 +12,9 @@ class ProtocolConfig:
     """Settings of the core; every time is in seconds. See ``docs/internals/protocol-core.md``."""
 
     url: str
+    #: Other nodes of the same cluster: after each failed attempt or lost connection the next
+    #: attempt goes to the next URL (round robin from ``url``), with the usual backoff.
+    fallback_urls: tuple[str, ...] = ()
     activity_timeout: float = 120.0
     pong_timeout: float = 30.0
     unavailable_timeout: float = 10.0
@@ -29,6 +32,12 @@ class ProtocolConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.startswith(("ws://", "wss://")):
             raise InvalidArgument(f"url must start with ws:// or wss://, got {self.url!r}")
+        if not isinstance(self.fallback_urls, tuple) or not all(
+            isinstance(u, str) and u.startswith(("ws://", "wss://")) for u in self.fallback_urls
+        ):
+            raise InvalidArgument(
+                f"fallback_urls must be a tuple of ws:// or wss:// URLs, got {self.fallback_urls!r}"
+            )
         for name in (
             "activity_timeout",
             "pong_timeout",

@@ -417,6 +417,9 @@ class PusherProtocol(UserAuthPart):
         self._events.append(OpenTransport(self._url, self._attempt))
 
     def _plan_retry(self, kind: RetryKind, now: float, delay: float | None = None) -> None:
+        if len(self._urls) > 1:  # fail over: the next attempt goes to the next node
+            self._url_index = (self._url_index + 1) % len(self._urls)
+            self._url = self._urls[self._url_index]
         if delay is None:
             delay = self._backoff.next_delay(kind)
         self._retry_at = now + delay
@@ -425,7 +428,8 @@ class PusherProtocol(UserAuthPart):
     def _plan_retry_for(self, action: CloseAction, now: float) -> None:
         if action == "tls_only":
             if self._url.startswith("ws://"):
-                self._url = "wss://" + self._url[len("ws://") :]
+                self._urls = ["wss://" + u.removeprefix("ws://") for u in self._urls]
+                self._url = self._urls[self._url_index]
                 self._plan_retry("immediate", now, 0.0)
             else:  # already TLS: do not loop at full speed on a confused server
                 self._plan_retry("backoff", now)

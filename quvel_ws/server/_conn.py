@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import re
@@ -47,6 +48,7 @@ class ServerConnection(asyncio.Protocol):
         self._pending: tuple[Request, int] | None = None
         self._rejecting: ServerProtocol | None = None
         self._done = False
+        self._answering = False  # a gathered (cluster) answer is on its way; later requests wait
         self.last_activity = time.monotonic()
 
     # --- asyncio callbacks -------------------------------------------------------------------------
@@ -71,6 +73,8 @@ class ServerConnection(asyncio.Protocol):
             self._flush_rejecting()
         elif not self._done:
             self._buffer += data
+            if self._answering:
+                return
             try:
                 self._serve_http()
             except Exception:  # never let a request take the server down
@@ -107,7 +111,7 @@ class ServerConnection(asyncio.Protocol):
     def _serve_http(self) -> None:
         assert self.transport is not None
         limits = self.server.limits
-        while not self._done and self.socket is None:
+        while not self._done and self.socket is None and not self._answering:
             if self._pending is None:
                 end = self._buffer.find(b"\r\n\r\n")
                 if end < 0:
@@ -134,16 +138,34 @@ class ServerConnection(asyncio.Protocol):
             req.body = bytes(self._buffer[:length])
             del self._buffer[:length]
             self._pending = None
-            status, body, ctype = self.server.http_api.handle(req)
-            keep_alive = req.keep_alive and not self.server.closing
-            self.transport.write(
-                response(
-                    status, b"" if req.method == "HEAD" else body, content_type=ctype, keep_alive=keep_alive
-                )
-            )
-            if not keep_alive:
-                self._done = True
-                self.transport.close()
+            answer = self.server.http_api.handle(req)
+            if isinstance(answer, tuple):
+                self._respond(req, *answer)
+            else:
+                self._answering = True
+                task = asyncio.ensure_future(answer)
+                task.add_done_callback(functools.partial(self._answered, req))
+
+    def _respond(self, req: Request, status: int, body: bytes, ctype: str) -> None:
+        assert self.transport is not None
+        keep_alive = req.keep_alive and not self.server.closing
+        self.transport.write(
+            response(status, b"" if req.method == "HEAD" else body, content_type=ctype, keep_alive=keep_alive)
+        )
+        if not keep_alive:
+            self._done = True
+            self.transport.close()
+
+    def _answered(self, req: Request, task: asyncio.Future[tuple[int, bytes, str]]) -> None:
+        self._answering = False
+        if self.transport is None or self.transport.is_closing():
+            return
+        try:
+            self._respond(req, *task.result())
+            self._serve_http()  # requests pipelined behind this one
+        except Exception:
+            logger.exception("error while serving an HTTP request")
+            self._fail(500, "Internal server error")
 
     def _fail(self, status: int, message: str) -> None:
         assert self.transport is not None
@@ -158,7 +180,7 @@ class ServerConnection(asyncio.Protocol):
         idle too long, e.g. a handshake that never finished)."""
         if self.transport is None or self.socket is not None:
             return
-        if force or (self._rejecting is None and self._pending is None):
+        if force or (self._rejecting is None and self._pending is None and not self._answering):
             self._done = True
             self.transport.close()
 

@@ -8,6 +8,7 @@ unknown app, 413 payload too large) and a JSON body ``{"error": ..., "code": ...
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from quvel_ws.server._http11 import Request, decoded_path
 from quvel_ws.server._signature import verify_request
 
 if TYPE_CHECKING:
+    from quvel_ws.server._cluster import MergedChannel
     from quvel_ws.server._server import PusherServer
     from quvel_ws.server._state import AppState
 
@@ -111,14 +113,29 @@ def channel_attributes(state: AppState, name: str, info: frozenset[str]) -> dict
     return attrs
 
 
+def merged_attributes(merged: dict[str, MergedChannel], name: str, info: frozenset[str]) -> dict[str, Any]:
+    """:func:`channel_attributes` from the cluster's gathered view."""
+    ch = merged.get(name)
+    attrs: dict[str, Any] = {}
+    if "user_count" in info and is_presence(name):
+        attrs["user_count"] = len(ch.members) if ch else 0
+    if "subscription_count" in info:
+        attrs["subscription_count"] = ch.subscription_count if ch else 0
+    return attrs
+
+
+Answer = tuple[int, bytes, str]
+
+
 class HttpApi:
     """Routes requests to handlers; the result is ``(status, json body)``."""
 
     def __init__(self, server: PusherServer) -> None:
         self.server = server
 
-    def handle(self, req: Request) -> tuple[int, bytes, str]:
-        """Answer ``req``: ``(status, body, content type)``."""
+    def handle(self, req: Request) -> Answer | Awaitable[Answer]:
+        """Answer ``req``: ``(status, body, content type)``, or an awaitable of it when the answer is
+        gathered from the cluster's nodes."""
         if req.path in ("/", "/ready", "/health"):
             if req.method not in ("GET", "HEAD"):
                 return _error(405, "Use GET")
@@ -126,7 +143,16 @@ class HttpApi:
                 return _error(503, "The server is closing")
             return 200, b"OK", "text/plain"
         try:
-            return 200, orjson.dumps(self._route(req)), "application/json"
+            result = self._route(req)
+        except HttpApiError as exc:
+            return _error(exc.status, exc.message)
+        if isinstance(result, Coroutine):
+            return self._gathered(result)
+        return 200, orjson.dumps(result), "application/json"
+
+    async def _gathered(self, answer: Coroutine[Any, Any, Any]) -> Answer:
+        try:
+            return 200, orjson.dumps(await answer), "application/json"
         except HttpApiError as exc:
             return _error(exc.status, exc.message)
 
@@ -155,7 +181,11 @@ class HttpApi:
             _method(req, "POST")
             body = _json_body(req)
             if m["events"]:
-                return self.server.publish_event(state, validate_event(state.config, body))
+                ev = validate_event(state.config, body)
+                result = self.server.publish_event(state, ev)
+                if ev.info and state.cluster is not None:
+                    return self._cluster_info(state, [ev], batch=False)
+                return result
             return self._batch(state, body)
         if m["user"]:
             return self._terminate(state, decoded_path(m["user"]), req)
@@ -195,6 +225,8 @@ class HttpApi:
             )
         events = [validate_event(state.config, item) for item in batch]  # all or nothing
         results = [self.server.publish_event(state, ev) for ev in events]
+        if any(ev.info for ev in events) and state.cluster is not None:
+            return self._cluster_info(state, events, batch=True)
         if any(ev.info for ev in events):
             return {
                 "ok": True,
@@ -205,11 +237,53 @@ class HttpApi:
             }
         return {"ok": True}
 
+    async def _cluster_info(self, state: AppState, events: list[EventToPublish], *, batch: bool) -> Any:
+        assert state.cluster is not None
+        names = list(dict.fromkeys(ch for ev in events for ch in ev.channels))
+        merged = await state.cluster.gather(state.config.id, None, names)
+        if batch:
+            batch_info = [merged_attributes(merged, ev.channels[0], ev.info) for ev in events]
+            return {"ok": True, "batch": batch_info}
+        ev = events[0]
+        return {"ok": True, "channels": {ch: merged_attributes(merged, ch, ev.info) for ch in ev.channels}}
+
+    async def _cluster_channels(
+        self,
+        state: AppState,
+        prefix: str | None,
+        name: str | None,
+        info: frozenset[str],
+        *,
+        users: bool = False,
+    ) -> Any:
+        assert state.cluster is not None
+        merged = await state.cluster.gather(state.config.id, prefix, None if name is None else [name])
+        if name is None:
+            channels: dict[str, Any] = {}
+            for ch_name, ch in merged.items():
+                attrs: dict[str, Any] = {"subscription_count": ch.subscription_count, "occupied": True}
+                if "user_count" in info:
+                    attrs["user_count"] = len(ch.members)
+                channels[ch_name] = attrs
+            return {"channels": channels}
+        found = merged.get(name)
+        if users:
+            return {"users": [{"id": key} for key in (found.members if found else {})]}
+        result: dict[str, Any] = {
+            "occupied": found is not None,
+            "subscription_count": found.subscription_count if found else 0,
+        }
+        if is_presence(name):
+            result["user_count"] = len(found.members) if found else 0
+        return result
+
     def _channels(self, state: AppState, req: Request) -> Any:
         prefix = req.query.get("filter_by_prefix", "")
         info = _info(req.query.get("info"))
         if "user_count" in info and not prefix.startswith("presence-"):
             raise HttpApiError(400, "info=user_count needs filter_by_prefix=presence-")
+        if state.cluster is not None:
+            return self._cluster_channels(state, prefix, None, info)
         channels: dict[str, Any] = {}
         for ch in state.occupied(prefix):
             attrs: dict[str, Any] = {"subscription_count": len(ch.subscribers), "occupied": True}
@@ -222,6 +296,8 @@ class HttpApi:
         info = _info(req.query.get("info"))
         if "user_count" in info and not is_presence(name):
             raise HttpApiError(400, "user_count may only be requested for presence channels")
+        if state.cluster is not None:
+            return self._cluster_channels(state, None, name, info)
         ch = state.channels.get(name)
         result: dict[str, Any] = {
             "occupied": ch is not None,
@@ -234,13 +310,16 @@ class HttpApi:
     def _users(self, state: AppState, name: str) -> Any:
         if not is_presence(name):
             raise HttpApiError(400, "The channel must be a presence channel.")
+        if state.cluster is not None:
+            return self._cluster_channels(state, None, name, frozenset(), users=True)
         ch = state.channels.get(name)
         return {"users": [{"id": key} for key in (ch.members if ch else {})]}
 
     def _terminate(self, state: AppState, user_id: str, req: Request) -> Any:
         _method(req, "POST")
-        for sock in state.user_sockets(user_id):
-            sock.close(4009, "You got disconnected by the app.", error="You got disconnected by the app.")
+        state.terminate_user(user_id)
+        if state.cluster is not None:
+            state.cluster.terminate_user(state.config.id, user_id)
         return {"ok": True}
 
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import orjson
@@ -23,6 +23,9 @@ from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
 from quvel_ws.server._ws import PING_FRAME, Socket, new_socket_id
+
+if TYPE_CHECKING:
+    from quvel_ws.server._cluster import ClusterAdapter
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_MESSAGE = "Server closed. Please reconnect shortly."
@@ -47,6 +50,8 @@ class PusherServer:
         close_timeout: float = 2.0,
         limits: Limits | None = None,
         ssl: SSLContext | None = None,
+        redis_url: str | None = None,
+        cluster: ClusterAdapter | None = None,
     ) -> None:
         if apps is None:
             apps = [AppConfig()]
@@ -69,6 +74,12 @@ class PusherServer:
         self.close_timeout = close_timeout
         self.limits = limits or Limits()
         self.ssl = ssl
+        if redis_url is not None and cluster is None:
+            from quvel_ws.server._redis_adapter import RedisAdapter
+
+            cluster = RedisAdapter(redis_url)
+        #: The other nodes (``redis_url``: a :class:`RedisAdapter`); None: this server is alone.
+        self.cluster = cluster
         self.http_api = HttpApi(self)
         self.connections: set[ServerConnection] = set()
         self.closing = False
@@ -121,8 +132,16 @@ class PusherServer:
         if any(app.webhooks for app in self.apps):
             self._webhooks = WebhookSender()
             self._webhooks.start()
-        self._states = {app.id: AppState(app, self._webhooks) for app in self.apps}
+        self._states = {app.id: AppState(app, self._webhooks, self.cluster) for app in self.apps}
         self._by_key = {s.config.key: s for s in self._states.values()}
+        if self.cluster is not None:
+            try:
+                await self.cluster.start(self)  # before listening: no client may see a half-joined node
+            except BaseException:
+                if self._webhooks is not None:
+                    await self._webhooks.close()
+                    self._webhooks = None
+                raise
         self._server = await loop.create_server(
             lambda: ServerConnection(self),
             self.host,
@@ -170,6 +189,8 @@ class PusherServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat_task
             self._heartbeat_task = None
+        if self.cluster is not None:
+            await self.cluster.stop()  # the others learn this node's members left, webhooks included
         if self._webhooks is not None:
             await self._webhooks.close()
             self._webhooks = None
@@ -252,14 +273,14 @@ class PusherServer:
             ev = validate_event(state.config, body)
         except HttpApiError as exc:
             raise InvalidArgument(exc.message) from None
-        return sum(state.publish(ch, ev.name, ev.data, exclude=ev.socket_id) for ch in ev.channels)
+        return sum(state.broadcast(ch, ev.name, ev.data, exclude=ev.socket_id) for ch in ev.channels)
 
     def publish_event(self, state: AppState, ev: EventToPublish) -> dict[str, Any]:
         """Publish a validated HTTP API event; the result body of ``POST /apps/{id}/events``."""
         for ch in ev.channels:
-            state.publish(ch, ev.name, ev.data, exclude=ev.socket_id)
+            state.broadcast(ch, ev.name, ev.data, exclude=ev.socket_id)
         result: dict[str, Any] = {"ok": True}
-        if ev.info:
+        if ev.info and self.cluster is None:
             result["channels"] = {ch: channel_attributes(state, ch, ev.info) for ch in ev.channels}
         return result
 
@@ -295,6 +316,9 @@ class PusherServer:
 
     def app_state_by_id(self, app_id: str) -> AppState | None:
         return self._states.get(app_id)
+
+    def app_ids(self) -> list[str]:
+        return list(self._states)
 
     def app_state_by_key(self, key: str) -> AppState | None:
         return self._by_key.get(key)

@@ -19,6 +19,7 @@ from quvel_ws.server._channels import PresenceMember, ServerChannel
 from quvel_ws.server._frames import event_frame
 
 if TYPE_CHECKING:
+    from quvel_ws.server._cluster import ClusterAdapter
     from quvel_ws.server._webhooks import WebhookSender
     from quvel_ws.server._ws import Socket
 
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
 class AppState:
     """Sockets, channels and users of one :class:`AppConfig`."""
 
-    def __init__(self, config: AppConfig, webhooks: WebhookSender | None = None) -> None:
+    def __init__(
+        self, config: AppConfig, webhooks: WebhookSender | None = None, cluster: ClusterAdapter | None = None
+    ) -> None:
         self.config = config
+        #: The other nodes (None: this server is alone, and every branch on it is one attribute test).
+        self.cluster = cluster
         self.sockets: dict[str, Socket] = {}
         self.channels: dict[str, ServerChannel] = {}
         self.users: dict[str, set[Socket]] = {}
@@ -65,6 +70,20 @@ class AppState:
                 sent += 1
         return sent
 
+    def broadcast(
+        self, channel: str, event: str, data: Any, *, exclude: str | None = None, user_id: Any = None
+    ) -> int:
+        """:meth:`publish` here, and on every other node of the cluster."""
+        sent = self.publish(channel, event, data, exclude=exclude, user_id=user_id)
+        if self.cluster is not None:
+            self.cluster.relay(self.config.id, channel, event, data, exclude=exclude, user_id=user_id)
+        return sent
+
+    def terminate_user(self, user_id: str) -> None:
+        """Close this node's connections of ``user_id`` (4009, as Pusher's terminate_connections)."""
+        for sock in self.user_sockets(user_id):
+            sock.close(4009, "You got disconnected by the app.", error="You got disconnected by the app.")
+
     def cached(self, channel: str) -> tuple[str, Any] | None:
         entry = self._cache.get(channel)
         if entry is None:
@@ -90,7 +109,10 @@ class AppState:
         ch = self.channels.get(name)
         if ch is None:
             ch = self.channels[name] = ServerChannel(name, presence=is_presence(name))
-            self._webhook({"name": "channel_occupied", "channel": name})
+            if self.cluster is None:
+                self._webhook({"name": "channel_occupied", "channel": name})
+            else:
+                self.cluster.occupied(self.config.id, name)
         ch.subscribers[sock] = sock.write
         self._count_changed(ch)
         sock.channels.add(name)
@@ -102,6 +124,13 @@ class AppState:
                 ch.members[key] = member
                 member.sockets = 1
                 new_member = True
+            else:
+                existing.sockets += 1
+                existing.user_info = member.user_info
+            sock.presence[name] = key
+            if self.cluster is not None:  # the cluster decides whether the user is new everywhere
+                self.cluster.presence_join(self.config.id, name, sock.id, member)
+            elif new_member:
                 self.publish(
                     name,
                     "pusher_internal:member_added",
@@ -109,10 +138,6 @@ class AppState:
                     exclude=sock.id,
                 )
                 self._webhook({"name": "member_added", "channel": name, "user_id": key})
-            else:
-                existing.sockets += 1
-                existing.user_info = member.user_info
-            sock.presence[name] = key
         return ch, new_member
 
     def leave(self, sock: Socket, name: str) -> None:
@@ -126,9 +151,11 @@ class AppState:
             member = ch.members.get(key)
             if member is not None:
                 member.sockets -= 1
+                if self.cluster is not None and not self.quiet:  # a stopping node withdraws in one go
+                    self.cluster.presence_leave(self.config.id, name, sock.id, key)
                 if member.sockets <= 0:
                     del ch.members[key]
-                    if not self.quiet:
+                    if not self.quiet and self.cluster is None:
                         self.publish(
                             name, "pusher_internal:member_removed", _json_str({"user_id": member.user_id})
                         )
@@ -137,7 +164,10 @@ class AppState:
         if not ch.subscribers:
             del self.channels[name]
             if not self.quiet:
-                self._webhook({"name": "channel_vacated", "channel": name})
+                if self.cluster is None:
+                    self._webhook({"name": "channel_vacated", "channel": name})
+                else:
+                    self.cluster.vacated(self.config.id, name)
 
     def _count_changed(self, ch: ServerChannel) -> None:
         if not self.config.subscription_count_events or ch.presence or self.quiet:

@@ -263,16 +263,30 @@ class Socket:
             ch = self.app.channels[name]
         else:
             ch, _ = self.app.join(self, name, member)
-        if ch.presence:
-            self.send(
-                event_frame(
-                    "pusher_internal:subscription_succeeded",
-                    orjson.dumps(ch.presence_payload()).decode(),
-                    name,
-                )
-            )
-        else:
+        cluster = self.app.cluster
+        if not ch.presence:
             self.send(event_frame("pusher_internal:subscription_succeeded", channel=name, has_data=False))
+        elif cluster is None:
+            self._presence_succeeded(name, ch.presence_payload())
+        else:  # the members of every node, once this node's join is in the shared store
+            payload = cluster.presence_payload(self.app.config.id, name)
+            payload.add_done_callback(lambda f: self._presence_gathered(name, f))
+            return
+        self._after_subscribed(name)
+
+    def _presence_gathered(self, name: str, payload: asyncio.Future[dict[str, Any]]) -> None:
+        if self.closing or name not in self.channels:
+            return
+        if payload.exception() is not None:  # the store is out of reach: this node's members, as alone
+            self._presence_succeeded(name, self.app.channels[name].presence_payload())
+        else:
+            self._presence_succeeded(name, payload.result())
+        self._after_subscribed(name)
+
+    def _presence_succeeded(self, name: str, payload: dict[str, Any]) -> None:
+        self.send(event_frame("pusher_internal:subscription_succeeded", orjson.dumps(payload).decode(), name))
+
+    def _after_subscribed(self, name: str) -> None:
         if is_cache(name):
             cached = self.app.cached(name)
             if cached is None:
@@ -371,7 +385,7 @@ class Socket:
         if key is not None:
             member = self.app.channels[channel].members.get(key)
             user_id = member.user_id if member is not None else key
-        self.app.publish(channel, event, data, exclude=self.id, user_id=user_id)
+        self.app.broadcast(channel, event, data, exclude=self.id, user_id=user_id)
         self.app.client_event_webhook(channel, event, data, self.id, user_id)
 
     # --- user authentication -----------------------------------------------------------------------

@@ -1,0 +1,530 @@
+"""The Redis cluster adapter: ``quvel serve --redis redis://HOST:PORT/DB`` (Reverb's and Soketi's model).
+
+- **Bus**: one pub/sub channel (``{prefix}#bus``) carries relayed events, user terminations and the
+  HTTP API's gather questions and answers. Every message starts with the sender's node id; a node
+  skips its own. Outgoing messages go through one queue and one writer task that pipelines whatever
+  piled up, so a burst costs one round trip, and a Redis outage queues (bounded) instead of blocking.
+- **Presence and occupancy** live in Redis hashes and sets keyed by app and channel, each entry owned
+  by ``node`` + ``socket``; Lua scripts make each change and report the transition (first socket of a
+  user, last node of a channel) atomically, so the node that made it sends ``member_added`` /
+  ``member_removed`` and the webhooks, once per cluster. Changes run in order on one worker task.
+- **Liveness**: each node refreshes ``{prefix}:node:{id}`` (expiring after ``node_ttl``) every
+  ``heartbeat`` seconds; a node that sees another's key gone takes a lock and removes that node's
+  members and channels, with the events and webhooks a leave would have caused.
+- **Redis restarts**: the bus reader reconnects with backoff (logged once per outage) and then
+  reconciles this node's entries with its live state; local delivery never waits for Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import secrets
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from quvel_ws.errors import ClusterError
+from quvel_ws.server._cluster import ChannelView, ClusterHost, local_view, merge_views, presence_payload
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+
+    from quvel_ws.server._channels import PresenceMember
+    from quvel_ws.server._cluster import MergedChannel
+    from quvel_ws.server._state import AppState
+
+logger = logging.getLogger(__name__)
+_SEP = "\x1f"
+
+# KEYS: members hash, users hash, node index. ARGV: node|socket, member json, user key, index field.
+_JOIN = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
+return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+"""
+# Same KEYS. ARGV: node|socket, user key, index field. Returns {sockets the user has left, member json}.
+_LEAVE = """
+redis.call('HDEL', KEYS[3], ARGV[3])
+local member = redis.call('HGET', KEYS[1], ARGV[1])
+if not member then return {-1, ''} end
+redis.call('HDEL', KEYS[1], ARGV[1])
+local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+if n <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
+return {n, member}
+"""
+# KEYS: channel's node set, node index. ARGV: node, index field. 1: the channel became occupied/vacant.
+_OCCUPY = """
+redis.call('SADD', KEYS[2], ARGV[2])
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == 1 then return 1 end
+return 0
+"""
+_VACATE = """
+redis.call('SREM', KEYS[2], ARGV[2])
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 and redis.call('SCARD', KEYS[1]) == 0 then return 1 end
+return 0
+"""
+
+
+class RedisAdapter:
+    """Joins a :class:`~quvel_ws.server.PusherServer` to the other nodes on the same Redis."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "quvel",
+        node_ttl: float = 5.0,
+        heartbeat: float = 1.0,
+        gather_timeout: float = 1.0,
+        max_queued: int = 10_000,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ClusterError(f"the Redis URL must start with redis://, rediss:// or unix://, got {url!r}")
+        if not 0 < heartbeat < node_ttl:
+            raise ClusterError(
+                f"heartbeat ({heartbeat}) must be positive and shorter than node_ttl ({node_ttl})"
+            )
+        self.url = url
+        self.node_id = secrets.token_hex(6)
+        self.prefix = prefix
+        self.node_ttl = node_ttl
+        self.heartbeat = heartbeat
+        self.gather_timeout = gather_timeout
+        self.max_queued = max_queued
+        self.connected = False
+        self.dropped = 0  # relayed messages lost to a full queue or a failed write (observability)
+        self._bus = f"{prefix}#bus".encode()
+        self._host: ClusterHost | None = None
+        self._redis: Redis | None = None
+        self._out: deque[bytes] = deque()
+        self._in_flight = 0
+        self._ops: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any] | None]] = deque()
+        self._wake_out = asyncio.Event()
+        self._wake_ops = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._replies: dict[str, tuple[list[dict[str, ChannelView]], int, asyncio.Future[None]]] = {}
+        self._scripts: dict[str, Any] = {}
+
+    # --- keys ----------------------------------------------------------------------------------------
+
+    def _k(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    def _channel_keys(self, app_id: str, channel: str) -> tuple[str, str, str]:
+        base = self._k("app", app_id)
+        return f"{base}:members:{channel}", f"{base}:users:{channel}", f"{base}:nodes:{channel}"
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    async def start(self, host: ClusterHost) -> None:
+        try:
+            from redis.asyncio import Redis
+            from redis.exceptions import RedisError
+        except ImportError:
+            raise ClusterError("--redis needs the Redis client: pip install 'quvel[redis]'") from None
+
+        self._host = host
+        self._redis = Redis.from_url(self.url, socket_connect_timeout=3, health_check_interval=5)
+        try:
+            await asyncio.wait_for(self._redis.ping(), 5)
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._redis.aclose()
+            self._redis = None
+            raise ClusterError(f"cannot reach Redis at {self.url}: {exc or type(exc).__name__}") from None
+        self._scripts = {
+            name: self._redis.register_script(src)
+            for name, src in (("join", _JOIN), ("leave", _LEAVE), ("occupy", _OCCUPY), ("vacate", _VACATE))
+        }
+        await self._register()
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(self._bus)
+        self.connected = True
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._read(pubsub), name="quvel-cluster-reader"),
+            loop.create_task(self._write(), name="quvel-cluster-writer"),
+            loop.create_task(self._run_ops(), name="quvel-cluster-ops"),
+            loop.create_task(self._beat(), name="quvel-cluster-heartbeat"),
+        ]
+        logger.info("node %s joined the cluster on %s", self.node_id, self.url)
+
+    async def stop(self) -> None:
+        """Remove this node's members and channels (others get member_removed), flush, disconnect."""
+        if self._redis is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._drain_ops(), 2)
+            await asyncio.wait_for(self._reap(self.node_id), 2)
+            await asyncio.wait_for(self._flush(), 2)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        with contextlib.suppress(Exception):
+            await self._redis.aclose()
+        self._redis = None
+        self.connected = False
+
+    async def _register(self) -> None:
+        assert self._redis is not None
+        ttl = int(self.node_ttl * 1000)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._k("node", self.node_id), b"1", px=ttl)
+            pipe.sadd(self._k("nodes"), self.node_id)
+            await pipe.execute()
+
+    # --- the server's calls --------------------------------------------------------------------------
+
+    def relay(
+        self, app_id: str, channel: str, event: str, data: Any, *, exclude: str | None, user_id: Any
+    ) -> None:
+        self._send([self.node_id, "e", app_id, channel, event, data, exclude, user_id])
+
+    def terminate_user(self, app_id: str, user_id: str) -> None:
+        self._send([self.node_id, "t", app_id, user_id])
+
+    def occupied(self, app_id: str, channel: str) -> None:
+        self._op(lambda: self._occupancy(app_id, channel, occupy=True))
+
+    def vacated(self, app_id: str, channel: str) -> None:
+        self._op(lambda: self._occupancy(app_id, channel, occupy=False))
+
+    def presence_join(self, app_id: str, channel: str, socket_id: str, member: PresenceMember) -> None:
+        entry = (member.user_id, member.user_info)
+        self._op(lambda: self._join(app_id, channel, socket_id, entry, announce=True))
+
+    def presence_leave(self, app_id: str, channel: str, socket_id: str, key: str) -> None:
+        self._op(lambda: self._leave(self.node_id, app_id, channel, socket_id, key))
+
+    def presence_payload(self, app_id: str, channel: str) -> asyncio.Future[dict[str, Any]]:
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._op(lambda: self._members(app_id, channel), future)
+        return future
+
+    async def gather(
+        self, app_id: str, prefix: str | None, names: Sequence[str] | None
+    ) -> dict[str, MergedChannel]:
+        state = self._state(app_id)
+        names = None if names is None else list(names)
+        views = [local_view(state, prefix, names)] if state is not None else []
+        if self._redis is None or not self.connected:
+            return merge_views(views)
+        from redis.exceptions import RedisError
+
+        try:
+            others = int(await self._redis.scard(self._k("nodes"))) - 1
+        except RedisError:
+            return merge_views(views)
+        if others <= 0:
+            return merge_views(views)
+        rid = secrets.token_hex(8)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        replies: list[dict[str, ChannelView]] = []
+        self._replies[rid] = (replies, others, done)
+        self._send([self.node_id, "q", app_id, rid, prefix, names])
+        try:
+            await asyncio.wait_for(done, self.gather_timeout)
+        except TimeoutError:
+            logger.debug("gather %s: %d of %d nodes answered in time", rid, len(replies), others)
+        finally:
+            del self._replies[rid]
+        return merge_views([*views, *replies])
+
+    # --- outgoing messages ---------------------------------------------------------------------------
+
+    def _send(self, message: list[Any]) -> None:
+        if len(self._out) >= self.max_queued:
+            self._out.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                logger.warning("cluster queue full (Redis down?): %d relayed messages dropped", self.dropped)
+        self._out.append(orjson.dumps(message))
+        self._wake_out.set()
+
+    async def _write(self) -> None:
+        from redis.exceptions import RedisError
+
+        while True:
+            await self._wake_out.wait()
+            self._wake_out.clear()
+            while self._out and self.connected and self._redis is not None:
+                batch = list(self._out)
+                self._out.clear()
+                self._in_flight = len(batch)
+                try:
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for message in batch:
+                            pipe.publish(self._bus, message)
+                        await pipe.execute()
+                except (RedisError, OSError) as exc:
+                    # At most once: part of the batch may have gone out, so none of it is sent again.
+                    self.dropped += len(batch)
+                    logger.debug("relaying %d messages failed: %s", len(batch), exc)
+                finally:
+                    self._in_flight = 0
+
+    async def _flush(self) -> None:
+        while (self._out or self._in_flight) and self.connected:
+            self._wake_out.set()
+            await asyncio.sleep(0.01)
+
+    # --- incoming messages ---------------------------------------------------------------------------
+
+    async def _read(self, pubsub: PubSub) -> None:
+        from redis.exceptions import RedisError
+
+        while True:
+            try:
+                while True:
+                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    if msg is not None and msg.get("type") == "message":
+                        self._received(msg["data"])
+            except (RedisError, OSError) as exc:
+                self.connected = False
+                logger.warning(
+                    "lost Redis at %s (%s): delivering to this node's sockets only, reconnecting",
+                    self.url,
+                    exc,
+                )
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+            pubsub = await self._reconnect()
+
+    async def _reconnect(self) -> PubSub:
+        from redis.exceptions import RedisError
+
+        assert self._redis is not None
+        delay = 0.05
+        while True:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._bus)
+                await self._register()
+                self.connected = True
+                self._wake_out.set()
+                self._op(self._reconcile)
+            except (RedisError, OSError):
+                self.connected = False
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+                continue
+            logger.warning("reconnected to Redis at %s; node %s re-registered", self.url, self.node_id)
+            return pubsub
+
+    def _received(self, raw: bytes) -> None:
+        try:
+            msg = orjson.loads(raw)
+            if msg[0] == self.node_id:
+                return  # our own publication: already delivered here
+            kind = msg[1]
+            if kind == "e":
+                state = self._state(msg[2])
+                if state is not None:
+                    state.publish(msg[3], msg[4], msg[5], exclude=msg[6], user_id=msg[7])
+            elif kind == "t":
+                state = self._state(msg[2])
+                if state is not None:
+                    state.terminate_user(msg[3])
+            elif kind == "q":
+                state = self._state(msg[2])
+                view = local_view(state, msg[4], msg[5]) if state is not None else {}
+                self._send([self.node_id, "r", msg[0], msg[3], view])
+            elif kind == "r" and msg[2] == self.node_id:
+                pending = self._replies.get(msg[3])
+                if pending is not None:
+                    replies, expected, done = pending
+                    replies.append(msg[4])
+                    if len(replies) >= expected and not done.done():
+                        done.set_result(None)
+        except Exception:  # a bad message costs that message, never the reader
+            logger.exception("ignoring a cluster message that could not be handled: %r", raw[:200])
+
+    def _state(self, app_id: str) -> AppState | None:
+        return self._host.app_state_by_id(app_id) if self._host is not None else None
+
+    # --- presence and occupancy (ordered on one worker) ------------------------------------------------
+
+    def _op(self, run: Callable[[], Awaitable[Any]], future: asyncio.Future[Any] | None = None) -> None:
+        self._ops.append((run, future))
+        self._wake_ops.set()
+
+    async def _run_ops(self) -> None:
+        while True:
+            await self._wake_ops.wait()
+            self._wake_ops.clear()
+            while self._ops:
+                run, future = self._ops.popleft()
+                try:
+                    result = await run()
+                except Exception as exc:
+                    logger.debug("cluster operation failed: %s", exc)
+                    if future is not None and not future.done():
+                        future.set_exception(exc)
+                    continue
+                if future is not None and not future.done():
+                    future.set_result(result)
+
+    async def _drain_ops(self) -> None:
+        done: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._op(functools.partial(asyncio.sleep, 0), done)  # operations run in order: this one is last
+        await done
+
+    def _emit(
+        self, app_id: str, channel: str, event: str, data: dict[str, Any], *, exclude: str | None
+    ) -> None:
+        text = orjson.dumps(data).decode()
+        state = self._state(app_id)
+        if state is not None:
+            state.publish(channel, event, text, exclude=exclude)
+        self.relay(app_id, channel, event, text, exclude=exclude, user_id=None)
+
+    def _webhook(self, app_id: str, event: dict[str, Any]) -> None:
+        state = self._state(app_id)
+        if state is not None and state.webhooks is not None:
+            state.webhooks.enqueue(state.config, event)
+
+    async def _occupancy(self, app_id: str, channel: str, *, occupy: bool, node: str | None = None) -> None:
+        node = node or self.node_id
+        if not self.connected:
+            return  # reconciled after the reconnect
+        nodes_key = self._channel_keys(app_id, channel)[2]
+        script = self._scripts["occupy" if occupy else "vacate"]
+        changed = await script(
+            keys=[nodes_key, self._k("node", node, "channels")], args=[node, f"{app_id}{_SEP}{channel}"]
+        )
+        if changed == 1:
+            name = "channel_occupied" if occupy else "channel_vacated"
+            self._webhook(app_id, {"name": name, "channel": channel})
+
+    async def _join(
+        self, app_id: str, channel: str, socket_id: str, member: tuple[Any, Any], *, announce: bool
+    ) -> None:
+        user_id, info = member
+        key = str(user_id)
+        if not self.connected:
+            return
+        members, users, _ = self._channel_keys(app_id, channel)
+        count = await self._scripts["join"](
+            keys=[members, users, self._k("node", self.node_id, "members")],
+            args=[
+                f"{self.node_id}{_SEP}{socket_id}",
+                orjson.dumps([user_id, info]),
+                key,
+                _SEP.join((app_id, channel, socket_id)),
+            ],
+        )
+        if count == 1 and announce:
+            added = {"user_id": user_id, "user_info": info}
+            self._emit(app_id, channel, "pusher_internal:member_added", added, exclude=socket_id)
+            self._webhook(app_id, {"name": "member_added", "channel": channel, "user_id": key})
+
+    async def _leave(self, node: str, app_id: str, channel: str, socket_id: str, key: str) -> None:
+        if not self.connected:
+            return
+        members, users, _ = self._channel_keys(app_id, channel)
+        left, member = await self._scripts["leave"](
+            keys=[members, users, self._k("node", node, "members")],
+            args=[f"{node}{_SEP}{socket_id}", key, _SEP.join((app_id, channel, socket_id))],
+        )
+        if left == 0:
+            user_id = orjson.loads(member)[0]
+            self._emit(app_id, channel, "pusher_internal:member_removed", {"user_id": user_id}, exclude=None)
+            self._webhook(app_id, {"name": "member_removed", "channel": channel, "user_id": key})
+
+    async def _members(self, app_id: str, channel: str) -> dict[str, Any]:
+        state = self._state(app_id)
+        if not self.connected or self._redis is None:
+            ch = state.channels.get(channel) if state is not None else None
+            return ch.presence_payload() if ch is not None else presence_payload(())
+        values = await self._redis.hvals(self._channel_keys(app_id, channel)[0])
+        return presence_payload(tuple(orjson.loads(v)) for v in values)
+
+    # --- liveness ------------------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        from redis.exceptions import RedisError
+
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if not self.connected or self._redis is None:
+                continue
+            try:
+                await self._register()
+                nodes = await self._redis.smembers(self._k("nodes"))
+                for raw in nodes:
+                    node = _text(raw)
+                    if node == self.node_id or await self._redis.exists(self._k("node", node)):
+                        continue
+                    lock = self._k("reap", node)
+                    claimed = await self._redis.set(lock, self.node_id, nx=True, px=int(self.node_ttl * 2000))
+                    if claimed:
+                        logger.warning("node %s stopped answering: removing its members and channels", node)
+                        self._op(functools.partial(self._reap, node))
+            except (RedisError, OSError) as exc:
+                logger.debug("heartbeat failed: %s", exc)
+
+    async def _reap(self, node: str) -> None:
+        """Remove ``node``'s presence entries and channels, with the events and webhooks they cause."""
+        assert self._redis is not None
+        index = await self._redis.hgetall(self._k("node", node, "members"))
+        for raw_field, raw_key in index.items():
+            app_id, channel, socket_id = _text(raw_field).split(_SEP, 2)
+            await self._leave(node, app_id, channel, socket_id, _text(raw_key))
+        for raw in await self._redis.smembers(self._k("node", node, "channels")):
+            app_id, channel = _text(raw).split(_SEP, 1)
+            await self._occupancy(app_id, channel, occupy=False, node=node)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(self._k("node", node, "members"), self._k("node", node, "channels"))
+            pipe.delete(self._k("node", node))
+            pipe.srem(self._k("nodes"), node)
+            await pipe.execute()
+
+    async def _reconcile(self) -> None:
+        """After a reconnect: make Redis hold exactly this node's live members and channels. Entries
+        that went away during the outage leave with their events; live ones are re-added silently
+        (their clients already know them)."""
+        assert self._redis is not None
+        assert self._host is not None
+        live_members: dict[str, tuple[str, str, str, tuple[Any, Any]]] = {}
+        live_channels: set[str] = set()
+        for app_id in self._host.app_ids():
+            state = self._state(app_id)
+            if state is None:
+                continue
+            for name, ch in state.channels.items():
+                live_channels.add(f"{app_id}{_SEP}{name}")
+                for sock in ch.subscribers:
+                    key = sock.presence.get(name)
+                    member = ch.members.get(key) if key is not None else None
+                    if key is not None and member is not None:
+                        field = _SEP.join((app_id, name, sock.id))
+                        live_members[field] = (app_id, name, sock.id, (member.user_id, member.user_info))
+        index = await self._redis.hgetall(self._k("node", self.node_id, "members"))
+        for raw_field, raw_key in index.items():
+            if _text(raw_field) not in live_members:
+                app_id, channel, socket_id = _text(raw_field).split(_SEP, 2)
+                await self._leave(self.node_id, app_id, channel, socket_id, _text(raw_key))
+        for app_id, name, socket_id, entry in live_members.values():
+            await self._join(app_id, name, socket_id, entry, announce=False)
+        raw_known = await self._redis.smembers(self._k("node", self.node_id, "channels"))
+        known = {_text(raw) for raw in raw_known}
+        for gone in known - live_channels:
+            app_id, channel = gone.split(_SEP, 1)
+            await self._occupancy(app_id, channel, occupy=False)
+        for live in live_channels - known:
+            app_id, channel = live.split(_SEP, 1)
+            await self._occupancy(app_id, channel, occupy=True)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode() if isinstance(raw, bytes) else raw
