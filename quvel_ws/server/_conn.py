@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -134,11 +135,20 @@ class ServerConnection(asyncio.Protocol):
             req.body = bytes(self._buffer[:length])
             del self._buffer[:length]
             self._pending = None
-            status, body, ctype = self.server.http_api.handle(req)
+            route = self.server.routes.get(req.path)
+            headers: Mapping[str, str] | None = None
+            if route is not None:
+                status, body, ctype, headers = route(req)
+            else:
+                status, body, ctype = self.server.http_api.handle(req)
             keep_alive = req.keep_alive and not self.server.closing
             self.transport.write(
                 response(
-                    status, b"" if req.method == "HEAD" else body, content_type=ctype, keep_alive=keep_alive
+                    status,
+                    b"" if req.method == "HEAD" else body,
+                    content_type=ctype,
+                    headers=dict(headers) if headers else None,
+                    keep_alive=keep_alive,
                 )
             )
             if not keep_alive:

@@ -18,7 +18,7 @@ from quvel_ws.errors import HttpApiError, InvalidArgument
 from quvel_ws.server._app import AppConfig, Limits, check_apps
 from quvel_ws.server._conn import ServerConnection
 from quvel_ws.server._frames import event_frame, text_frame
-from quvel_ws.server._http import EventToPublish, HttpApi, channel_attributes, validate_event
+from quvel_ws.server._http import EventToPublish, HttpApi, Route, channel_attributes, validate_event
 from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
@@ -33,7 +33,8 @@ class PusherServer:
 
     ``async with PusherServer(apps=[AppConfig(...)], port=0) as server:`` starts it in milliseconds;
     ``server.ws_url`` / ``server.http_url`` say where. ``stop()`` closes every client with 4200 (so
-    they reconnect) and ``start()`` listens again on the same port.
+    they reconnect) and ``start()`` listens again on the same port. ``routes`` maps extra HTTP paths
+    to handlers answered before the HTTP API (``quvel serve --dev-auth`` adds Laravel's auth paths).
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class PusherServer:
         close_timeout: float = 2.0,
         limits: Limits | None = None,
         ssl: SSLContext | None = None,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         if apps is None:
             apps = [AppConfig()]
@@ -70,6 +72,8 @@ class PusherServer:
         self.limits = limits or Limits()
         self.ssl = ssl
         self.http_api = HttpApi(self)
+        #: Extra HTTP paths answered on the server's port before the Pusher HTTP API (e.g. dev auth).
+        self.routes: Mapping[str, Route] = dict(routes or {})
         self.connections: set[ServerConnection] = set()
         self.closing = False
         self._states: dict[str, AppState] = {}
