@@ -116,22 +116,9 @@ def add(
     shown = setting.default if default is None else default
     text = f"{help or setting.help} (default: {'none' if shown is None else shown}; env {setting.env})"
     kwargs: dict[str, Any] = {"dest": setting.dest, "default": None, "metavar": setting.metavar}
-    if setting.convert is not str:
-        kwargs["type"] = _argparse_type(setting)
     parser.add_argument(setting.flag, help=text.replace("%", "%%"), **kwargs)
     for old in setting.old:
         parser.add_argument(old, help=argparse.SUPPRESS, **kwargs)
-
-
-def _argparse_type(setting: Setting) -> Callable[[str], Any]:
-    def convert(text: str) -> Any:
-        try:
-            return setting.convert(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    convert.__name__ = setting.dest
-    return convert
 
 
 def resolve(
@@ -145,8 +132,11 @@ def resolve(
     """The setting's value: the flag, else ``file_values[dest]`` (from ``--env-file``), else the
     environment variable, else the default. A bad environment value raises :class:`UsageError`."""
     value = getattr(args, setting.dest, None)
-    if value is not None:
-        return value
+    if value is not None:  # checked here, not by argparse, so the command reports it in its own words
+        try:
+            return setting.convert(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise UsageError(f"{setting.flag}: {exc}") from None
     if file_values is not None and file_values.get(setting.dest) is not None:
         return file_values[setting.dest]
     env = os.environ if environ is None else environ

@@ -76,11 +76,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="one JSON object per event (default: one text line)"
     )
-    parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes")
+    parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes (default: off)")
     parser.add_argument(
-        "--stats", action="store_true", help="print, last, one JSON line: received, seconds, events_per_s"
+        "--stats",
+        action="store_true",
+        help="print, last, one JSON line: received, seconds, events_per_s (default: off)",
     )
-    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate (default: off)"
+    )
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also answer /broadcasting/auth and /broadcasting/user-auth, signing every channel for the "
         "user named by 'Authorization: Bearer <user id>' (user 1 without one): local development "
-        "only, refused unless --host is a loopback address",
+        "only, refused unless --host is a loopback address (default: off)",
     )
     parser.add_argument(
         "--enable-client-events", action="store_true", help="allow client-* events (whispers) (default: off)"

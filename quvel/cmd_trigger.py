@@ -25,7 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
         default=None,
-        help="the HTTP API's base URL, instead of --scheme/--host/--port (e.g. https://ws.example.com)",
+        help="the HTTP API's base URL, instead of --scheme/--host/--port, e.g. https://ws.example.com "
+        "(default: none)",
     )
     opt.add(parser, opt.APP_ID)
     opt.add(parser, opt.APP_KEY)
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--encrypt",
         action="store_true",
         help="encrypt the data for a private-encrypted- channel with the master key, as the official "
-        "SDKs do (done anyway for such a channel when a master key is given)",
+        "SDKs do (done anyway for such a channel when a master key is given) (default: off)",
     )
     opt.add(parser, opt.ENV_FILE)
     opt.add(parser, opt.APPS_FILE, help="JSON file of apps; the app named by --app-id, or the first")
