@@ -14,7 +14,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from quvel import _options as opt
+from quvel import flags as opt
 
 CHANNEL_TYPES = ("public", "private", "presence", "encrypted", "publicNotification", "privateNotification")
 

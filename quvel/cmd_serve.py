@@ -13,7 +13,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from quvel import _options as opt
+from quvel import flags as opt
 
 if TYPE_CHECKING:
     from quvel_ws.server import AppConfig

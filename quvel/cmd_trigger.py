@@ -12,7 +12,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from quvel import _options as opt
+from quvel import flags as opt
 
 if TYPE_CHECKING:
     import httpx

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from quvel import _options as opt
+from quvel import flags as opt
 from quvel.cli import build_parser
 from quvel_ws.server import PusherServer
 from tests.peers import ROOT
