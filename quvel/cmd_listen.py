@@ -14,16 +14,24 @@ import sys
 import time
 from typing import Any, TextIO
 
+from quvel import flags as opt
+
 CHANNEL_TYPES = ("public", "private", "presence", "encrypted", "publicNotification", "privateNotification")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "url",
-        nargs="+",
+        nargs="*",
+        default=[],
         help="the server's WebSocket URL, ws(s)://HOST:PORT/app/APP_KEY; several: a cluster's nodes, "
-        "tried in turn when one fails",
+        "tried in turn when one fails (default: built from --scheme, --host, --port and --app-key)",
     )
+    opt.add(parser, opt.HOST)
+    opt.add(parser, opt.PORT)
+    opt.add(parser, opt.SCHEME, help="http or https (wss://)")
+    opt.add(parser, opt.APP_KEY)
+    opt.add(parser, opt.ENV_FILE, help="a Laravel .env: the key, host, port and scheme Echo would use")
     parser.add_argument(
         "--channel",
         required=True,
@@ -41,14 +49,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="NAME",
         help="only this event (repeatable); matches the wire name or its laravel-echo form "
-        "(NewMessage also matches App\\Events\\NewMessage)",
+        "(NewMessage also matches App\\Events\\NewMessage) (default: every event)",
     )
     parser.add_argument(
         "--auth-endpoint",
         default=None,
         metavar="URL",
         help="channel auth endpoint for private/presence/encrypted channels "
-        "(default: the server's origin + /broadcasting/auth)",
+        "(default: APP_URL + /broadcasting/auth with --env-file, else the server's origin + "
+        "/broadcasting/auth, which quvel serve --dev-auth answers)",
     )
     parser.add_argument("--user-auth-endpoint", default=None, metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument(
@@ -56,16 +65,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="K:V",
-        help="header sent to the auth endpoint, e.g. 'Authorization: Bearer T' (repeatable)",
+        help="header sent to the auth endpoint, e.g. 'Authorization: Bearer T' (repeatable; default: none)",
     )
-    parser.add_argument("--origin", default=None, help="Origin header of the WebSocket handshake")
-    parser.add_argument("--count", type=int, default=None, metavar="N", help="exit after N events")
-    parser.add_argument("--json", action="store_true", help="one JSON object per event")
-    parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes")
     parser.add_argument(
-        "--stats", action="store_true", help="print, last, one JSON line: received, seconds, events_per_s"
+        "--origin", default=None, help="Origin header of the WebSocket handshake (default: none)"
     )
-    parser.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
+    parser.add_argument(
+        "--count", type=int, default=None, metavar="N", help="exit after N events (default: never)"
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per event (default: one text line)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-event lines or notes (default: off)")
+    parser.add_argument(
+        "--stats",
+        action="store_true",
+        help="print, last, one JSON line: received, seconds, events_per_s (default: off)",
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's TLS certificate (default: off)"
+    )
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -76,6 +95,17 @@ def parse_headers(values: list[str]) -> dict[str, str]:
             raise ValueError(f"--header needs NAME:VALUE, got {item!r}")
         headers[name.strip()] = value.strip()
     return headers
+
+
+def _url_from_settings(args: argparse.Namespace, files: dict[str, Any]) -> str:
+    """``ws(s)://host:port/app/key`` from the flags, the ``--env-file`` (Echo's view: ``VITE_*``
+    first), ``QUVEL_*`` variables and the defaults."""
+    host = opt.resolve(args, opt.HOST, files)
+    port = opt.resolve(args, opt.PORT, files)
+    scheme = opt.resolve(args, opt.SCHEME, files)
+    key = opt.resolve(args, opt.APP_KEY, files)
+    host = f"[{host}]" if ":" in host else host
+    return f"{'wss' if scheme == 'https' else 'ws'}://{host}:{port}/app/{key}"
 
 
 class _Printer:
@@ -126,8 +156,18 @@ async def run(args: argparse.Namespace) -> int:
         print("quvel listen: --count must be at least 1", file=sys.stderr)
         return 2
     options: dict[str, Any] = {"auth_headers": headers or None, "origin": args.origin}
+    try:
+        files = opt.env_file_settings(args, for_server=False)
+        url = args.url or [_url_from_settings(args, files)]
+        app_url = files.get("app_url")
+    except opt.UsageError as exc:
+        print(f"quvel listen: {exc}", file=sys.stderr)
+        return 2
     if args.auth_endpoint:
         options["auth_endpoint"] = args.auth_endpoint
+    elif app_url:  # Laravel answers /broadcasting/auth at APP_URL, not on the Reverb/Pusher host
+        options["auth_endpoint"] = f"{app_url}/broadcasting/auth"
+        options["user_auth_endpoint"] = f"{app_url}/broadcasting/user-auth"
     if args.user_auth_endpoint:
         options["user_auth_endpoint"] = args.user_auth_endpoint
     if args.insecure:
@@ -136,7 +176,7 @@ async def run(args: argparse.Namespace) -> int:
         context.verify_mode = ssl.CERT_NONE
         options["ssl"] = context
     try:
-        ws = WebSocketService(args.url, **options)
+        ws = WebSocketService(url, **options)
         channel = ws.channel(args.channel, args.type)
         wanted = None
         if args.event:

@@ -14,53 +14,64 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
+from quvel import flags as opt
+
 if TYPE_CHECKING:
     from quvel_ws.server import AppConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    opt.add(parser, opt.HOST, help="bind address")
+    opt.add(parser, opt.PORT, help="port for WebSocket and HTTP API (0: any free)")
+    opt.add(parser, opt.APP_ID)
+    opt.add(parser, opt.APP_KEY)
+    opt.add(parser, opt.APP_SECRET)
+    opt.add(parser, opt.MASTER_KEY, help="master key for --dev-auth's private-encrypted- channels (base64)")
+    opt.add(parser, opt.ENV_FILE, help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*")
     parser.add_argument(
-        "--port", type=int, default=6001, help="port for WebSocket and HTTP API (0: any free)"
+        "--dev-auth",
+        action="store_true",
+        help="also answer /broadcasting/auth and /broadcasting/user-auth, signing every channel for the "
+        "user named by 'Authorization: Bearer <user id>' (user 1 without one): local development "
+        "only, refused unless --host is a loopback address (default: off)",
     )
-    parser.add_argument("--app-id", default=None, help="app id (default 1, or $QUVEL_APP_ID)")
-    parser.add_argument("--app-key", default=None, help="app key (default app-key, or $QUVEL_APP_KEY)")
     parser.add_argument(
-        "--app-secret", default=None, help="app secret (default app-secret, or $QUVEL_APP_SECRET)"
-    )
-    parser.add_argument(
-        "--enable-client-events", action="store_true", help="allow client-* events (whispers)"
+        "--enable-client-events", action="store_true", help="allow client-* events (whispers) (default: off)"
     )
     parser.add_argument(
         "--activity-timeout",
         type=float,
         default=30,
         metavar="S",
-        help="activity_timeout sent to clients; idle sockets are pinged after it (default 30)",
+        help="activity_timeout sent to clients; idle sockets are pinged after it (default %(default)s)",
     )
     parser.add_argument(
         "--pong-timeout",
         type=float,
         default=30,
         metavar="S",
-        help="close (4201) a pinged socket silent this long (default 30)",
+        help="close (4201) a pinged socket silent this long (default %(default)s)",
     )
     parser.add_argument(
         "--max-payload", type=int, default=None, metavar="BYTES", help="largest event payload (default 10240)"
     )
     parser.add_argument(
-        "--webhook", action="append", default=[], metavar="URL", help="POST signed webhooks here (repeatable)"
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="POST signed webhooks here (repeatable) (default: none)",
     )
     parser.add_argument(
         "--redis",
         default=None,
         metavar="URL",
-        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0 ($QUVEL_REDIS_URL)",
+        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0 "
+        "(default: none, one node) ($QUVEL_REDIS_URL)",
     )
-    parser.add_argument(
-        "--apps-file",
-        default=None,
-        metavar="PATH",
+    opt.add(
+        parser,
+        opt.APPS_FILE,
         help="JSON file of apps ([{id, key, secret, enable_client_events, ...}]); replaces --app-* options",
     )
 
@@ -70,17 +81,20 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
     from quvel_ws.server import AppConfig, app_from_env, load_apps_file
 
-    apps_file = args.apps_file or os.environ.get("QUVEL_APPS_FILE")
+    apps_file = opt.resolve(args, opt.APPS_FILE)
     if apps_file:
         return list(load_apps_file(apps_file))
     base = app_from_env() or AppConfig()
     changes: dict[str, Any] = {}
-    if args.app_id is not None:
-        changes["id"] = args.app_id
-    if args.app_key is not None:
-        changes["key"] = args.app_key
-    if args.app_secret is not None:
-        changes["secret"] = args.app_secret
+    # Flags, then the --env-file; QUVEL_APP_* (read by app_from_env) and the defaults come after.
+    files = opt.env_file_settings(args, for_server=True)
+    for setting, field in ((opt.APP_ID, "id"), (opt.APP_KEY, "key"), (opt.APP_SECRET, "secret")):
+        value = getattr(args, setting.dest) or files.get(setting.dest)
+        if value is not None:
+            changes[field] = value
+    master_key = opt.resolve(args, opt.MASTER_KEY)
+    if master_key:
+        changes["encryption_master_key_base64"] = master_key
     if args.enable_client_events:
         changes["enable_client_events"] = True
     if args.max_payload is not None:
@@ -92,27 +106,42 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
 async def run(args: argparse.Namespace) -> int:
     from quvel_ws.errors import ClusterError, InvalidArgument
-    from quvel_ws.server import PusherServer
+    from quvel_ws.server import DevAuth, PusherServer
 
     try:
         apps = _apps(args)
         redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
+        host = opt.resolve(args, opt.HOST)
+        dev_auth = (
+            DevAuth(apps[0], host=host, master_key=apps[0].encryption_master_key_base64)
+            if args.dev_auth
+            else None
+        )
         server = PusherServer(
             apps=apps,
-            host=args.host,
-            port=args.port,
+            host=host,
+            port=opt.resolve(args, opt.PORT),
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
             redis_url=redis_url,
+            routes=dev_auth.routes if dev_auth is not None else None,
         )
         await server.start()
-    except (InvalidArgument, ClusterError, OSError) as exc:
+    except (InvalidArgument, ClusterError, OSError, opt.UsageError) as exc:
         print(f"quvel serve: {exc}", file=sys.stderr)
         return 2
+    if dev_auth is not None:
+        print(
+            f"quvel serve: --dev-auth: {server.http_url}/broadcasting/auth signs EVERY channel for ANY "
+            f"caller (user = the bearer token, else 1), with app {apps[0].id!r}; for local development "
+            "only, never in production",
+            file=sys.stderr,
+            flush=True,
+        )
     info = {
         "ws": server.ws_url,
         "http": server.http_url,
-        "host": args.host,
+        "host": host,
         "port": server.port,
         "apps": [{"id": a.id, "key": a.key, "ws": server.ws_url_for(a.key)} for a in apps],
         "app_id": apps[0].id,
@@ -120,6 +149,8 @@ async def run(args: argparse.Namespace) -> int:
     }
     if server.cluster is not None:
         info["node"] = server.cluster.node_id
+    if dev_auth is not None:
+        info["auth_endpoint"] = f"{server.http_url}/broadcasting/auth"
     print(json.dumps(info), flush=True)
     done = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -8,6 +8,7 @@ from quvel_store.container._api import ApiService
 from quvel_store.container._config import Config
 from quvel_store.container._container import ContainerPhase, ServiceContainer
 from quvel_store.container._i18n import I18nService
+from quvel_store.container._laravel_env import LaravelBroadcasting
 from quvel_store.container._task import Task, TaskConcurrency, TaskService, TaskSnapshot, TaskState
 from quvel_store.container._validation import ROOT_FIELD, ErrorBag, ValidationService
 
@@ -18,6 +19,7 @@ __all__ = [
     "ContainerPhase",
     "ErrorBag",
     "I18nService",
+    "LaravelBroadcasting",
     "ServiceContainer",
     "Task",
     "TaskConcurrency",

@@ -41,7 +41,7 @@ from quvel_store.errors import (
 if TYPE_CHECKING:
     from quvel_store.container._config import Config
 
-__all__ = ["ApiService"]
+__all__ = ["ApiService", "HeaderProvider"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ _DEFAULT_HEADERS: Mapping[str, str] = MappingProxyType(
     {"Accept": "application/json", "X-Requested-With": "XMLHttpRequest"}
 )
 _MAX_REDIRECTS = 20  # httpx's default
+#: Headers computed for each request to the API (e.g. ``X-Socket-ID`` while the socket is connected).
+HeaderProvider = Callable[[], Mapping[str, str]]
 
 
 class ApiService:
@@ -95,6 +97,7 @@ class ApiService:
         if token is not None:
             _check_token(token)
         self._token = token
+        self._header_providers: list[HeaderProvider] = []
         self._tenant_id = tenant_id
         self._locale = locale
         self._origins: set[_Origin] = {_origin(httpx.URL(o)) for o in trusted_origins}
@@ -175,6 +178,19 @@ class ApiService:
     def trust_origin(self, url: str) -> None:
         """Also send credentials to ``url``'s origin (scheme, host, port), e.g. a separate auth host."""
         self._origins.add(_origin(httpx.URL(url)))
+
+    def add_header_provider(self, provider: HeaderProvider) -> Callable[[], None]:
+        """Call ``provider`` for every request to the API's origins and add the headers it returns
+        (headers the request already has win). Returns a function that removes it. The container adds
+        one sending ``X-Socket-ID`` while the WebSocket is connected, as Echo's HTTP interceptors do,
+        so ``broadcast(...)->toOthers()`` leaves out this client's socket."""
+        self._header_providers.append(provider)
+
+        def remove() -> None:
+            if provider in self._header_providers:
+                self._header_providers.remove(provider)
+
+        return remove
 
     @property
     def xsrf_token(self) -> str | None:
@@ -357,7 +373,15 @@ class ApiService:
                 request.headers.pop(TENANT_HEADER, None)
             if bearer is not None and request.headers.get("Authorization") == bearer:
                 request.headers.pop("Authorization", None)
+            for provider in self._header_providers:
+                for name, value in provider().items():
+                    if request.headers.get(name) == value:
+                        request.headers.pop(name, None)
             return
+        for provider in self._header_providers:
+            for name, value in provider().items():
+                if name not in request.headers:
+                    request.headers[name] = value
         if bearer is not None and "Authorization" not in request.headers:
             request.headers["Authorization"] = bearer
         if self._tenant_id and TENANT_HEADER not in request.headers:

@@ -100,6 +100,39 @@ class Config:
         """Settings from ``QUVEL_*`` variables only (``os.environ`` unless ``environ`` is given)."""
         return cls(env=environ)
 
+    @classmethod
+    def from_laravel_env(
+        cls,
+        path: str | os.PathLike[str] = ".env",
+        values: Mapping[str, Any] | None = None,
+        /,
+        *,
+        env: Mapping[str, str] | Literal[False] | None = None,
+        **settings: Any,
+    ) -> Config:
+        """Settings from a Laravel app's ``.env``, as ``@laravel/echo-vue``'s ``configureEcho`` reads it.
+
+        ``ws_url`` comes from ``BROADCAST_CONNECTION`` (``reverb``/``pusher``) and ``VITE_REVERB_APP_KEY``,
+        ``VITE_REVERB_HOST``, ``VITE_REVERB_PORT``, ``VITE_REVERB_SCHEME`` (or the ``PUSHER_`` ones, with
+        ``ws-<cluster>.pusher.com`` when no host is set), each falling back to its form without ``VITE_``;
+        TLS unless the scheme is ``http``. ``api_url`` comes from ``APP_URL`` (where Laravel answers
+        ``/broadcasting/auth``). Also set: ``broadcaster`` (the connection). ``values``, keywords and
+        ``env`` work as in ``Config(...)``; precedence, lowest first: ``QUVEL_*`` variables, the file,
+        ``values``, keywords. A bad or missing variable raises :class:`ConfigError` naming it.
+        """
+        from quvel_store.container._laravel_env import LaravelBroadcasting
+
+        environ = None if env is None or env is False else env
+        found = LaravelBroadcasting.from_env_file(path, environ=environ)
+        where = os.fspath(path)
+        derived: dict[str, Any] = {"ws_url": found.ws_url, "broadcaster": found.connection}
+        if found.app_url:
+            derived["api_url"] = found.app_url
+        merged = cls({**derived, **(values or {})}, env=env, **settings)
+        source = f"the Laravel env file {where}"
+        merged._sources.update({k: source for k in derived if k not in (values or {}) and k not in settings})
+        return merged
+
     # Typed known settings ---------------------------------------------------------------------------------
 
     @property

@@ -308,9 +308,17 @@ class ServiceContainer:
     def _attach(self, name: str, service: object) -> None:
         entry = Entry(service)
         self._entries[name] = entry
+        if name == "api":  # Echo's interceptor: the app's requests carry X-Socket-ID (toOthers())
+            cast("ApiService", service).add_header_provider(self._socket_headers)
         if self._phase == "booted":
             # Added after boot: it joins the lifecycle now, register first, then boot.
             self._run_hook_now(name, entry, "register", then_boot=True)
+
+    def _socket_headers(self) -> Mapping[str, str]:
+        """``{"X-Socket-ID": id}`` while the held WebSocket service is connected, else nothing."""
+        entry = self._entries.get("ws")
+        headers = getattr(entry.service, "socket_headers", None) if entry is not None else None
+        return headers() if callable(headers) else {}
 
     # ---------------------------------------------------------------------------------------------------
     # Lifecycle

@@ -17,12 +17,14 @@ from quvel_ws.errors import SignatureError
 
 if TYPE_CHECKING:
     from quvel_ws.server._app import AppConfig, Limits, app_from_env, load_apps_file
+    from quvel_ws.server._dev_auth import DevAuth
     from quvel_ws.server._server import PusherServer, ServerThread
     from quvel_ws.server._signature import sign_params, verify_request
     from quvel_ws.server._webhooks import webhook_signature
 
 _LAZY: dict[str, str] = {
     "AppConfig": "quvel_ws.server._app",
+    "DevAuth": "quvel_ws.server._dev_auth",
     "Limits": "quvel_ws.server._app",
     "app_from_env": "quvel_ws.server._app",
     "load_apps_file": "quvel_ws.server._app",
@@ -51,6 +53,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AppConfig",
+    "DevAuth",
     "Limits",
     "PusherServer",
     "ServerThread",

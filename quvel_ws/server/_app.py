@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from quvel_ws.errors import InvalidArgument
+from quvel_ws.protocol import decode_key
 
 _APP_ID_RE = re.compile(r"\A[0-9A-Za-z_-]{1,100}\Z")
 _KEY_RE = re.compile(r"\A[^\s/?#]{1,200}\Z")
@@ -60,6 +61,9 @@ class AppConfig:
     #: (``"https://app.example.com"``) or host patterns (``"*.example.com"``), as Reverb's
     #: ``allowed_origins``. A connection without an ``Origin`` (not a browser) passes only with ``"*"``.
     allowed_origins: tuple[str, ...] = ("*",)
+    #: Base64 of the 32-byte master key of ``private-encrypted-`` channels (the SDKs' option of this
+    #: name). The server never needs it; ``quvel serve --dev-auth`` and ``quvel trigger`` use it.
+    encryption_master_key_base64: str | None = None
 
     def __post_init__(self) -> None:
         if not _APP_ID_RE.match(str(self.id)):
@@ -84,6 +88,13 @@ class AppConfig:
                 raise InvalidArgument(f"app {self.id!r}: {name} must be at least 1")
         if self.max_connections is not None and self.max_connections < 1:
             raise InvalidArgument(f"app {self.id!r}: max_connections must be at least 1 (or None)")
+        if self.encryption_master_key_base64 is not None:
+            try:
+                decode_key(self.encryption_master_key_base64)
+            except ValueError as exc:
+                raise InvalidArgument(
+                    f"app {self.id!r}: encryption_master_key_base64 must be the base64 of 32 bytes: {exc}"
+                ) from None
         object.__setattr__(self, "webhooks", tuple(self.webhooks))
         object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))
 

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import re
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
@@ -138,6 +139,11 @@ class ServerConnection(asyncio.Protocol):
             req.body = bytes(self._buffer[:length])
             del self._buffer[:length]
             self._pending = None
+            route = self.server.routes.get(req.path)
+            if route is not None:
+                status, body, ctype, headers = route(req)
+                self._respond(req, status, body, ctype, headers)
+                return
             answer = self.server.http_api.handle(req)
             if isinstance(answer, tuple):
                 self._respond(req, *answer)
@@ -146,11 +152,19 @@ class ServerConnection(asyncio.Protocol):
                 task = asyncio.ensure_future(answer)
                 task.add_done_callback(functools.partial(self._answered, req))
 
-    def _respond(self, req: Request, status: int, body: bytes, ctype: str) -> None:
+    def _respond(
+        self, req: Request, status: int, body: bytes, ctype: str, headers: Mapping[str, str] | None = None
+    ) -> None:
         assert self.transport is not None
         keep_alive = req.keep_alive and not self.server.closing
         self.transport.write(
-            response(status, b"" if req.method == "HEAD" else body, content_type=ctype, keep_alive=keep_alive)
+            response(
+                status,
+                b"" if req.method == "HEAD" else body,
+                content_type=ctype,
+                headers=dict(headers) if headers else None,
+                keep_alive=keep_alive,
+            )
         )
         if not keep_alive:
             self._done = True

@@ -8,7 +8,7 @@ unknown app, 413 payload too large) and a JSON body ``{"error": ..., "code": ...
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,9 @@ _ROUTE_RE = re.compile(
 )
 _SDK_TERMINATE_RE = re.compile(r"\A/users/(?P<user>[^/]+)/terminate_connections\Z")
 _INFO_ATTRIBUTES = {"user_count", "subscription_count"}
+
+#: An extra HTTP route of the server: request -> ``(status, body, content type, extra headers)``.
+Route = Callable[[Request], tuple[int, bytes, str, Mapping[str, str]]]
 
 
 @dataclass(frozen=True)

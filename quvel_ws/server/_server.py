@@ -18,7 +18,7 @@ from quvel_ws.errors import HttpApiError, InvalidArgument
 from quvel_ws.server._app import AppConfig, Limits, check_apps
 from quvel_ws.server._conn import ServerConnection
 from quvel_ws.server._frames import event_frame, text_frame
-from quvel_ws.server._http import EventToPublish, HttpApi, channel_attributes, validate_event
+from quvel_ws.server._http import EventToPublish, HttpApi, Route, channel_attributes, validate_event
 from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
@@ -36,7 +36,8 @@ class PusherServer:
 
     ``async with PusherServer(apps=[AppConfig(...)], port=0) as server:`` starts it in milliseconds;
     ``server.ws_url`` / ``server.http_url`` say where. ``stop()`` closes every client with 4200 (so
-    they reconnect) and ``start()`` listens again on the same port.
+    they reconnect) and ``start()`` listens again on the same port. ``routes`` maps extra HTTP paths
+    to handlers answered before the HTTP API (``quvel serve --dev-auth`` adds Laravel's auth paths).
     """
 
     def __init__(
@@ -52,6 +53,7 @@ class PusherServer:
         ssl: SSLContext | None = None,
         redis_url: str | None = None,
         cluster: ClusterAdapter | None = None,
+        routes: Mapping[str, Route] | None = None,
     ) -> None:
         if apps is None:
             apps = [AppConfig()]
@@ -81,6 +83,8 @@ class PusherServer:
         #: The other nodes (``redis_url``: a :class:`RedisAdapter`); None: this server is alone.
         self.cluster = cluster
         self.http_api = HttpApi(self)
+        #: Extra HTTP paths answered on the server's port before the Pusher HTTP API (e.g. dev auth).
+        self.routes: Mapping[str, Route] = dict(routes or {})
         self.connections: set[ServerConnection] = set()
         self.closing = False
         self._states: dict[str, AppState] = {}

@@ -23,6 +23,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -40,6 +41,8 @@ from quvel_ws.server._signature import channel_auth_string, hmac_hex, user_auth_
 from quvel_ws.server._thread import LoopThread
 
 __all__ = [
+    "AUTH_PATHS",
+    "CORS_HEADERS",
     "AuthEndpoint",
     "AuthRequest",
     "Authorizer",
@@ -225,6 +228,7 @@ class AuthEndpoint:
         can_join: ChannelGuard | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        record_requests: bool = True,
     ) -> None:
         self.authorizer = Authorizer(key, secret, master_key=master_key)
         self._users = users
@@ -233,7 +237,9 @@ class AuthEndpoint:
         self._port = port
         self._server: asyncio.Server | None = None
         self._connections: set[_AuthProtocol] = set()
-        #: Every request answered, as ``(path, form, status)``: tests assert on re-authorisation.
+        #: Every request answered, as ``(path, form, status)``: tests assert on re-authorisation
+        #: (``record_requests=False`` keeps none, for a long-running endpoint).
+        self.record_requests = record_requests
         self.requests: list[tuple[str, dict[str, str], int]] = []
 
     @property
@@ -332,12 +338,43 @@ class AuthEndpoint:
             logger.error("auth endpoint cannot sign %s: %s", channel, exc)
             return 500, {"message": str(exc)}
 
+    def respond(self, req: Request) -> tuple[int, Any, dict[str, str]]:
+        """Answer one HTTP request to the endpoint: ``(status, JSON body or None, headers)``.
 
-_CORS = {
-    "Access-Control-Allow-Methods": "POST, OPTIONS",
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-TOKEN, X-Socket-Id",
-}
-_AUTH_PATHS = ("/broadcasting/auth", "/broadcasting/user-auth", "/pusher/auth", "/pusher/user-auth")
+        Routes the auth paths (form from a POST body or a GET query, as Laravel's ``match(['get',
+        'post'])`` route), answers CORS pre-flights, and turns a resolver or guard bug into a 500.
+        """
+        if req.method == "OPTIONS":
+            return 204, None, dict(CORS_HEADERS)
+        if req.path not in AUTH_PATHS:
+            return 404, {"message": f"No route {req.path}"}, dict(CORS_HEADERS)
+        if req.method not in ("POST", "GET"):
+            return 405, {"message": "Use POST"}, dict(CORS_HEADERS)
+        form = dict(
+            parse_qsl(
+                req.body.decode("utf-8", "replace") if req.method == "POST" else req.query_string,
+                keep_blank_values=True,
+            )
+        )
+        try:
+            status, body = self.handle(AuthRequest(req.path, form, req.headers))
+        except Exception:  # a resolver/guard bug is the app's 500, not a dead endpoint
+            logger.exception("auth endpoint failed")
+            status, body = 500, {"message": "Internal error in the auth endpoint"}
+        if self.record_requests:
+            self.requests.append((req.path, form, status))
+        return status, body, dict(CORS_HEADERS)
+
+
+#: Headers of every answer: a browser app on another origin (Vite's dev server) may call the endpoint.
+CORS_HEADERS: Mapping[str, str] = MappingProxyType(
+    {
+        "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+        "Access-Control-Allow-Headers": "Authorization, Content-Type, X-CSRF-TOKEN, X-Socket-Id",
+    }
+)
+#: Laravel's paths (``Broadcast::routes()``, ``Broadcast::userRoutes()``) and pusher-js's defaults.
+AUTH_PATHS = ("/broadcasting/auth", "/broadcasting/user-auth", "/pusher/auth", "/pusher/user-auth")
 
 
 class _AuthProtocol(asyncio.Protocol):
@@ -384,29 +421,8 @@ class _AuthProtocol(asyncio.Protocol):
 
     def _answer(self, req: Request) -> None:
         assert self.transport is not None
-        if req.method == "OPTIONS":
-            self.transport.write(response(204, headers=_CORS))
-            return
-        if req.path not in _AUTH_PATHS:
-            status, body = 404, {"message": f"No route {req.path}"}
-        elif req.method not in ("POST", "GET"):
-            status, body = 405, {"message": "Use POST"}
-        else:
-            form = dict(
-                parse_qsl(
-                    req.body.decode("utf-8", "replace") if req.method == "POST" else req.query_string,
-                    keep_blank_values=True,
-                )
-            )
-            auth_req = AuthRequest(req.path, form, req.headers)
-            try:
-                status, body = self.endpoint.handle(auth_req)
-            except Exception:  # a resolver/guard bug is the app's 500, not a dead endpoint
-                logger.exception("auth endpoint failed")
-                status, body = 500, {"message": "Internal error in the auth endpoint"}
-            self.endpoint.requests.append((req.path, form, status))
-        self.transport.write(
-            response(status, json.dumps(body).encode(), headers=_CORS, keep_alive=req.keep_alive)
-        )
+        status, body, headers = self.endpoint.respond(req)
+        payload = b"" if body is None else json.dumps(body).encode()
+        self.transport.write(response(status, payload, headers=headers, keep_alive=req.keep_alive))
         if not req.keep_alive:
             self.transport.close()

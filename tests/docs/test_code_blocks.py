@@ -1,11 +1,15 @@
-"""Every ```python block in README.md and docs/**/*.md runs, each in a fresh interpreter.
-
-A block may use top-level ``await`` (it then runs under ``asyncio.run``). A block that is intentionally a
-fragment is preceded by ``<!-- skip-test: why -->``; the reason is required and such blocks must stay rare.
+"""Every ```python block in README.md and docs/**/*.md runs, each in a fresh interpreter, as a reader
+would run it: saved to a file and run with ``python`` (so ``asyncio.run(main())``, no top-level
+``await``). A block that says ``# run with: python -m asyncio`` on its first line is run that way instead
+(top-level ``await`` allowed). A block needing more than ``pip install quvel`` says so in a ``# needs:``
+comment naming each package or extra (``# needs: pip install "quvel[textual]"``). A block that is
+intentionally a fragment is preceded by ``<!-- skip-test: why -->``; the reason is required and such
+blocks must stay rare.
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -22,7 +26,21 @@ TIMEOUT = 90.0
 # At most this share of the blocks may opt out.
 MAX_SKIPPED_SHARE = 0.1
 
-# Runs a block like a module, with top-level await allowed.
+ASYNCIO_REPL = "# run with: python -m asyncio"
+# What `pip install quvel` brings (import names); anything else a block imports is named in `# needs:`.
+CORE_IMPORTS = frozenset(
+    {"quvel", "quvel_store", "quvel_ws", "reactivex", "websockets", "httpx", "pydantic", "pydantic_core"}
+    | {"nacl", "orjson", "rich"}
+)
+# Imports that need an extra or another package, and the word `# needs:` must contain for each.
+NEEDS = {
+    "quvel_ui.textual": "quvel[textual]",
+    "textual": "quvel[textual]",
+    "quvel_ui.nicegui": "quvel[nicegui]",
+    "nicegui": "quvel[nicegui]",
+}
+
+# Runs a block like a module under `python -m asyncio` (top-level await allowed).
 RUNNER = """
 import ast, asyncio, sys, types
 path = sys.argv[1]
@@ -98,8 +116,9 @@ def run_block(block: Block, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     script.write_text(block.code, encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    command = ["-c", RUNNER, str(script)] if block.code.startswith(ASYNCIO_REPL) else [str(script)]
     return subprocess.run(
-        [sys.executable, "-c", RUNNER, str(script)],
+        [sys.executable, *command],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -119,6 +138,42 @@ def test_code_block_runs(block: Block, tmp_path: Path) -> None:
     )
 
 
+def needed_packages(code: str) -> set[str]:
+    """What a block imports beyond ``pip install quvel``, as the word its ``# needs:`` line must hold."""
+    needed: set[str] = set()
+    for node in ast.walk(ast.parse(code)):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            extra = next((v for k, v in NEEDS.items() if name == k or name.startswith(k + ".")), None)
+            top = name.split(".")[0]
+            if extra is not None:
+                needed.add(extra)
+            elif top not in CORE_IMPORTS and top not in sys.stdlib_module_names and top != "quvel_ui":
+                needed.add(top)
+    return needed
+
+
+def stated_needs(code: str) -> str:
+    return " ".join(line for line in code.splitlines() if line.lstrip().startswith("# needs:"))
+
+
+@pytest.mark.parametrize("block", ALL_BLOCKS, ids=lambda b: b.id)
+def test_block_runs_as_a_saved_script_and_states_what_it_needs(block: Block) -> None:
+    if not block.code.startswith(ASYNCIO_REPL):
+        try:
+            compile(block.code, block.id, "exec", dont_inherit=True)
+        except SyntaxError as exc:
+            pytest.fail(
+                f"{block.id}: `python block.py` fails ({exc.msg}, line {exc.lineno}); wrap it in "
+                f"`async def main()` + `asyncio.run(main())`, or start it with {ASYNCIO_REPL!r}"
+            )
+    stated = stated_needs(block.code)
+    missing = sorted(p for p in needed_packages(block.code) if p not in stated)
+    assert not missing, f"{block.id} imports {missing} but has no `# needs: pip install ...` line naming them"
+
+
 def test_the_docs_have_code_blocks() -> None:
     assert len(ALL_BLOCKS) >= 1, "no ```python block found in README.md or docs/"
 
@@ -135,6 +190,12 @@ def test_opt_outs_are_rare_and_explained() -> None:
 # --- the extractor itself -----------------------------------------------------------------------------
 
 
+def test_needs_are_found_from_imports() -> None:
+    code = "import pusher\nfrom quvel_ui.textual import bind\nimport asyncio\nfrom quvel_ws import Member\n"
+    assert needed_packages(code) == {"pusher", "quvel[textual]"}
+    assert stated_needs("# needs: pip install pusher\nx = 1\n") == "# needs: pip install pusher"
+
+
 def test_extractor_finds_blocks_markers_and_ignores_other_languages(tmp_path: Path) -> None:
     doc = tmp_path / "x.md"
     doc.write_text(
@@ -149,8 +210,12 @@ def test_extractor_finds_blocks_markers_and_ignores_other_languages(tmp_path: Pa
     assert blocks[3].code == "y = 2\n"
 
 
-def test_runner_reports_failures_and_supports_top_level_await(tmp_path: Path) -> None:
-    ok = Block(tmp_path / "a.md", 1, "import asyncio\nawait asyncio.sleep(0)\nprint('done')\n", None)
+def test_runner_reports_failures_and_runs_top_level_await_only_when_the_block_says_so(tmp_path: Path) -> None:
+    code = "import asyncio\nawait asyncio.sleep(0)\nprint('done')\n"
+    result = run_block(Block(tmp_path / "a.md", 1, code, None), tmp_path)
+    assert result.returncode != 0
+    assert "SyntaxError" in result.stderr  # what `python block.py` says
+    ok = Block(tmp_path / "a.md", 1, f"{ASYNCIO_REPL}\n{code}", None)
     result = run_block(ok, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout == "done\n"

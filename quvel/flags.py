@@ -1,0 +1,175 @@
+"""The command line's one flag vocabulary, shared by ``serve``, ``trigger`` and ``listen``.
+
+Every setting has one flag, one environment variable and one default, all shown in ``--help``. A value
+comes from, first to last: the flag, the ``--env-file`` (a Laravel ``.env``), the ``QUVEL_*``
+environment variable, the default. Old spellings (``trigger --key``) still parse but are hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "APPS_FILE",
+    "APP_ID",
+    "APP_KEY",
+    "APP_SECRET",
+    "ENV_FILE",
+    "HOST",
+    "MASTER_KEY",
+    "PORT",
+    "SCHEME",
+    "Setting",
+    "UsageError",
+    "add",
+    "env_file_settings",
+    "resolve",
+]
+
+
+class UsageError(Exception):
+    """A bad setting on the command line, in the environment or in a file; the message says which."""
+
+
+def _port(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= 65535:
+        raise ValueError(f"a port is a number from 0 to 65535, got {text!r}")
+    return int(text)
+
+
+def _scheme(text: str) -> str:
+    if text not in ("http", "https"):
+        raise ValueError(f"the scheme is http or https, got {text!r}")
+    return text
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One option: its flag (and hidden old spellings), environment variable, default and help."""
+
+    dest: str
+    flag: str
+    env: str
+    default: Any
+    help: str
+    metavar: str | None = None
+    convert: Callable[[str], Any] = str
+    old: tuple[str, ...] = ()
+
+
+APP_ID = Setting("app_id", "--app-id", "QUVEL_APP_ID", "1", "the Pusher app id", "ID")
+APP_KEY = Setting(
+    "app_key", "--app-key", "QUVEL_APP_KEY", "app-key", "the app key (public)", "KEY", old=("--key",)
+)
+APP_SECRET = Setting(
+    "app_secret",
+    "--app-secret",
+    "QUVEL_APP_SECRET",
+    "app-secret",
+    "the app secret (signs HTTP API calls and channel auth)",
+    "SECRET",
+    old=("--secret",),
+)
+MASTER_KEY = Setting(
+    "master_key",
+    "--master-key",
+    "QUVEL_MASTER_KEY",
+    None,
+    "base64 of the 32-byte encryption master key for private-encrypted- channels "
+    "(the SDKs' encryption_master_key_base64)",
+    "BASE64",
+)
+HOST = Setting("host", "--host", "QUVEL_HOST", "127.0.0.1", "the server's host", "HOST")
+PORT = Setting("port", "--port", "QUVEL_PORT", 6001, "the server's port", "PORT", convert=_port)
+SCHEME = Setting("scheme", "--scheme", "QUVEL_SCHEME", "http", "http or https", "SCHEME", convert=_scheme)
+APPS_FILE = Setting(
+    "apps_file",
+    "--apps-file",
+    "QUVEL_APPS_FILE",
+    None,
+    "JSON file of apps ([{id, key, secret, ...}], as quvel serve reads)",
+    "PATH",
+)
+ENV_FILE = Setting(
+    "env_file",
+    "--env-file",
+    "QUVEL_ENV_FILE",
+    None,
+    "a Laravel .env: REVERB_* or PUSHER_* (and VITE_*) settings, used where no flag is given; "
+    "QUVEL_* variables come after it",
+    "PATH",
+)
+
+
+def add(
+    parser: argparse.ArgumentParser,
+    setting: Setting,
+    *,
+    help: str | None = None,
+    default: Any = None,
+) -> None:
+    """Add ``setting``'s flag (and its hidden old spellings); ``help``/``default`` adapt it to a command."""
+    shown = setting.default if default is None else default
+    text = f"{help or setting.help} (default: {'none' if shown is None else shown}; env {setting.env})"
+    kwargs: dict[str, Any] = {"dest": setting.dest, "default": None, "metavar": setting.metavar}
+    parser.add_argument(setting.flag, help=text.replace("%", "%%"), **kwargs)
+    for old in setting.old:
+        parser.add_argument(old, help=argparse.SUPPRESS, **kwargs)
+
+
+def resolve(
+    args: argparse.Namespace,
+    setting: Setting,
+    file_values: Mapping[str, Any] | None = None,
+    *,
+    default: Any = None,
+    environ: Mapping[str, str] | None = None,
+) -> Any:
+    """The setting's value: the flag, else ``file_values[dest]`` (from ``--env-file``), else the
+    environment variable, else the default. A bad environment value raises :class:`UsageError`."""
+    value = getattr(args, setting.dest, None)
+    if value is not None:  # checked here, not by argparse, so the command reports it in its own words
+        try:
+            return setting.convert(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise UsageError(f"{setting.flag}: {exc}") from None
+    if file_values is not None and file_values.get(setting.dest) is not None:
+        return file_values[setting.dest]
+    env = os.environ if environ is None else environ
+    raw = env.get(setting.env)
+    if raw:
+        try:
+            return setting.convert(raw)
+        except ValueError as exc:
+            raise UsageError(f"{setting.env}: {exc}") from None
+    return setting.default if default is None else default
+
+
+def env_file_settings(args: argparse.Namespace, *, for_server: bool) -> dict[str, Any]:
+    """The ``--env-file`` (or ``$QUVEL_ENV_FILE``) as setting values (``app_id``, ``app_key``, ...);
+    empty without one. ``for_server``: the back end's view (``REVERB_HOST`` before ``VITE_REVERB_HOST``).
+    Raises :class:`UsageError` naming the variable that is wrong or missing."""
+    path = resolve(args, ENV_FILE)
+    if not path:
+        return {}
+    from quvel_store.container import LaravelBroadcasting
+    from quvel_store.errors import ConfigError
+
+    try:
+        found = LaravelBroadcasting.from_env_file(path, for_server=for_server)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+    values: dict[str, Any] = {
+        "app_id": found.app_id,
+        "app_key": found.key,
+        "app_secret": found.secret,
+        "host": found.host,
+        "port": found.port,
+        "scheme": found.scheme,
+        "app_url": found.app_url,
+    }
+    return {k: v for k, v in values.items() if v is not None}
