@@ -15,11 +15,12 @@ import contextvars
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reactivex.subject import Subject
 
+from quvel_store._batch import Batch, current_task
 from quvel_store._events import ActionEvent, MutationEvent
 from quvel_store._schema import StateSchema
 from quvel_store.errors import LoopBindingError, StateMutationError
@@ -55,6 +56,12 @@ class Runtime:
         self.scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
             f"quvel_store_scope_{id(self):x}", default=None
         )
+        # the batches open in this task, per store (see _batch.py); open_batches counts them app-wide so
+        # the common case (none open) costs one integer test
+        self.batch_var: contextvars.ContextVar[Mapping[Store[Any], Batch] | None] = contextvars.ContextVar(
+            f"quvel_store_batch_{id(self):x}", default=None
+        )
+        self.open_batches = 0
         self.mutations: Subject[MutationEvent] = Subject()
         self.actions: Subject[ActionEvent] = Subject()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -62,6 +69,24 @@ class Runtime:
         # test hooks (quvel_store.testing): None means "not stubbed" / "start from initial_state()"
         self.stub_action: StubHook | None = None
         self.initial_state: InitialStateHook | None = None
+
+    def batch_of(self, store: Store[Any]) -> Batch | None:
+        """The batch the running task holds open on ``store`` (a child task does not inherit it)."""
+        held = self.batch_var.get()
+        if held is None:
+            return None
+        batch = held.get(store)
+        if batch is None or not batch.open or batch.task is not current_task():
+            return None
+        return batch
+
+    def in_batch(self) -> bool:
+        """Whether the running task holds a batch open on any store (its getters then skip the cache)."""
+        held = self.batch_var.get()
+        if not held:
+            return False
+        task = current_task()
+        return any(batch.open and batch.task is task for batch in held.values())
 
     def forget(self, store: Store[Any]) -> None:
         """A disposed store leaves the registry (a later ``app.use`` builds a fresh one)."""

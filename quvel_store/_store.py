@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import inspect
 import threading
@@ -16,6 +17,7 @@ from reactivex import Observable, abc
 
 from quvel_store._action_runner import ActionRunner
 from quvel_store._actions import Action, ActionCall, RunAction
+from quvel_store._batch import Batch, current_task, overlapping, replay
 from quvel_store._connect import Connections
 from quvel_store._draft import Txn, merge_into, new_model_draft
 from quvel_store._events import MutationEvent, MutationKind, StoreErrorEvent
@@ -31,6 +33,7 @@ from quvel_store.errors import (
     StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
+    TransactionConflictError,
 )
 
 if TYPE_CHECKING:
@@ -55,15 +58,6 @@ _WHOLE: frozenset[Loc] = frozenset({()})
 _PATCH_OBJECT = MutationKind.PATCH_OBJECT  # (module constants: an enum member lookup costs ~50 ns)
 _PATCH_FUNCTION = MutationKind.PATCH_FUNCTION
 _new_event: Callable[[type[MutationEvent], tuple[Any, ...]], MutationEvent] = tuple.__new__
-
-
-class _Batch:
-    __slots__ = ("changed", "start", "writes")
-
-    def __init__(self, start: BaseModel) -> None:
-        self.start = start
-        self.writes: list[tuple[MutationKind, Any]] = []
-        self.changed: set[Loc] = set()
 
 
 def _require_callable(store_id: str, call: str, what: str, value: object) -> None:
@@ -156,13 +150,13 @@ class Store(Generic[S]):
         self._flat_changed: dict[tuple[str, ...], frozenset[Loc]] = {}
         self._state: S = cast(S, None)
         self._txn: Txn | None = None
-        self._batch: _Batch | None = None
+        self._batches: list[Batch] = []  # open outermost batches on this store, one per task at most
         self._cleanups: list[Callable[[], object]] = []
         self._disposed = False
         self._scope = Scope(app)
         self._subs = Subscriptions(self.store_id, runtime, self._scope, lambda: self._state)
         self._getters = GetterCache(self.store_id, runtime, lambda: self._txn is None and not self._disposed)
-        self._actions = ActionRunner(self, runtime, self._subs)
+        self._actions = ActionRunner(self, runtime, self._subs, self._scope)
         self._connections = Connections(self, runtime, self._subs)
 
     # ---- hooks users override -------------------------------------------------------------------------
@@ -185,6 +179,10 @@ class Store(Generic[S]):
             tracking[-1].add(self._getters)
         if self._txn is not None:
             self._txn.detach()
+        if self._batches:
+            mine = self._runtime.batch_of(self)
+            if mine is not None:
+                return cast(S, mine.work)
         return self._state
 
     @property
@@ -252,8 +250,9 @@ class Store(Generic[S]):
         owner = runtime.thread_id
         if owner is not None and owner != threading.get_ident():
             self._check_thread()
+        mine = runtime.batch_of(self) if self._batches else None
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
-            if self._flat_patch(changes):
+            if mine is None and self._flat_patch(changes):
                 return
             kind = _PATCH_OBJECT
         elif callable(changes):
@@ -263,8 +262,12 @@ class Store(Generic[S]):
         txn = Txn(self._schema, self.store_id)
         # The root plan is known unless the state is an instance of a subclass (replace(subclass_obj)).
         # (No local name for the state: appends in place rely on counting who references it.)
-        plan = self._root_plan if type(self._state) is self._frozen_cls else None
-        root = new_model_draft(txn, None, None, self._state, plan)
+        if mine is None:
+            plan = self._root_plan if type(self._state) is self._frozen_cls else None
+            root = new_model_draft(txn, None, None, self._state, plan)
+        else:  # inside this task's batch: edit the batch's own state
+            plan = self._root_plan if type(mine.work) is self._frozen_cls else None
+            root = new_model_draft(txn, None, None, mine.work, plan)
         self._txn = txn
         try:
             if kind is _PATCH_OBJECT:
@@ -350,37 +353,75 @@ class Store(Generic[S]):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group every write inside the block into one commit; if the block raises, none of them stay."""
+        """Group this task's writes inside the block into one commit; if the block raises, none stay.
+
+        The batch belongs to the task that opened it: other tasks' writes commit at once and never join
+        it or roll back with it. Nested, it is a savepoint (see ``_batch.py``).
+        """
         self._check_writable()
-        if self._batch is not None:
-            yield
+        runtime = self._runtime
+        mine = runtime.batch_of(self) if self._batches else None
+        if mine is not None:
+            savepoint = mine.savepoint()
+            try:
+                yield
+            except BaseException:
+                if mine.open:
+                    savepoint.rollback()
+                raise
             return
-        batch = _Batch(self._state)
-        self._batch = batch
+        batch = Batch(self._state, current_task())
+        var = runtime.batch_var
+        held = var.get()
+        token = var.set({self: batch} if held is None else {**held, self: batch})
+        self._batches.append(batch)
+        runtime.open_batches += 1
         try:
             yield
-        except BaseException:
-            self._batch = None
-            if self._state is not batch.start:
-                self._state = cast(S, batch.start)
-                self._bump()
-            raise
-        self._batch = None
-        if batch.writes:
-            subs = self._subs
-            if not subs.undelivered and self._runtime.draining:
-                subs.delivered = batch.start
-            self._emit(MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
+        finally:
+            self._close_batch(batch, token)
+        if batch.writes and not self._disposed:
+            self._commit_batch(batch)
+
+    def _close_batch(self, batch: Batch, token: contextvars.Token[Any] | None) -> None:
+        if batch.open:
+            batch.open = False
+            self._batches.remove(batch)
+            self._runtime.open_batches -= 1
+        if token is not None:
+            # (ended in another context than it began: batch.open = False is enough)
+            with contextlib.suppress(ValueError):
+                self._runtime.batch_var.reset(token)
+
+    def _commit_batch(self, batch: Batch) -> None:
+        """One commit for the whole batch, on top of whatever other tasks committed meanwhile."""
+        new = batch.work
+        if self._state is not batch.start:
+            contested = overlapping(batch)
+            if contested:
+                raise TransactionConflictError(self.store_id, contested)
+            fresh = self.initial_state
+            state = self._state
+            new = replay(self._schema, self.store_id, state, batch, lambda: self._prepare_state(fresh()))
+        self._commit(new, MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
 
     def _bump(self) -> None:
         """Drop cached getter values of this store and of getters elsewhere that read it."""
         self._getters.invalidate()
 
     def _commit(self, new: S, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
-        batch = self._batch
         runtime = self._runtime
+        if self._batches:
+            mine = runtime.batch_of(self)
+            if mine is not None:  # joins this task's batch: nobody else sees it until the batch commits
+                mine.work = new
+                mine.writes.append((kind, payload))
+                mine.changed.update(changed)
+                return
+            for other in self._batches:  # another task's batch: it commits on top of this, or conflicts
+                other.foreign.update(changed)
         subs = self._subs
-        if batch is None and not subs.undelivered and runtime.draining:
+        if not subs.undelivered and runtime.draining:
             # Observers have not seen ``new`` yet and will get it from the queue; until then a new
             # observer starts from the state they last saw.
             subs.delivered = self._state
@@ -388,10 +429,6 @@ class Store(Generic[S]):
         getters = self._getters
         if getters.values or getters.dependents:
             getters.invalidate()
-        if batch is not None:
-            batch.writes.append((kind, payload))
-            batch.changed.update(changed)
-            return
         # the same test as _emit's (saves the call when nobody can see the commit)
         if (
             subs.listeners
@@ -519,6 +556,8 @@ class Store(Generic[S]):
         except Exception as exc:
             self._subs.report("lifecycle", exc)
         self._disposed = True
+        for batch in tuple(self._batches):
+            self._close_batch(batch, None)
         self._actions.close()
         self._connections.close()
         self._scope.dispose()
