@@ -26,6 +26,7 @@ from quvel_store._getters import Getter, GetterCache
 from quvel_store._reserved import RESERVED
 from quvel_store._scope import Scope
 from quvel_store._select import Selection
+from quvel_store._state_fields import StateField, install_state_fields
 from quvel_store._subscriptions import Subscriptions
 from quvel_store.errors import (
     StateMutationError,
@@ -48,6 +49,7 @@ __all__ = [
     "install_state",
     "is_patching",
     "prepare_state",
+    "redefine",
     "store_scope",
 ]
 
@@ -105,6 +107,9 @@ class Store(Generic[S]):
             raise StoreDefinitionError(
                 f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}"
             )
+        state_model = cls.__dict__.get("state_model")
+        if isinstance(state_model, type) and issubclass(state_model, BaseModel):
+            install_state_fields(cls, state_model.model_fields)
         options: dict[str, Any] = {}
         for klass in cls.__mro__:
             for value in vars(klass).values():
@@ -122,9 +127,9 @@ class Store(Generic[S]):
                     )
                 if name.startswith("_") or name in RESERVED:
                     continue
-                if isinstance(value, Getter | Action | property | classmethod | staticmethod) or callable(
-                    value
-                ):
+                if isinstance(
+                    value, Getter | Action | StateField | property | classmethod | staticmethod
+                ) or callable(value):
                     continue
                 options[name] = value
         cls.options = MappingProxyType(options)
@@ -618,3 +623,45 @@ def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:
 
 def getter_cache(store: Store[Any]) -> GetterCache:
     return store._getters
+
+
+def redefine(store: Store[Any], cls: type[Store[Any]]) -> None:
+    """Hot replacement (Pinia's ``acceptHMRUpdate``): the live ``store`` becomes an instance of ``cls``,
+    a new definition of its class. Subscriptions and tasks stay; the state is kept where it validates
+    against the new model (removed fields go, new ones and fields that no longer validate take their
+    defaults); a field that can be neither kept nor defaulted raises StoreDefinitionError, unchanged."""
+    old_cls = type(store)
+    new = None
+    if cls.state_model is not old_cls.state_model:
+        new = _carried_state(store.store_id, cls, store._state)
+    for name, value in list(store.__dict__.items()):
+        if getattr(value, "__quvel_action__", None) is not None:
+            del store.__dict__[name]  # bound actions of the old class (cached on first use)
+    store.__class__ = cls
+    schema = store._schema
+    store._root_plan = schema.model_plan(cls.state_model)
+    store._frozen_cls = schema.frozen_class(cls.state_model)
+    store._flat_changed.clear()
+    store._bump()
+    if new is not None:
+        store._commit(store._prepare_state(new), MutationKind.REPLACE, None, _WHOLE)
+
+
+def _carried_state(store_id: str, cls: type[Store[Any]], state: BaseModel) -> BaseModel:
+    model = cls.state_model
+    data = {k: v for k, v in state.model_dump().items() if k in model.model_fields}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            if error["loc"]:
+                data.pop(str(error["loc"][0]), None)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) + f" ({e['msg']})" for e in exc.errors())
+        raise StoreDefinitionError(
+            f"store {store_id!r}: the new definition of {cls.__qualname__} cannot take over the live "
+            f"state: {fields} can be neither kept nor defaulted; give the field a default, or dispose "
+            f"the store (or reload the app) to start from the new initial state"
+        ) from None
