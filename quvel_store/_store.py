@@ -7,7 +7,6 @@ import contextvars
 import copy
 import inspect
 import threading
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
@@ -16,17 +15,16 @@ from pydantic import BaseModel, ValidationError
 from reactivex import Observable, abc
 
 from quvel_store._action_runner import ActionRunner
-from quvel_store._actions import Action, ActionCall, RunAction
+from quvel_store._actions import ActionCall, RunAction
 from quvel_store._batch import Batch, current_task, overlapping, replay
 from quvel_store._connect import Connections
+from quvel_store._definition import carried_state, define_store_class, require_callable
 from quvel_store._draft import Txn, merge_into, new_model_draft
 from quvel_store._events import MutationEvent, MutationKind, StoreErrorEvent
 from quvel_store._frozen import SCALARS, is_frozen_model, shallow_model_copy
 from quvel_store._getters import Getter, GetterCache
-from quvel_store._reserved import RESERVED
 from quvel_store._scope import Scope
 from quvel_store._select import Selection
-from quvel_store._state_fields import StateField, install_state_fields
 from quvel_store._subscriptions import Subscriptions
 from quvel_store.errors import (
     StateMutationError,
@@ -62,25 +60,6 @@ _PATCH_FUNCTION = MutationKind.PATCH_FUNCTION
 _new_event: Callable[[type[MutationEvent], tuple[Any, ...]], MutationEvent] = tuple.__new__
 
 
-def _require_callable(store_id: str, call: str, what: str, value: object) -> None:
-    """Refuse a callback that cannot be called now, at registration, instead of at the first commit."""
-    if not callable(value):
-        raise StoreArgumentError(
-            f"store {store_id!r}: {call} needs a callable {what}, got {type(value).__name__} {value!r}; "
-            f"pass a function or a bound method"
-        )
-
-
-def _state_model_of(cls: type) -> type[BaseModel] | None:
-    for base in getattr(cls, "__orig_bases__", ()):
-        origin = typing.get_origin(base)
-        if isinstance(origin, type) and issubclass(origin, Store):
-            for arg in typing.get_args(base):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    return arg
-    return None
-
-
 class Store(Generic[S]):
     """A store of typed state ``S`` (a pydantic model). Subclass it; get instances with ``app.use``.
 
@@ -99,40 +78,7 @@ class Store(Generic[S]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        model = _state_model_of(cls)
-        if model is not None and "state_model" not in cls.__dict__:
-            cls.state_model = model
-        sid = cls.__dict__.get("id")
-        if sid is not None and (not isinstance(sid, str) or not sid or ":" in sid):
-            raise StoreDefinitionError(
-                f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}"
-            )
-        state_model = cls.__dict__.get("state_model")
-        if isinstance(state_model, type) and issubclass(state_model, BaseModel):
-            install_state_fields(cls, state_model.model_fields)
-        options: dict[str, Any] = {}
-        for klass in cls.__mro__:
-            for value in vars(klass).values():
-                if isinstance(value, Getter):
-                    value.reader = _read_getter
-                elif isinstance(value, Action):
-                    value.runner_of = _runner_of
-        for klass in reversed(cls.__mro__):
-            if klass is Store or not issubclass(klass, Store):
-                continue
-            for name, value in vars(klass).items():
-                if name in RESERVED and isinstance(value, Getter | Action):
-                    raise StoreDefinitionError(
-                        f"{cls.__qualname__}.{name}: {name!r} is part of the Store API"
-                    )
-                if name.startswith("_") or name in RESERVED:
-                    continue
-                if isinstance(
-                    value, Getter | Action | StateField | property | classmethod | staticmethod
-                ) or callable(value):
-                    continue
-                options[name] = value
-        cls.options = MappingProxyType(options)
+        define_store_class(cls, Store, _read_getter, _runner_of)
 
     def __init__(self, app: App, key: str | None = None) -> None:
         """Internal: stores are created by ``app.use(StoreClass)``; put set-up code in ``on_init``."""
@@ -481,7 +427,7 @@ class Store(Generic[S]):
         made in ends (another store's ``on_init``/action, or an ``app.scope()``) unless ``detached``.
         """
         self._check_alive()
-        _require_callable(self.store_id, "subscribe()", "callback(event, state)", callback)
+        require_callable(self.store_id, "subscribe()", "callback(event, state)", callback)
         return self._subs.subscribe(callback, detached)
 
     def observe(self) -> Observable[S]:
@@ -495,9 +441,9 @@ class Store(Generic[S]):
         field it read. ``equal`` (default ``==``) decides what counts as a change.
         """
         self._check_alive()
-        _require_callable(self.store_id, "select()", "fn(state)", fn)
+        require_callable(self.store_id, "select()", "fn(state)", fn)
         if equal is not None:
-            _require_callable(self.store_id, "select()", "equal(old, new) or None", equal)
+            require_callable(self.store_id, "select()", "equal(old, new) or None", equal)
         return Selection(self._subs, fn, equal)
 
     def on_action(
@@ -505,7 +451,7 @@ class Store(Generic[S]):
     ) -> abc.DisposableBase:
         """Call ``callback(call)`` before every action; ``call.after``/``call.on_error`` see how it ended."""
         self._check_alive()
-        _require_callable(self.store_id, "on_action()", "callback(call)", callback)
+        require_callable(self.store_id, "on_action()", "callback(call)", callback)
         disposable = self._actions.add_hook(callback)
         self._subs.adopt(disposable, detached)
         return disposable
@@ -541,9 +487,9 @@ class Store(Generic[S]):
                 f"store {self.store_id!r}: connect() takes exactly one of handler or reducer="
             )
         if handler is not None:
-            _require_callable(self.store_id, "connect()", "handler(item)", handler)
+            require_callable(self.store_id, "connect()", "handler(item)", handler)
         if reducer is not None:
-            _require_callable(self.store_id, "connect()", "reducer(draft, item)", reducer)
+            require_callable(self.store_id, "connect()", "reducer(draft, item)", reducer)
         return self._connections.connect(source, handler, reducer)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -633,7 +579,7 @@ def redefine(store: Store[Any], cls: type[Store[Any]]) -> None:
     old_cls = type(store)
     new = None
     if cls.state_model is not old_cls.state_model:
-        new = _carried_state(store.store_id, cls, store._state)
+        new = carried_state(store.store_id, cls, store._state)
     for name, value in list(store.__dict__.items()):
         if getattr(value, "__quvel_action__", None) is not None:
             del store.__dict__[name]  # bound actions of the old class (cached on first use)
@@ -645,23 +591,3 @@ def redefine(store: Store[Any], cls: type[Store[Any]]) -> None:
     store._bump()
     if new is not None:
         store._commit(store._prepare_state(new), MutationKind.REPLACE, None, _WHOLE)
-
-
-def _carried_state(store_id: str, cls: type[Store[Any]], state: BaseModel) -> BaseModel:
-    model = cls.state_model
-    data = {k: v for k, v in state.model_dump().items() if k in model.model_fields}
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        for error in exc.errors():
-            if error["loc"]:
-                data.pop(str(error["loc"][0]), None)
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) + f" ({e['msg']})" for e in exc.errors())
-        raise StoreDefinitionError(
-            f"store {store_id!r}: the new definition of {cls.__qualname__} cannot take over the live "
-            f"state: {fields} can be neither kept nor defaulted; give the field a default, or dispose "
-            f"the store (or reload the app) to start from the new initial state"
-        ) from None
