@@ -34,6 +34,7 @@ from quvel_store.errors import (
     StoreDefinitionError,
     StoreDisposedError,
     StoreError,
+    TransactionConflictError,
 )
 
 __all__ = [
@@ -71,6 +72,7 @@ __all__ = [
     "StoreErrorEvent",
     "SyncAction",
     "TaskService",
+    "TransactionConflictError",
     "ValidationService",
     "action",
     "create_app",

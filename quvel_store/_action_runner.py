@@ -19,6 +19,7 @@ from quvel_store.errors import ActionError, LoopBindingError, StoreDisposedError
 
 if TYPE_CHECKING:
     from quvel_store._runtime import Runtime
+    from quvel_store._scope import Scope
     from quvel_store._store import Store
     from quvel_store._subscriptions import Subscriptions
 
@@ -40,8 +41,9 @@ class _ActionSlot:
 class ActionRunner:
     """One store's actions: runs them, tells hooks and the action stream, owns the async ones' tasks."""
 
-    def __init__(self, store: Store[Any], runtime: Runtime, subs: Subscriptions) -> None:
+    def __init__(self, store: Store[Any], runtime: Runtime, subs: Subscriptions, scope: Scope) -> None:
         self.store = store
+        self.scope = scope
         self.store_id = store.store_id
         self.runtime = runtime
         self.subs = subs
@@ -85,6 +87,7 @@ class ActionRunner:
         # Nobody watching (the usual case in a hot loop): no ActionCall, no ActionEvent, no calls.
         call = self._started(action.name, args, kwargs, call_id) if self.hooks or actions.observers else None
         token = runtime.action_var.set((store, action.name, call_id))
+        scope_token = runtime.scope_var.set(self.scope)  # what the action subscribes to is the store's
         try:
             if action.atomic:
                 with store.batch():
@@ -92,10 +95,12 @@ class ActionRunner:
             else:
                 result = action.fn(store, *args, **kwargs)
         except BaseException as exc:
+            runtime.scope_var.reset(scope_token)
             runtime.action_var.reset(token)
             if call is not None or actions.observers:
                 self._failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
             raise
+        runtime.scope_var.reset(scope_token)
         runtime.action_var.reset(token)
         if call is not None or actions.observers:
             self._succeeded(call, action.name, args, kwargs, call_id=call_id, result=result)
@@ -218,8 +223,14 @@ class ActionRunner:
         try:
             if previous is not None and not previous.done():
                 await asyncio.wait({previous})
+            # (the task runs in its own copy of the context: nothing to reset afterwards)
             self.runtime.action_var.set((self.store, action.name, call_id))
-            result = await action.fn(self.store, *args, **kwargs)
+            self.runtime.scope_var.set(self.scope)
+            if action.atomic:
+                with self.store.batch():
+                    result = await action.fn(self.store, *args, **kwargs)
+            else:
+                result = await action.fn(self.store, *args, **kwargs)
         except BaseException as exc:
             self._failed(call, action.name, args, kwargs, call_id=call_id, error=exc)
             raise

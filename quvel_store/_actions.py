@@ -151,8 +151,9 @@ def action(
 
     ``concurrency`` (async actions) decides what a call does while earlier calls still run: ``merge``
     runs them side by side, ``switch`` cancels the earlier ones, ``concat`` queues behind them, and
-    ``exhaust`` ignores the new call and returns the running call's task. ``atomic=True`` (sync
-    actions) makes all of the action's writes one commit that is rolled back if the action raises.
+    ``exhaust`` ignores the new call and returns the running call's task. ``atomic=True`` makes all
+    of the action's writes one commit that is rolled back if the action raises (for an async action,
+    the writes of its own task across its awaits; other tasks' writes commit meanwhile, see batch()).
     """
 
     if concurrency not in _POLICIES:
@@ -160,9 +161,7 @@ def action(
 
     def decorate(f: Callable[..., Any]) -> Any:
         if inspect.iscoroutinefunction(f):
-            if atomic:
-                raise ValueError("atomic=True is for sync actions; an async action cannot hold a batch open")
-            return AsyncAction(f, concurrency=concurrency)
+            return AsyncAction(f, concurrency=concurrency, atomic=atomic)
         if concurrency != "merge":
             raise ValueError("a concurrency policy only applies to async actions")
         return SyncAction(f, atomic=atomic)

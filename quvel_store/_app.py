@@ -11,7 +11,7 @@ import concurrent.futures
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar, cast, overload
 
 from pydantic import BaseModel, ValidationError
 from reactivex import Observable
@@ -23,6 +23,7 @@ from quvel_store._plugins import Plugin, PluginContext
 from quvel_store._reserved import RESERVED
 from quvel_store._runtime import Runtime, running_loop
 from quvel_store._scope import Scope
+from quvel_store._state_fields import StateField
 from quvel_store._store import (
     Store,
     commit_hydrated,
@@ -30,6 +31,7 @@ from quvel_store._store import (
     install_state,
     is_patching,
     prepare_state,
+    redefine,
     store_scope,
 )
 from quvel_store.container import ServiceContainer
@@ -80,6 +82,7 @@ class App:
         self._stores = self._runtime.stores
         self._classes: dict[str, type[Store[Any]]] = {}
         self._pending: dict[str, BaseModel] = {}
+        self._pending_raw: dict[str, Any] = {}  # hydrated for classes not known yet: checked on first use
         self._plugins: list[Plugin] = []
         self._disposed = False
         for cls in stores:
@@ -112,9 +115,15 @@ class App:
                 raise StoreDefinitionError(f"{cls.__qualname__} has no `id` class attribute")
             known = self._classes.get(sid)
             if known is not None and known is not cls:
-                raise StoreDefinitionError(
-                    f"two store classes use id {sid!r}: {known.__qualname__} and {cls.__qualname__}"
-                )
+                if not _redefinition(known, cls):
+                    raise StoreDefinitionError(
+                        f"two store classes use id {sid!r}: {_where(known)} and {_where(cls)}; give one "
+                        f"another id (a class redefined under the same module and name replaces the old one)"
+                    )
+                # the same class defined again (a reload, a notebook cell run twice): replace it
+                for store in tuple(self._stores.values()):
+                    if type(store) is known:
+                        redefine(store, cls)
             self._classes[sid] = cls
 
     @overload
@@ -134,15 +143,16 @@ class App:
         existing = self._stores.get(store_id) if isinstance(store_id, str) else None
         if existing is not None:
             if type(existing) is not cls:
-                raise StoreDefinitionError(
-                    f"store id {store_id!r} is taken by {type(existing).__qualname__}, not {cls.__qualname__}"
-                )
-            return existing
+                self.register(cls)  # a redefinition takes over the live store, anything else raises
+            return cast(StoreT, existing)
         runtime = self._runtime
         runtime.check_thread(f"app.use({cls.__qualname__})")
         self.register(cls)
         store = cls(self, key)
         initial = self._pending.pop(store.store_id, None)
+        raw = self._pending_raw.pop(store.store_id, _NONE)
+        if raw is not _NONE:
+            initial = self._validate_pending(store, raw)
         if initial is None:
             initial = prepare_state(store, store.initial_state())
         if runtime.initial_state is not None:
@@ -234,7 +244,8 @@ class App:
         if self._disposed:
             raise StoreDisposedError("the app is disposed: take the snapshot before dispose()")
         self._runtime.check_thread("app.snapshot()")
-        out: dict[str, Any] = {sid: _dump_json(sid, state) for sid, state in self._pending.items()}
+        out: dict[str, Any] = dict(self._pending_raw)
+        out.update((sid, _dump_json(sid, state)) for sid, state in self._pending.items())
         for sid, store in self._stores.items():
             out[sid] = _dump_json(sid, current_state(store))
         return out
@@ -245,7 +256,11 @@ class App:
 
     def hydrate(self, data: Mapping[str, Any]) -> None:
         """Validate ``data`` (store id -> state) and apply it: live stores get a ``hydrate`` commit, the
-        others start from it when first used. All-or-nothing: on any error no store changes."""
+        others start from it when first used. All-or-nothing: on any error no store changes.
+
+        State for a store whose class the app does not know yet is kept as given and validated when the
+        store is first used (Pinia's SSR flow); invalid data then raises HydrationError naming the store
+        and the field, and the store is not created."""
         if self._disposed:
             raise StoreDisposedError("the app is disposed")
         runtime = self._runtime
@@ -256,16 +271,20 @@ class App:
             raise TypeError(f"hydrate() takes a mapping of store id -> state, not {type(data).__name__}")
         errors: dict[str, list[dict[str, Any]]] = {}
         ready: dict[str, BaseModel] = {}
+        later: dict[str, Any] = {}
         for store_id, value in data.items():
-            cls = self._class_for(store_id) if isinstance(store_id, str) else None
-            if cls is None:
+            if not isinstance(store_id, str) or not store_id or store_id.startswith(":"):
                 errors[str(store_id)] = [
                     {
                         "loc": (),
-                        "msg": "no store class with this id is known; use or app.register() it first",
-                        "type": "unknown_store",
+                        "msg": "a store id is a non-empty str ('<id>' or '<id>:<key>')",
+                        "type": "bad_id",
                     }
                 ]
+                continue
+            cls = self._class_for(store_id)
+            if cls is None:  # not known yet (Pinia's SSR flow): kept as is, validated on first use
+                later[store_id] = value.model_dump() if isinstance(value, BaseModel) else value
                 continue
             model = cls.state_model
             extra: Literal["forbid"] | None = None if model.model_config.get("extra") == "allow" else "forbid"
@@ -285,14 +304,33 @@ class App:
         if errors:
             raise HydrationError(errors)
         # Apply everything before anyone is notified, so observers never see half-hydrated apps.
+        self._pending_raw.update(later)
         with runtime.holding_delivery():
             for store_id, model_value in ready.items():
                 sealed = runtime.schema.seal(model_value)
                 live = self._stores.get(store_id)
                 if live is None:
+                    self._pending_raw.pop(store_id, None)
                     self._pending[store_id] = sealed
                 else:
                     commit_hydrated(live, sealed)
+
+    def _validate_pending(self, store: Store[Any], raw: Any) -> BaseModel:
+        """State hydrated before the store's class was known, validated now that it is (first use)."""
+        model = type(store).state_model
+        extra: Literal["forbid"] | None = None if model.model_config.get("extra") == "allow" else "forbid"
+        try:
+            value = model.__pydantic_validator__.validate_python(raw, extra=extra)
+        except ValidationError as exc:
+            raise HydrationError(
+                {
+                    store.store_id: [
+                        {"loc": tuple(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+                    ]
+                }
+            ) from None
+        sealed: BaseModel = self._runtime.schema.seal(value)
+        return sealed
 
     def reset_all(self) -> None:
         """``reset()`` every live store."""
@@ -404,6 +442,7 @@ class App:
             store.dispose()
         self._disposed = True
         self._pending.clear()
+        self._pending_raw.clear()
         self._runtime.mutations.on_completed()
         self._runtime.actions.on_completed()
 
@@ -458,6 +497,18 @@ class _LoopFuture(concurrent.futures.Future[R]):
             )
 
 
+_NONE: Any = object()
+
+
+def _redefinition(known: type, cls: type) -> bool:
+    """Whether ``cls`` is ``known`` defined again (same module and name), not another class."""
+    return known.__module__ == cls.__module__ and known.__qualname__ == cls.__qualname__
+
+
+def _where(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
 def _check_plugin_attribute(plugin: str, store: Store[Any], attr: object) -> None:
     """A plugin adds attributes; it may not take over the Store API or the store's own members."""
     where = f"plugin {plugin} may not set {attr!r} on store {store.store_id!r}"
@@ -467,7 +518,9 @@ def _check_plugin_attribute(plugin: str, store: Store[Any], attr: object) -> Non
         raise PluginError(f"{where}: the name is part of the Store API or private; pick another name")
     declared = inspect.getattr_static(type(store), attr, None)
     kind = (
-        "getter"
+        "state field"
+        if isinstance(declared, StateField)
+        else "getter"
         if isinstance(declared, Getter)
         else "action"
         if isinstance(declared, Action)

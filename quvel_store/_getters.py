@@ -41,8 +41,11 @@ class GetterCache:
             runtime.check_thread(f"getter {self.store_id}.{name}")
         if self.overrides and name in self.overrides:
             return self.overrides[name]
-        tracking = self.runtime.tracking
-        cached = self.values.get(name)
+        runtime = self.runtime
+        tracking = runtime.tracking
+        # a task inside a batch sees its own uncommitted writes: it neither uses nor fills the cache
+        private = runtime.open_batches > 0 and runtime.in_batch()
+        cached = None if private else self.values.get(name)
         if cached is not None:
             if tracking:
                 tracking[-1].update(cached[1])
@@ -59,7 +62,7 @@ class GetterCache:
             deps = tuple(tracking.pop())
             # (the set may have been swapped by runtime.setting_up(); discard from the current one)
             self.runtime.evaluating.discard(marker)
-        if self.cacheable():
+        if not private and self.cacheable():
             self.values[name] = (value, deps)
             for cache in deps:
                 if cache is not self:

@@ -15,13 +15,14 @@ import contextvars
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from reactivex import abc
 from reactivex.disposable import SingleAssignmentDisposable
 from reactivex.subject import Subject
 
+from quvel_store._batch import Batch, current_task
 from quvel_store._events import ActionEvent, MutationEvent
 from quvel_store._schema import StateSchema
 from quvel_store.errors import LoopBindingError, StateMutationError
@@ -62,6 +63,12 @@ class Runtime:
         self.scope_var: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
             f"quvel_store_scope_{id(self):x}", default=None
         )
+        # the batches open in this task, per store (see _batch.py); open_batches counts them app-wide so
+        # the common case (none open) costs one integer test
+        self.batch_var: contextvars.ContextVar[Mapping[Store[Any], Batch] | None] = contextvars.ContextVar(
+            f"quvel_store_batch_{id(self):x}", default=None
+        )
+        self.open_batches = 0
         self.mutations: Subject[MutationEvent] = Subject()
         self.actions: Subject[ActionEvent] = Subject()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -74,6 +81,24 @@ class Runtime:
         # be a bounded deque's append): a recorder (quvel_store.history) labels commits with their
         # arguments without an ActionCall per call; None: nobody records
         self.record_call: RecordCallHook | None = None
+
+    def batch_of(self, store: Store[Any]) -> Batch | None:
+        """The batch the running task holds open on ``store`` (a child task does not inherit it)."""
+        held = self.batch_var.get()
+        if held is None:
+            return None
+        batch = held.get(store)
+        if batch is None or not batch.open or batch.task is not current_task():
+            return None
+        return batch
+
+    def in_batch(self) -> bool:
+        """Whether the running task holds a batch open on any store (its getters then skip the cache)."""
+        held = self.batch_var.get()
+        if not held:
+            return False
+        task = current_task()
+        return any(batch.open and batch.task is task for batch in held.values())
 
     def forget(self, store: Store[Any]) -> None:
         """A disposed store leaves the registry (a later ``app.use`` builds a fresh one)."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import copy
 import inspect
-import typing
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar, cast, overload
@@ -14,13 +14,14 @@ from pydantic import BaseModel, ValidationError
 from reactivex import Observable, abc
 
 from quvel_store._action_runner import ActionRunner
-from quvel_store._actions import Action, ActionCall, RunAction
+from quvel_store._actions import ActionCall, RunAction
+from quvel_store._batch import Batch, current_task, overlapping, replay
 from quvel_store._connect import Connections
+from quvel_store._definition import carried_state, define_store_class, require_callable
 from quvel_store._draft import Txn, merge_into, new_model_draft
 from quvel_store._events import MutationEvent, MutationKind, StoreErrorEvent
 from quvel_store._frozen import SCALARS, is_frozen_model, shallow_model_copy
 from quvel_store._getters import Getter, GetterCache
-from quvel_store._reserved import RESERVED
 from quvel_store._runtime import running_loop
 from quvel_store._scope import Scope
 from quvel_store._select import Selection
@@ -31,6 +32,7 @@ from quvel_store.errors import (
     StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
+    TransactionConflictError,
 )
 
 if TYPE_CHECKING:
@@ -46,6 +48,7 @@ __all__ = [
     "is_batching",
     "is_patching",
     "prepare_state",
+    "redefine",
     "report_error",
     "store_scope",
 ]
@@ -57,34 +60,6 @@ _WHOLE: frozenset[Loc] = frozenset({()})
 _PATCH_OBJECT = MutationKind.PATCH_OBJECT  # (module constants: an enum member lookup costs ~50 ns)
 _PATCH_FUNCTION = MutationKind.PATCH_FUNCTION
 _new_event: Callable[[type[MutationEvent], tuple[Any, ...]], MutationEvent] = tuple.__new__
-
-
-class _Batch:
-    __slots__ = ("changed", "start", "writes")
-
-    def __init__(self, start: BaseModel) -> None:
-        self.start = start
-        self.writes: list[tuple[MutationKind, Any]] = []
-        self.changed: set[Loc] = set()
-
-
-def _require_callable(store_id: str, call: str, what: str, value: object) -> None:
-    """Refuse a callback that cannot be called now, at registration, instead of at the first commit."""
-    if not callable(value):
-        raise StoreArgumentError(
-            f"store {store_id!r}: {call} needs a callable {what}, got {type(value).__name__} {value!r}; "
-            f"pass a function or a bound method"
-        )
-
-
-def _state_model_of(cls: type) -> type[BaseModel] | None:
-    for base in getattr(cls, "__orig_bases__", ()):
-        origin = typing.get_origin(base)
-        if isinstance(origin, type) and issubclass(origin, Store):
-            for arg in typing.get_args(base):
-                if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    return arg
-    return None
 
 
 class Store(Generic[S]):
@@ -105,37 +80,7 @@ class Store(Generic[S]):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        model = _state_model_of(cls)
-        if model is not None and "state_model" not in cls.__dict__:
-            cls.state_model = model
-        sid = cls.__dict__.get("id")
-        if sid is not None and (not isinstance(sid, str) or not sid or ":" in sid):
-            raise StoreDefinitionError(
-                f"{cls.__qualname__}.id must be a non-empty str without ':', not {sid!r}"
-            )
-        options: dict[str, Any] = {}
-        for klass in cls.__mro__:
-            for value in vars(klass).values():
-                if isinstance(value, Getter):
-                    value.reader = _read_getter
-                elif isinstance(value, Action):
-                    value.runner_of = _runner_of
-        for klass in reversed(cls.__mro__):
-            if klass is Store or not issubclass(klass, Store):
-                continue
-            for name, value in vars(klass).items():
-                if name in RESERVED and isinstance(value, Getter | Action):
-                    raise StoreDefinitionError(
-                        f"{cls.__qualname__}.{name}: {name!r} is part of the Store API"
-                    )
-                if name.startswith("_") or name in RESERVED:
-                    continue
-                if isinstance(value, Getter | Action | property | classmethod | staticmethod) or callable(
-                    value
-                ):
-                    continue
-                options[name] = value
-        cls.options = MappingProxyType(options)
+        define_store_class(cls, Store, _read_getter, _runner_of)
 
     def __init__(self, app: App, key: str | None = None) -> None:
         """Internal: stores are created by ``app.use(StoreClass)``; put set-up code in ``on_init``."""
@@ -158,13 +103,13 @@ class Store(Generic[S]):
         self._flat_changed: dict[tuple[str, ...], frozenset[Loc]] = {}
         self._state: S = cast(S, None)
         self._txn: Txn | None = None
-        self._batch: _Batch | None = None
+        self._batches: list[Batch] = []  # open outermost batches on this store, one per task at most
         self._cleanups: list[Callable[[], object]] = []
         self._disposed = False
         self._scope = Scope(app)
         self._subs = Subscriptions(self.store_id, runtime, self._scope, lambda: self._state)
         self._getters = GetterCache(self.store_id, runtime, lambda: self._txn is None and not self._disposed)
-        self._actions = ActionRunner(self, runtime, self._subs)
+        self._actions = ActionRunner(self, runtime, self._subs, self._scope)
         self._connections = Connections(self, runtime, self._subs)
 
     # ---- hooks users override -------------------------------------------------------------------------
@@ -187,6 +132,10 @@ class Store(Generic[S]):
             tracking[-1].add(self._getters)
         if self._txn is not None:
             self._txn.detach()
+        if self._batches:
+            mine = self._runtime.batch_of(self)
+            if mine is not None:
+                return cast(S, mine.work)
         return self._state
 
     @property
@@ -253,8 +202,9 @@ class Store(Generic[S]):
             self._check_writable()
         if running_loop() is not runtime.loop:
             runtime.check_thread(f"store {self.store_id!r}: patch()")
+        mine = runtime.batch_of(self) if self._batches else None
         if type(changes) is dict or (not callable(changes) and isinstance(changes, Mapping)):
-            if self._flat_patch(changes):
+            if mine is None and self._flat_patch(changes):
                 return
             kind = _PATCH_OBJECT
         elif callable(changes):
@@ -264,8 +214,12 @@ class Store(Generic[S]):
         txn = Txn(self._schema, self.store_id)
         # The root plan is known unless the state is an instance of a subclass (replace(subclass_obj)).
         # (No local name for the state: appends in place rely on counting who references it.)
-        plan = self._root_plan if type(self._state) is self._frozen_cls else None
-        root = new_model_draft(txn, None, None, self._state, plan)
+        if mine is None:
+            plan = self._root_plan if type(self._state) is self._frozen_cls else None
+            root = new_model_draft(txn, None, None, self._state, plan)
+        else:  # inside this task's batch: edit the batch's own state
+            plan = self._root_plan if type(mine.work) is self._frozen_cls else None
+            root = new_model_draft(txn, None, None, mine.work, plan)
         self._txn = txn
         try:
             if kind is _PATCH_OBJECT:
@@ -351,38 +305,76 @@ class Store(Generic[S]):
 
     @contextlib.contextmanager
     def batch(self) -> Iterator[None]:
-        """Group every write inside the block into one commit; if the block raises, none of them stay."""
+        """Group this task's writes inside the block into one commit; if the block raises, none stay.
+
+        The batch belongs to the task that opened it: other tasks' writes commit at once and never join
+        it or roll back with it. Nested, it is a savepoint (see ``_batch.py``).
+        """
         self._check_writable()
         self._check_thread("batch()")
-        if self._batch is not None:
-            yield
+        runtime = self._runtime
+        mine = runtime.batch_of(self) if self._batches else None
+        if mine is not None:
+            savepoint = mine.savepoint()
+            try:
+                yield
+            except BaseException:
+                if mine.open:
+                    savepoint.rollback()
+                raise
             return
-        batch = _Batch(self._state)
-        self._batch = batch
+        batch = Batch(self._state, current_task())
+        var = runtime.batch_var
+        held = var.get()
+        token = var.set({self: batch} if held is None else {**held, self: batch})
+        self._batches.append(batch)
+        runtime.open_batches += 1
         try:
             yield
-        except BaseException:
-            self._batch = None
-            if self._state is not batch.start:
-                self._state = cast(S, batch.start)
-                self._bump()
-            raise
-        self._batch = None
-        if batch.writes:
-            subs = self._subs
-            if not subs.undelivered and self._runtime.draining:
-                subs.delivered = batch.start
-            self._emit(MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
+        finally:
+            self._close_batch(batch, token)
+        if batch.writes and not self._disposed:
+            self._commit_batch(batch)
+
+    def _close_batch(self, batch: Batch, token: contextvars.Token[Any] | None) -> None:
+        if batch.open:
+            batch.open = False
+            self._batches.remove(batch)
+            self._runtime.open_batches -= 1
+        if token is not None:
+            # (ended in another context than it began: batch.open = False is enough)
+            with contextlib.suppress(ValueError):
+                self._runtime.batch_var.reset(token)
+
+    def _commit_batch(self, batch: Batch) -> None:
+        """One commit for the whole batch, on top of whatever other tasks committed meanwhile."""
+        new = batch.work
+        if self._state is not batch.start:
+            contested = overlapping(batch)
+            if contested:
+                raise TransactionConflictError(self.store_id, contested)
+            fresh = self.initial_state
+            state = self._state
+            new = replay(self._schema, self.store_id, state, batch, lambda: self._prepare_state(fresh()))
+        self._commit(new, MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
 
     def _bump(self) -> None:
         """Drop cached getter values of this store and of getters elsewhere that read it."""
         self._getters.invalidate()
 
     def _commit(self, new: S, kind: MutationKind, payload: Any, changed: frozenset[Loc]) -> None:
-        batch = self._batch
         runtime = self._runtime
+        if self._batches:
+            mine = runtime.batch_of(self)
+            if mine is not None:  # joins this task's batch: nobody else sees it until the batch commits
+                mine.work = new
+                mine.writes.append((kind, payload))
+                mine.changed.update(changed)
+                return
+            for other in self._batches:  # another task's batch: it commits on top of this, or conflicts
+                other.foreign.update(changed)
         subs = self._subs
-        if batch is None and not subs.undelivered and runtime.draining:
+        if not subs.undelivered and runtime.draining:
             # Observers have not seen ``new`` yet and will get it from the queue; until then a new
             # observer starts from the state they last saw.
             subs.delivered = self._state
@@ -390,10 +382,6 @@ class Store(Generic[S]):
         getters = self._getters
         if getters.values or getters.dependents:
             getters.invalidate()
-        if batch is not None:
-            batch.writes.append((kind, payload))
-            batch.changed.update(changed)
-            return
         # the same test as _emit's (saves the call when nobody can see the commit)
         if (
             subs.listeners
@@ -441,7 +429,7 @@ class Store(Generic[S]):
         made in ends (another store's ``on_init``/action, or an ``app.scope()``) unless ``detached``.
         """
         self._check_alive()
-        _require_callable(self.store_id, "subscribe()", "callback(event, state)", callback)
+        require_callable(self.store_id, "subscribe()", "callback(event, state)", callback)
         return self._subs.subscribe(callback, detached)
 
     def observe(self) -> Observable[S]:
@@ -455,9 +443,9 @@ class Store(Generic[S]):
         field it read. ``equal`` (default ``==``) decides what counts as a change.
         """
         self._check_alive()
-        _require_callable(self.store_id, "select()", "fn(state)", fn)
+        require_callable(self.store_id, "select()", "fn(state)", fn)
         if equal is not None:
-            _require_callable(self.store_id, "select()", "equal(old, new) or None", equal)
+            require_callable(self.store_id, "select()", "equal(old, new) or None", equal)
         return Selection(self._subs, fn, equal)
 
     def on_action(
@@ -465,7 +453,7 @@ class Store(Generic[S]):
     ) -> abc.DisposableBase:
         """Call ``callback(call)`` before every action; ``call.after``/``call.on_error`` see how it ended."""
         self._check_alive()
-        _require_callable(self.store_id, "on_action()", "callback(call)", callback)
+        require_callable(self.store_id, "on_action()", "callback(call)", callback)
         disposable = self._actions.add_hook(callback)
         self._subs.adopt(disposable, detached)
         return disposable
@@ -501,9 +489,9 @@ class Store(Generic[S]):
                 f"store {self.store_id!r}: connect() takes exactly one of handler or reducer="
             )
         if handler is not None:
-            _require_callable(self.store_id, "connect()", "handler(item)", handler)
+            require_callable(self.store_id, "connect()", "handler(item)", handler)
         if reducer is not None:
-            _require_callable(self.store_id, "connect()", "reducer(draft, item)", reducer)
+            require_callable(self.store_id, "connect()", "reducer(draft, item)", reducer)
         return self._connections.connect(source, handler, reducer)
 
     # ---- lifecycle ------------------------------------------------------------------------------------
@@ -522,6 +510,8 @@ class Store(Generic[S]):
         except Exception as exc:
             self._subs.report("lifecycle", exc)
         self._disposed = True
+        for batch in tuple(self._batches):
+            self._close_batch(batch, None)
         self._actions.close()
         self._connections.close()
         self._scope.dispose()
@@ -576,8 +566,8 @@ def is_patching(store: Store[Any]) -> bool:
 
 
 def is_batching(store: Store[Any]) -> bool:
-    """Whether a ``store.batch()`` block (or an atomic action) is open on the store."""
-    return store._batch is not None
+    """Whether this task has a ``store.batch()`` block (or an atomic action) open on the store."""
+    return bool(store._batches) and store._runtime.batch_of(store) is not None
 
 
 def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:
@@ -592,3 +582,25 @@ def getter_cache(store: Store[Any]) -> GetterCache:
 def report_error(store: Store[Any], source: str, error: BaseException) -> None:
     """Report an error caught to keep going on ``store.errors`` (or the log, when nobody watches)."""
     store._subs.report(source, error)
+
+
+def redefine(store: Store[Any], cls: type[Store[Any]]) -> None:
+    """Hot replacement (Pinia's ``acceptHMRUpdate``): the live ``store`` becomes an instance of ``cls``,
+    a new definition of its class. Subscriptions and tasks stay; the state is kept where it validates
+    against the new model (removed fields go, new ones and fields that no longer validate take their
+    defaults); a field that can be neither kept nor defaulted raises StoreDefinitionError, unchanged."""
+    old_cls = type(store)
+    new = None
+    if cls.state_model is not old_cls.state_model:
+        new = carried_state(store.store_id, cls, store._state)
+    for name, value in list(store.__dict__.items()):
+        if getattr(value, "__quvel_action__", None) is not None:
+            del store.__dict__[name]  # bound actions of the old class (cached on first use)
+    store.__class__ = cls
+    schema = store._schema
+    store._root_plan = schema.model_plan(cls.state_model)
+    store._frozen_cls = schema.frozen_class(cls.state_model)
+    store._flat_changed.clear()
+    store._bump()
+    if new is not None:
+        store._commit(store._prepare_state(new), MutationKind.REPLACE, None, _WHOLE)

@@ -8,6 +8,7 @@ they last saw, not the newest one, so this object also tracks what has been deli
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,10 +30,11 @@ logger = logging.getLogger(__name__)
 
 
 class _Listener:
-    __slots__ = ("active", "fn")
+    __slots__ = ("active", "fn", "order")
 
-    def __init__(self, fn: Callable[[MutationEvent, Any], object]) -> None:
+    def __init__(self, fn: Callable[[MutationEvent, Any], object], order: int) -> None:
         self.fn = fn
+        self.order = order
         self.active = True
 
 
@@ -53,6 +55,9 @@ class Subscriptions:
         self._selections_by_top: dict[str, set[Selection[Any]]] = {}
         self._selections_all: set[Selection[Any]] = set()
         self._state_observers: list[abc.ObserverBase[Any]] = []
+        # registration order, shared by listeners and selections: delivery follows it (see notify)
+        self._next_order = itertools.count()
+        self._order: dict[Selection[Any], int] = {}
 
     # ---- registration --------------------------------------------------------------------------------
     def adopt(self, disposable: abc.DisposableBase, detached: bool) -> None:
@@ -66,7 +71,7 @@ class Subscriptions:
     def subscribe(
         self, callback: Callable[[MutationEvent, Any], object], detached: bool
     ) -> abc.DisposableBase:
-        listener = _Listener(callback)
+        listener = _Listener(callback, next(self._next_order))
         self.listeners = (*self.listeners, listener)
 
         def remove() -> None:
@@ -134,8 +139,11 @@ class Subscriptions:
                         del by_top[top]
         if remove:
             self.selections.discard(selection)
+            self._order.pop(selection, None)
             return
-        self.selections.add(selection)
+        if selection not in self.selections:
+            self.selections.add(selection)
+            self._order[selection] = next(self._next_order)
         if new is None:
             self._selections_all.add(selection)
         else:
@@ -144,31 +152,58 @@ class Subscriptions:
 
     # ---- delivery (the runtime's queue calls this in commit order, never re-entrantly) ---------------
     def notify(self, event: MutationEvent, state: Any) -> None:
+        """Deliver one commit: every listener (``subscribe``, ``observe``) and every selection it may
+        change, together in registration order (a selection registers when its first observer
+        subscribes). Something registered during this delivery first hears of the next commit."""
         self.undelivered -= 1
         self.delivered = state
         try:
+            targets = self._targets(event.changed) if self.selections else None
+            if not targets:
+                for listener in self.listeners:
+                    if listener.active:
+                        try:
+                            listener.fn(event, state)
+                        except Exception as exc:
+                            self.report("subscriber", exc)
+                return
+            order = self._order
+            ordered = sorted(targets, key=order.__getitem__) if len(targets) > 1 else list(targets)
+            changed = event.changed
+            selections = self.selections
+            i = 0
             for listener in self.listeners:
+                mark = listener.order
+                while i < len(ordered) and order.get(ordered[i], -1) < mark:
+                    if ordered[i] in selections:
+                        ordered[i].on_commit(state, changed)
+                    i += 1
                 if listener.active:
-                    try:
-                        listener.fn(event, state)
-                    except Exception as exc:
-                        self.report("subscriber", exc)
-            if self.selections:
-                changed = event.changed
-                if () in changed:
-                    targets: set[Selection[Any]] = set(self.selections)
-                else:
-                    targets = set(self._selections_all)
-                    by_top = self._selections_by_top
-                    for path in changed:
-                        hits = by_top.get(path[0])  # type: ignore[arg-type]
-                        if hits:
-                            targets.update(hits)
-                for selection in targets:
+                    self._call(listener, event, state)
+            for selection in ordered[i:]:
+                if selection in selections:  # (a listener may have ended it during this delivery)
                     selection.on_commit(state, changed)
         finally:
             if not self.undelivered:
                 self.delivered = None
+
+    def _targets(self, changed: frozenset[tuple[str | int, ...]]) -> set[Selection[Any]]:
+        """The selections a commit that wrote ``changed`` may change (by the top-level fields they read)."""
+        if () in changed:
+            return set(self.selections)
+        targets = set(self._selections_all)
+        by_top = self._selections_by_top
+        for path in changed:
+            hits = by_top.get(path[0])  # type: ignore[arg-type]
+            if hits:
+                targets.update(hits)
+        return targets
+
+    def _call(self, listener: _Listener, event: MutationEvent, state: Any) -> None:
+        try:
+            listener.fn(event, state)
+        except Exception as exc:
+            self.report("subscriber", exc)
 
     def report(self, source: str, error: BaseException, item: Any = None) -> None:
         """An error caught to keep going: to ``store.errors`` if watched, else to the log."""

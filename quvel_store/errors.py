@@ -47,6 +47,7 @@ __all__ = [
     "StoreError",
     "TaskError",
     "TestKitError",
+    "TransactionConflictError",
     "ValidationFailed",
 ]
 
@@ -138,6 +139,22 @@ class HydrationError(StateValidationError):
 
 class StateMutationError(StoreError, TypeError):
     """State snapshots are read-only, and drafts die with their patch: write through ``store.patch``."""
+
+
+class TransactionConflictError(StoreError, RuntimeError):
+    """A ``batch()`` (or atomic action) could not commit: while it was open, another task committed to
+    the same store and wrote a path the batch also wrote. Nothing of the batch was applied; the other
+    task's write stays. ``paths`` lists the contested paths (``()`` is the whole state)."""
+
+    def __init__(self, store_id: str, paths: Iterable[tuple[str | int, ...]], detail: str = "") -> None:
+        self.store_id = store_id
+        self.paths: tuple[tuple[str | int, ...], ...] = tuple(sorted(set(paths), key=repr))
+        shown = ", ".join(".".join(str(p) for p in path) or "<whole state>" for path in self.paths)
+        super().__init__(
+            f"store {store_id!r}: the batch was not committed: another task committed {shown or 'a write'} "
+            f"while it was open{detail}; none of the batch's writes were applied and the other task's "
+            f"write stays. Retry the work, or write those fields outside the batch"
+        )
 
 
 class StoreDisposedError(StoreError, RuntimeError):

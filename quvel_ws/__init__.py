@@ -17,6 +17,7 @@ from quvel_ws._version import __version__
 from quvel_ws.errors import (
     AuthorizationError,
     CallbackError,
+    CallbackGivenAsModel,
     ClientEventError,
     ConnectionClosed,
     ConnectionRefused,
@@ -109,6 +110,7 @@ __all__ = [
     "NOTIFICATION_EVENT",
     "AuthorizationError",
     "CallbackError",
+    "CallbackGivenAsModel",
     "Channel",
     "ChannelAuthData",
     "ChannelEvent",

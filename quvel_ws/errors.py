@@ -21,6 +21,11 @@ class InvalidArgument(WsError, ValueError):
     """A value passed to a quvel_ws function is not valid (a bad URL, channel type, option...)."""
 
 
+class CallbackGivenAsModel(InvalidArgument, TypeError):
+    """``channel.listen(event, callback)`` (Echo's form): quvel_ws's second argument is a model to
+    validate payloads into; the message shows the callback forms."""
+
+
 class InvalidChannelName(InvalidArgument):
     """A channel name breaks Pusher's rules: 1-200 characters from ``[-a-zA-Z0-9_=@,.;]``."""
 

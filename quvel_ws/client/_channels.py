@@ -9,6 +9,7 @@ handler. Events are pushed to sinks synchronously from the connection's receive 
 from __future__ import annotations
 
 import logging
+import typing
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar, overload
 
@@ -26,7 +27,7 @@ from quvel_ws.client._echo import (
     wire_event,
 )
 from quvel_ws.client._hubs import Hub, Sink, SinkGroup
-from quvel_ws.errors import InvalidArgument, WsError
+from quvel_ws.errors import CallbackGivenAsModel, InvalidArgument, WsError
 from quvel_ws.protocol import ChannelEvent, Member, SubscriptionSucceeded
 
 logger = logging.getLogger(__name__)
@@ -52,6 +53,14 @@ class ChannelHost(Protocol):
 def _validator(model: Any) -> Callable[[Any], Any]:
     """A function validating a payload into ``model`` (a pydantic model or anything TypeAdapter takes).
     A model pydantic cannot use is an :class:`InvalidArgument` now, not a failure per event later."""
+    if callable(model) and not isinstance(model, type) and typing.get_origin(model) is None:
+        # Echo's channel.listen(event, callback): here the second argument is a model, never a callback
+        raise CallbackGivenAsModel(
+            f"listen(event, model) takes a model to validate payloads into, not the callback "
+            f"{getattr(model, '__qualname__', model)!r}; subscribe the callback to the Observable: "
+            f"channel.listen(event).subscribe(callback), or use "
+            f"await ws.subscribe(channel, event=event, callback=callback)"
+        )
     validate = getattr(model, "model_validate", None)
     if isinstance(model, type) and callable(validate):
         return validate  # type: ignore[no-any-return]

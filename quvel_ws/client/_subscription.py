@@ -25,8 +25,13 @@ class PresenceHandlers:
     on_leaving: Callable[[Member], Any] | None = None
 
 
-class Subscription:
-    """What ``await ws.subscribe(...)`` returns: ``unsubscribe()`` releases everything it registered."""
+class Subscription(abc.DisposableBase):
+    """What ``await ws.subscribe(...)`` returns: ``unsubscribe()`` releases everything it registered.
+
+    It is also a reactivex Disposable (``dispose()`` is ``unsubscribe()``, so a store's ``add_cleanup``,
+    a ``CompositeDisposable`` or a scope can own it) and a sync and async context manager that
+    unsubscribes on exit (``with await ws.subscribe(...) as sub:`` / ``async with``).
+    """
 
     def __init__(
         self,
@@ -56,6 +61,22 @@ class Subscription:
                 disposable.dispose()
             else:
                 self._run_on_loop(disposable.dispose)
+
+    def dispose(self) -> None:
+        """The reactivex Disposable protocol: the same as :meth:`unsubscribe`."""
+        self.unsubscribe()
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unsubscribe()
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.unsubscribe()
 
     def __repr__(self) -> str:
         return f"<Subscription {self.name!r}{'' if self.active else ' (inactive)'}>"

@@ -74,7 +74,6 @@ def test_hydrate_before_creation_is_the_initial_state_and_reset_ignores_it() -> 
         ({"items": {"items": [{"id": 1}]}}, "items", "items[0].title"),
         ({"items": {"unknown": 1}}, "items", "unknown"),
         ({"counter": {"n": 1}, "items": {"profile": {"nick": "x"}}}, "items", "profile.nick"),
-        ({"nobody": {}}, "nobody", "<root>"),
     ],
 )
 def test_bad_hydration_names_store_and_field_and_changes_nothing(

@@ -385,3 +385,45 @@ async def test_listen_to_all_skips_pusher_events_as_echo_does() -> None:
             assert len(everything.items) == 1
         finally:
             await ws.shutdown()
+
+
+async def test_echo_style_listen_callback_is_refused_at_the_call() -> None:
+    """Issue 10 case 5: Echo's ``channel.listen(event, callback)`` took the callback as a model; nothing
+    failed at the call and the callback never ran. Now the call itself says what to write instead."""
+    ws = WebSocketService("ws://127.0.0.1:1/app/k")
+    try:
+        channel = ws.channel("updates")
+
+        def on_update(payload: Any) -> None:
+            raise AssertionError("never called")
+
+        with pytest.raises(TypeError, match=r"listen\(event\)\.subscribe\(callback\)") as info:
+            channel.listen("NewUpdate", on_update)
+        assert isinstance(info.value, InvalidArgument)
+        assert ws._hubs.hubs == {}  # nothing subscribed
+        channel.listen("NewUpdate", list[int])  # a generic alias is a model, still taken
+    finally:
+        await ws.shutdown()
+
+
+async def test_a_subscription_is_a_context_manager_and_a_disposable() -> None:
+    """Issue 10 case 4: ``Subscription`` ends with ``with``/``async with`` and as a reactivex Disposable."""
+    from reactivex.disposable import CompositeDisposable
+
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url)
+        try:
+            with await ws.subscribe("news") as sub:
+                await until(lambda: "news" in server.channels())
+            assert not sub.active
+            await until(lambda: "news" not in server.channels())
+            async with await ws.subscribe("sport") as other:
+                await until(lambda: "sport" in server.channels())
+            assert not other.active
+            await until(lambda: "sport" not in server.channels())
+            group = CompositeDisposable(await ws.subscribe("weather"))
+            await until(lambda: "weather" in server.channels())
+            group.dispose()
+            await until(lambda: "weather" not in server.channels())
+        finally:
+            await ws.shutdown()
