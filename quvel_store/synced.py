@@ -373,22 +373,22 @@ class SyncedCollection(Generic[M]):
     ) -> DisposableBase:
         """Follow Laravel model broadcasts on ``channel`` (``BroadcastsEvents``): ``{Name}Created``,
         ``Updated`` and ``Restored`` upsert ``payload["model"]``, ``Deleted`` removes it (its payload is the
-        model, or only its key for a model without soft deletes), ``Trashed`` removes it or, with
-        ``trashed="keep"``, keeps the soft-deleted copy. ``model_name`` is the PHP class basename
+        model, or only its key for a model without soft deletes). A soft-deleted model (``deleted_at``
+        set: ``Trashed``, and the ``Deleted`` that follows it) is removed, or kept with
+        ``trashed="keep"`` (then a later force delete is only seen by a reload with ``prune=True``:
+        Laravel broadcasts it as the same ``Deleted``). ``model_name`` is the PHP class basename
         (default: the pydantic model's class name). Every (re)subscription resyncs, as :meth:`follow`."""
         names = model_event_names(model_name or self.model.__name__)
         keep_trashed = trashed == "keep"
         if trashed not in ("remove", "keep"):
             raise SyncedCollectionError(f"trashed must be 'remove' or 'keep', not {trashed!r}")
         handles: list[DisposableBase] = []
-        for event in (ModelEvent.CREATED, ModelEvent.UPDATED, ModelEvent.RESTORED):
-            handles.append(self.store.connect(channel.listen(names[event]), self._model_upserted))
-        handles.append(
-            self.store.connect(
-                channel.listen(names[ModelEvent.TRASHED]),
-                self._model_upserted if keep_trashed else self._model_removed,
+        for event in (ModelEvent.CREATED, ModelEvent.UPDATED, ModelEvent.RESTORED, ModelEvent.TRASHED):
+            handles.append(
+                self.store.connect(
+                    channel.listen(names[event]), lambda payload: self._model_changed(payload, keep_trashed)
+                )
             )
-        )
         handles.append(
             self.store.connect(
                 channel.listen(names[ModelEvent.DELETED]),
@@ -530,19 +530,23 @@ class SyncedCollection(Generic[M]):
             )
         return payload["model"]
 
-    def _model_upserted(self, payload: Any) -> None:
-        self.upsert(self._payload_model(payload))
-
-    def _model_removed(self, payload: Any) -> None:
+    def _model_changed(self, payload: Any, keep_trashed: bool) -> None:
         value = self._payload_model(payload)
-        self.remove(self._key(self._coerce(value)) if isinstance(value, Mapping) else value)
+        if not keep_trashed and isinstance(value, Mapping) and value.get("deleted_at"):
+            self._remove_model(value)  # trashed (or changed while trashed): not part of the collection
+        else:
+            self.upsert(value)
 
     def _model_deleted(self, payload: Any, keep_trashed: bool) -> None:
         value = self._payload_model(payload)
         if keep_trashed and isinstance(value, Mapping) and value.get("deleted_at"):
             self.upsert(value)  # a soft delete broadcasts Trashed and Deleted; the row still exists
-            return
-        self._model_removed(payload)
+        else:
+            self._remove_model(value)
+
+    def _remove_model(self, value: Any) -> None:
+        # A model without soft deletes is broadcast as its key alone once deleted.
+        self.remove(self._key(self._coerce(value)) if isinstance(value, Mapping) else value)
 
 
 def _raise(error: ResyncFailed) -> None:
