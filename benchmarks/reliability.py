@@ -69,6 +69,16 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
         {"rate": 500, "disconnects": 20, "duration": 20.0, "clients": 10},
         {"rate": 500, "disconnects": 20, "duration": 4.0},
     ),
+    "api_503": (
+        scenarios.api_unavailable,
+        {"clients": 10, "rate": 200, "api_down": 3.0, "server_down": 1.0, "settle": 2.0},
+        {"clients": 3, "rate": 60, "api_down": 3.0},
+    ),
+    "api_timeout": (
+        scenarios.api_unavailable,
+        {"clients": 10, "rate": 200, "api_down": 3.0, "server_down": 1.0, "settle": 2.0, "hang": True},
+        {"clients": 3, "rate": 60, "api_down": 3.0, "hang": True},
+    ),
 }
 
 

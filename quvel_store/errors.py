@@ -31,6 +31,7 @@ __all__ = [
     "LoopBindingError",
     "PluginError",
     "QuvelError",
+    "ResyncFailed",
     "SchemaError",
     "ServiceAlreadyRegistered",
     "ServiceError",
@@ -45,6 +46,7 @@ __all__ = [
     "StoreDefinitionError",
     "StoreDisposedError",
     "StoreError",
+    "SyncedCollectionError",
     "TaskError",
     "TestKitError",
     "TransactionConflictError",
@@ -171,6 +173,23 @@ class PluginError(StoreError):
 
 class LoopBindingError(StoreError, RuntimeError):
     """The app is bound to another event loop, or to none yet when a thread-safe call needs one."""
+
+
+class SyncedCollectionError(StoreError, ValueError):
+    """A :class:`~quvel_store.SyncedCollection` was set up wrongly (a state field it needs is missing, a
+    retry policy is out of range) or was given an item it cannot fold (no ``model`` in a model event)."""
+
+
+class ResyncFailed(StoreError):
+    """One reload of a synced collection failed; ``__cause__`` is the loader's error. ``attempt`` counts
+    the failures since the last success; ``retry_in`` is the delay before the next attempt, or ``None``
+    when the error is not transient and the collection waits for the next (re)subscription or an explicit
+    ``resync()``. Reported on ``store.errors``; the store's sync status says the same."""
+
+    def __init__(self, message: str, *, attempt: int, retry_in: float | None) -> None:
+        self.attempt = attempt
+        self.retry_in = retry_in
+        super().__init__(message)
 
 
 class TestKitError(StoreError, TypeError):

@@ -57,6 +57,15 @@ def _notes(row: dict[str, Any]) -> str:
     lost = row.get("events_lost")
     if isinstance(lost, int) and row.get("events_sent"):
         notes.append(f"**{lost:,} lost**" if lost else "0 lost")
+    duplicates = row.get("duplicates")
+    if "failed_reloads" in row and isinstance(duplicates, int):
+        notes.append(f"**{duplicates:,} duplicates**" if duplicates else "0 duplicates")
+    if "failed_reloads" in row:
+        notes.append(
+            f"{row['failed_reloads']} failed reloads retried; resubscribed "
+            f"{row['server_back_s']:.2f} s after the kill; recovery: from the API's return until "
+            f"every store is synced"
+        )
     if "detection_s" in row:
         notes.append(
             f"dead link noticed after {row['detection_s']:.2f} s (limit {row['detection_limit_s']:g} s)"

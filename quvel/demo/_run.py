@@ -20,6 +20,8 @@ from quvel.demo._view import DemoSnapshot, DemoSummary, DemoView, NotificationLi
 from quvel.demo.backend import DEFAULT_USERS, DemoBackend, DemoUser
 from quvel.demo.chat import RoomStore
 from quvel.demo.notifications import NotificationStore, PersistentNotificationStore
+from quvel.demo.tasks import TaskStore
+from quvel_store import ResyncFailed, StoreErrorEvent
 from quvel_ws import NotConnected
 from quvel_ws.server import PusherServer
 
@@ -70,6 +72,7 @@ class Demo:
         #: ids of the notifications restored from the last run, and of those among them that were read
         self._restored: frozenset[str] = frozenset()
         self._restored_read: frozenset[str] = frozenset()
+        self._tasks: TaskStore | None = None
         #: Set on every store or connection change while the run settles (see ``_settle``).
         self._progress: asyncio.Event | None = None
 
@@ -118,9 +121,11 @@ class Demo:
         if isinstance(notes, PersistentNotificationStore):
             self._report_restored(notes, state_dir)
         room = self._room = viewer.app.use(RoomStore, key=opts.room)
-        for store in (notes, room):
-            self._disposables.append(store.errors.subscribe(lambda e: self._fail(f"store error: {e!r}")))
+        tasks = self._tasks = viewer.app.use(TaskStore)
+        for store in (notes, room, tasks):
+            self._disposables.append(store.errors.subscribe(self._store_error))
         await notes.subscribe_to_socket(ann.id)
+        tasks.follow()
         await room.join(opts.room)
         friend_room = friend.app.use(RoomStore, key=opts.room)
         await friend_room.join(opts.room)
@@ -183,6 +188,8 @@ class Demo:
                     await friend_room.send(f"message #{step} from {ben.name}")
                 else:
                     await backend.chat_random(self.options.room, [cleo.id])
+                if step % 5 == 3:
+                    await self._task_job(backend, step)
             except NotConnected:
                 self._event("Ben's typing whisper skipped: his connection is reconnecting")
             except Exception as exc:  # reported, and the schedule goes on
@@ -205,6 +212,26 @@ class Demo:
             )
         else:
             self._event(f"no saved notifications in {state_dir}: a first run")
+
+    async def _task_job(self, backend: DemoBackend, step: int) -> None:
+        """Someone changes the task board (model broadcasts: TaskCreated, TaskUpdated, TaskTrashed...)."""
+        board = backend.tasks
+        live = board.live()
+        if len(live) < 3 or step % 3 == 0:
+            task = await board.create(2, f"task #{step}")
+            self._event(f"Ben created {task.title!r} (TaskCreated)")
+        elif step % 3 == 1:
+            task = await board.update(live[0].id, done=not live[0].done)
+            self._event(f"Ben ticked {task.title!r} (TaskUpdated)")
+        else:
+            task = await board.trash(live[0].id)
+            self._event(f"Ben trashed {task.title!r} (TaskTrashed, TaskDeleted)")
+
+    def _store_error(self, event: StoreErrorEvent) -> None:
+        if isinstance(event.error, ResyncFailed):  # the store retries on its own; its status says so
+            self._event(f"{event.store_id}: {event.error}")
+        else:
+            self._fail(f"store error: {event!r}")
 
     async def _restart(self, server: PusherServer) -> None:
         self._restarted = True
@@ -341,6 +368,11 @@ class Demo:
             reconnections=self._reconnections,
             events=dict(self.events),
             log=tuple(self._log),
+            sync=notes.sync_status.value,
+            tasks=tuple(f"[{'x' if t.done else ' '}] {t.title}" for t in self._tasks.state.tasks)
+            if self._tasks is not None
+            else (),
+            tasks_sync=self._tasks.sync_status.value if self._tasks is not None else "stale",
         )
 
     def _summary(

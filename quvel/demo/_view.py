@@ -43,6 +43,11 @@ class DemoSnapshot:
     reconnections: int = 0
     events: Mapping[str, int] = field(default_factory=dict)
     log: tuple[str, ...] = ()
+    #: The notification list's sync status (``synced``, ``resyncing`` or ``stale``: "catching up").
+    sync: str = "synced"
+    #: The shared task board (model broadcasting): one line per task, and its sync status.
+    tasks: tuple[str, ...] = ()
+    tasks_sync: str = "synced"
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,10 @@ def _state_style(state: str) -> str:
     }.get(state, "white")
 
 
+def _catching_up(status: str) -> str:
+    return "" if status == "synced" else f" · catching up ({status})"
+
+
 def render(s: DemoSnapshot) -> Group:
     """The live screen for one snapshot."""
     header = Table.grid(expand=True)
@@ -225,7 +234,9 @@ def render(s: DemoSnapshot) -> Group:
         )
     if not s.notifications:
         notes.add_row("", Text("waiting for notifications...", style="dim"))
-    note_title = f"Notifications · unread {s.unread} · in store {s.total} · sent {s.sent}"
+    note_title = (
+        f"Notifications · unread {s.unread} · in store {s.total} · sent {s.sent}{_catching_up(s.sync)}"
+    )
 
     room = Table(expand=True, show_header=False, box=None, padding=(0, 1))
     room.add_column(ratio=1)
@@ -236,6 +247,9 @@ def render(s: DemoSnapshot) -> Group:
         room.add_row(line)
     if s.typing:
         room.add_row(Text(f"{', '.join(s.typing)} typing...", style="italic dim"))
+    room.add_row(Text.assemble(("tasks (App.Models.Task)", "bold"), (_catching_up(s.tasks_sync), "yellow")))
+    for line in s.tasks[-5:] or ("-",):
+        room.add_row(Text(line, style="dim" if line.startswith("[x]") else ""))
 
     body = Table.grid(expand=True)
     body.add_column(ratio=3)

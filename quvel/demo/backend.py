@@ -8,19 +8,22 @@ The examples, ``quvel demo`` and the tests use it as the application server a re
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-from quvel.demo._http import HTTPError, HTTPServer, Request, Response, Router
+from quvel.demo._http import Handler, HTTPError, HTTPServer, Request, Response, Router
+from quvel.demo._laravel import laravel_timestamp
 from quvel.demo._pusher import Broadcaster, BroadcastError, PusherCredentials
+from quvel.demo._tasks import TASKS_CHANNEL, TaskBoard, TaskRecord
 from quvel_ws.auth import Authorizer
 from quvel_ws.errors import InvalidArgument
 
@@ -30,11 +33,6 @@ NOTIFICATION_EVENT = "Illuminate\\Notifications\\Events\\BroadcastNotificationCr
 MESSAGE_EVENT = "App\\Events\\NewMessage"
 UPDATE_EVENT = "App\\Events\\NewUpdate"
 DEMO_PASSWORD = "password"
-
-
-def laravel_timestamp(moment: datetime | None = None) -> str:
-    """A timestamp the way Laravel serialises Carbon dates: ``2026-01-02T03:04:05.000000Z``."""
-    return (moment or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(frozen=True)
@@ -121,6 +119,8 @@ class BackendStats:
     updates: int = 0
     auth_requests: int = 0
     auth_denied: int = 0
+    #: ``/api/...`` requests answered with an error (or held) by :meth:`DemoBackend.api_unavailable`.
+    api_refused: int = 0
 
 
 _NOTIFICATION_SAMPLES: tuple[tuple[str, str, str], ...] = (
@@ -168,9 +168,14 @@ class DemoBackend:
         self.stats = BackendStats()
         self._sessions: dict[str, _Session] = {}
         self._message_ids = itertools.count(1)
+        #: The ``Task`` model (``BroadcastsEvents`` + ``SoftDeletes``) and its ``/api/tasks`` routes.
+        self.tasks = TaskBoard(self._try_broadcast, self._user)
         self._rng = random.Random(seed)
         self._broadcaster = Broadcaster(credentials)
         self._authorizer = Authorizer(credentials.key, credentials.secret, master_key=credentials.master_key)
+        self._api_down_until = 0.0
+        self._api_down_status = 503
+        self._api_down_hang = False
         self._server = HTTPServer(self._routes(), host, port)
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -204,6 +209,29 @@ class DemoBackend:
     @property
     def user_auth_endpoint(self) -> str:
         return f"{self.url}/broadcasting/user-auth"
+
+    def api_unavailable(self, seconds: float, *, status: int = 503, hang: bool = False) -> None:
+        """For ``seconds`` from now the ``/api/...`` routes fail, as during a deploy when the WebSocket
+        server is back before the app: each request is answered ``status`` (503 is Laravel's maintenance
+        mode), or with ``hang=True`` held unanswered until the time is up (the client's request times out;
+        one still waiting then is served). ``/broadcasting/auth`` keeps working. ``seconds=0`` ends it."""
+        if seconds < 0 or not 400 <= status <= 599:
+            raise ValueError(f"api_unavailable needs seconds >= 0 and a 4xx/5xx status: {seconds}, {status}")
+        self._api_down_until = time.monotonic() + seconds
+        self._api_down_status = status
+        self._api_down_hang = hang
+
+    def _api(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            remaining = self._api_down_until - time.monotonic()
+            if remaining > 0:
+                self.stats.api_refused += 1
+                if not self._api_down_hang:
+                    raise HTTPError(self._api_down_status, "Service Unavailable")
+                await asyncio.sleep(remaining)
+            return await handler(request)
+
+        return guarded
 
     # --- what the app does (server side) -----------------------------------------------------------
 
@@ -254,7 +282,9 @@ class DemoBackend:
         """Publish any event (raises :class:`BroadcastError` when the server cannot be reached)."""
         await self._broadcaster.trigger(channel, event, data)
 
-    async def _try_broadcast(self, channel: str, event: str, data: Any, socket_id: str | None = None) -> bool:
+    async def _try_broadcast(
+        self, channel: str | list[str], event: str, data: Any, socket_id: str | None = None
+    ) -> bool:
         try:
             await self._broadcaster.trigger(channel, event, data, socket_id=socket_id)
         except BroadcastError as exc:
@@ -284,12 +314,14 @@ class DemoBackend:
         r.add("GET", "/sanctum/csrf-cookie", self._csrf_cookie)
         r.add("POST", "/login", self._login)
         r.add("POST", "/logout", self._logout)
-        r.add("GET", "/api/user", self._me)
-        r.add("GET", "/api/notifications", self._list_notifications)
-        r.add("POST", "/api/notifications/read-all", self._read_all)
-        r.add("POST", "/api/notifications/{id}/read", self._read_one)
-        r.add("GET", "/api/rooms/{room}/messages", self._list_messages)
-        r.add("POST", "/api/rooms/{room}/messages", self._post_message)
+        r.add("GET", "/api/user", self._api(self._me))
+        r.add("GET", "/api/notifications", self._api(self._list_notifications))
+        r.add("POST", "/api/notifications/read-all", self._api(self._read_all))
+        r.add("POST", "/api/notifications/{id}/read", self._api(self._read_one))
+        r.add("GET", "/api/rooms/{room}/messages", self._api(self._list_messages))
+        r.add("POST", "/api/rooms/{room}/messages", self._api(self._post_message))
+        for method, path, handler in self.tasks.routes():
+            r.add(method, path, self._api(handler))
         r.add("POST", "/broadcasting/auth", self._broadcasting_auth)
         r.add("GET", "/broadcasting/auth", self._broadcasting_auth)
         r.add("POST", "/broadcasting/user-auth", self._broadcasting_user_auth)
@@ -428,6 +460,8 @@ class DemoBackend:
         return Response.json({"data": message.to_json()}, 201)
 
     def _can_join(self, user: DemoUser, channel: str) -> bool:
+        if channel == TASKS_CHANNEL or channel.startswith(TASKS_CHANNEL + "."):
+            return True  # the task board is shared by every signed-in user
         if channel.startswith("presence-room."):
             return len(channel) > len("presence-room.")
         if channel.startswith("private-encrypted-"):
@@ -477,6 +511,7 @@ __all__ = [
     "DEFAULT_USERS",
     "MESSAGE_EVENT",
     "NOTIFICATION_EVENT",
+    "TASKS_CHANNEL",
     "UPDATE_EVENT",
     "BackendStats",
     "BroadcastError",
@@ -486,4 +521,5 @@ __all__ = [
     "DemoUser",
     "NotificationRecord",
     "PusherCredentials",
+    "TaskRecord",
 ]

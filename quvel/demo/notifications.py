@@ -2,7 +2,8 @@
 
 A user's Laravel notifications arrive live on ``private-tenant.{tenant}.User.{id}`` as
 ``BroadcastNotificationCreated`` events and are folded into typed state; the list is (re)loaded through
-the API on every (re)subscription, so nothing sent while the connection was down is lost.
+the API on every (re)subscription, retried until it succeeds, so nothing sent while the connection was
+down is lost, even when the API is briefly unavailable too.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, JsonValue
+from reactivex import operators as ops
 from reactivex.abc import DisposableBase
 
-from quvel_store import Store, action, getter
+from quvel_store import Store, SyncedCollection, SyncInfo, SyncStatus, action, getter
 from quvel_store.errors import ConfigError
 from quvel_store.persist import Persist, SQLiteStorage
 
@@ -57,21 +59,23 @@ class Notification(BaseModel):
 
 
 class NotificationState(BaseModel):
-    """Newest first; ``loads`` counts list (re)loads, ``received`` the notifications that arrived live."""
+    """Newest first; ``sync`` says whether the list is complete (``synced``) or being caught up,
+    ``received`` counts the notifications that arrived live."""
 
     user_id: int | None = None
     channel: str | None = None
     notifications: list[Notification] = []
-    loads: int = 0
+    sync: SyncInfo = SyncInfo()
     received: int = 0
 
+    @property
+    def loads(self) -> int:
+        """Successful (re)loads of the list."""
+        return self.sync.loads
 
-def _merge(current: list[Notification], incoming: list[Notification]) -> list[Notification]:
-    """Union by id, newest first; an incoming copy replaces the held one (it has the newer ``read_at``),
-    and items only held locally stay (they arrived live after the list was read)."""
-    by_id = {n.id: n for n in current}
-    by_id.update((n.id, n) for n in incoming)
-    return sorted(by_id.values(), key=lambda n: n.created_at or _EPOCH, reverse=True)
+
+def _newest_first(notification: Notification) -> datetime:
+    return notification.created_at or _EPOCH
 
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
@@ -82,10 +86,21 @@ class NotificationStore(Store[NotificationState]):
 
     id = "notifications"
 
+    #: The list, keyed by notification id, reloaded until in sync after every (re)subscription.
+    synced: SyncedCollection[Notification]
     _following: list[DisposableBase]
 
     def on_init(self) -> None:
         self._following = []
+        self.synced = SyncedCollection(
+            self,
+            Notification,
+            load=self._fetch,
+            items="notifications",
+            info="sync",
+            order=_newest_first,
+            reverse=True,
+        )
 
     @getter
     def unread_count(self) -> int:
@@ -95,23 +110,31 @@ class NotificationStore(Store[NotificationState]):
     def latest(self) -> Notification | None:
         return self.state.notifications[0] if self.state.notifications else None
 
+    @getter
+    def sync_status(self) -> SyncStatus:
+        """``synced``, ``resyncing`` or ``stale`` (a UI shows "catching up" unless ``synced``)."""
+        return self.state.sync.status
+
     @action
     async def subscribe_to_socket(self, user_id: int) -> None:
         """Follow ``user_id``'s notifications (instead of anyone followed before). Every (re)subscription
-        reloads the list, which is how notifications sent while the connection was down are caught up."""
+        reloads the list until the reload succeeds, which is how notifications sent while the connection
+        was down are caught up."""
         tenant = self.container.config.get("tenant_id")
         if tenant is None:
             raise NotificationConfigError(
                 "set tenant_id in the container config (QUVEL_TENANT_ID)", key="tenant_id"
             )
-        channel = self.container.ws.channel(f"tenant.{tenant}.User.{user_id}", type="privateNotification")
+        ws = self.container.ws
+        channel = ws.channel(f"tenant.{tenant}.User.{user_id}", type="privateNotification")
         self.unsubscribe_from_socket()
         if self.state.user_id not in (None, user_id):
-            self.patch({"notifications": []})  # another user's list must not stay (or merge into theirs)
+            self.synced.clear()  # another user's list must not stay (or merge into theirs)
         self.patch({"user_id": user_id, "channel": channel.name})
+        connection_lost = ws.state.pipe(ops.filter(lambda state: state != "connected"))
         self._following = [
             self.connect(channel.notifications(), self._receive),
-            self.connect(channel.subscribed, lambda _event: self.load()),
+            self.synced.follow(channel.subscribed, lost=connection_lost),
         ]
 
     @action
@@ -124,30 +147,28 @@ class NotificationStore(Store[NotificationState]):
             self.patch({"channel": None})
 
     def _receive(self, payload: Mapping[str, Any]) -> None:
-        # The broadcast has no timestamp: order it by arrival until a reload brings the stored one.
-        notification = Notification.from_broadcast(payload).model_copy(
-            update={"created_at": datetime.now(UTC)}
-        )
-        state = self.state
-        self.patch(
-            {"notifications": _merge(state.notifications, [notification]), "received": state.received + 1}
-        )
+        notification = Notification.from_broadcast(payload)
+        with self.batch():
+            if notification.id not in self.synced:  # a reload may have brought it first: keep that copy
+                # The broadcast has no timestamp: order it by arrival until a reload brings the stored one.
+                self.synced.upsert(notification.model_copy(update={"created_at": datetime.now(UTC)}))
+            self.patch({"received": self.state.received + 1})
+
+    async def _fetch(self) -> list[Any]:
+        body = await self.container.api.get("/api/notifications")
+        return list(body["data"])
 
     @action(concurrency="switch")
     async def load(self) -> None:
-        """Read the user's notifications from ``GET /api/notifications`` and merge them in. A newer load
-        (a re-subscription) cancels one still in flight: only a list read after subscribing is complete."""
-        body = await self.container.api.get("/api/notifications")
-        listed = [Notification.model_validate(row) for row in body["data"]]
-        state = self.state
-        self.patch({"notifications": _merge(state.notifications, listed), "loads": state.loads + 1})
+        """Read the user's notifications from ``GET /api/notifications`` once and merge them in (the
+        automatic reloads retry on their own; this one raises what the API raised)."""
+        await self.synced.reload()
 
     @action
     async def mark_read(self, notification_id: str) -> None:
         """``POST /api/notifications/{id}/read``; the answer (with its ``read_at``) replaces the held copy."""
         body = await self.container.api.post(f"/api/notifications/{notification_id}/read")
-        updated = Notification.model_validate(body["data"])
-        self.patch({"notifications": _merge(self.state.notifications, [updated])})
+        self.synced.upsert(Notification.model_validate(body["data"]))
 
     @action
     async def mark_all_read(self) -> None:

@@ -16,3 +16,10 @@ def test_recipe_page_shows_the_shipped_store() -> None:
     assert blocks[0].code == source, (
         "docs/recipes/notifications.md's first block differs from the shipped store"
     )
+
+
+def test_model_recipe_page_shows_the_shipped_store() -> None:
+    blocks = extract_blocks(ROOT / "docs" / "recipes" / "models.md")
+    source = (ROOT / "quvel" / "demo" / "tasks.py").read_text(encoding="utf-8")
+    assert blocks, "no python block in docs/recipes/models.md"
+    assert blocks[0].code == source, "docs/recipes/models.md's first block differs from the shipped store"

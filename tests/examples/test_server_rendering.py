@@ -57,7 +57,9 @@ async def test_request_apps_never_open_a_socket_and_never_share_state(
         held = {n["id"] for n in data["state"]["notifications"]["notifications"]}
         assert held == {r.id for r in stack.backend.sent_to(user.id)}
         assert data["ws_state"] == "initialized"
-        assert data["state"]["notifications"]["loads"] == 1
+        assert data["state"]["notifications"]["sync"]["loads"] == 1  # the SyncInfo travels with the state
+        # loaded, but a server render never follows the channel: not kept in sync, so not "synced"
+        assert data["state"]["notifications"]["sync"]["status"] == "stale"
 
 
 async def test_client_hydrates_from_the_page_then_goes_live(stack: DemoStack) -> None:

@@ -212,6 +212,12 @@ class RecipeWatcher:
         return {n.id for n in self.store.state.notifications}
 
     @property
+    def duplicates(self) -> int:
+        """Notifications held more than once (the store must hold each exactly once)."""
+        held = [n.id for n in self.store.state.notifications]
+        return len(held) - len(set(held))
+
+    @property
     def recovered(self) -> set[str]:
         return self.ids - self.live
 
@@ -306,15 +312,23 @@ class Stack:
         self.watchers.append(watcher)
         return watcher
 
-    async def watch_recipe(self, user: DemoUser, **options: Any) -> RecipeWatcher:
-        """``user``'s front end with the notification store following their channel (the recipe)."""
+    async def watch_recipe(
+        self, user: DemoUser, config: dict[str, Any] | None = None, **options: Any
+    ) -> RecipeWatcher:
+        """``user``'s front end with the notification store following their channel (the recipe);
+        ``config`` adds container settings (e.g. ``api_timeout``)."""
         from quvel.demo.notifications import NotificationStore
         from quvel_store import create_app
         from quvel_store.container import ServiceContainer
 
         assert self.backend is not None
         container = ServiceContainer(
-            config={"tenant_id": self.backend.tenant_id, "api_url": self.api_url, "ws_url": self.ws_url}
+            config={
+                "tenant_id": self.backend.tenant_id,
+                "api_url": self.api_url,
+                "ws_url": self.ws_url,
+                **(config or {}),
+            }
         )
         container.api.set_token(user.token)
         container.ws = WebSocketService(
@@ -352,8 +366,10 @@ class Stack:
     def tally(self) -> dict[str, int]:
         """Events sent (back end record), received live, recovered by reload, lost."""
         sent = received = recovered = lost = 0
+        duplicates = 0
         for w in self.watchers:
             ids = self.sent_ids(w.user)
+            duplicates += getattr(w, "duplicates", 0)
             sent += len(ids)
             received += len(ids & w.live)
             recovered += len(ids & (w.recovered - w.live))
@@ -363,6 +379,7 @@ class Stack:
             "events_received": received,
             "events_recovered": recovered,
             "events_lost": lost,
+            "duplicates": duplicates,
         }
 
     async def restart_server(self, *, hard: bool, down_for: float) -> float:

@@ -119,3 +119,19 @@ async def test_nothing_lost_under_load_with_random_disconnects(kind: str) -> Non
     assert row["events_lost"] == 0
     assert row["events_sent"] == row["events_received"] + row["events_recovered"]
     assert row["events_sent"] >= 500  # the load was real
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["503", "timeout"])
+async def test_reload_retried_until_the_api_is_back(kind: str, hang: bool) -> None:
+    # The server is back before the app: the first reloads fail (503, or no answer within the client's
+    # timeout). With one reload per subscription (the fix reverted) the stores stay stale and ~130 of
+    # ~900 notifications stay lost; retried, every one is in its store exactly once.
+    row = await scenarios.api_unavailable(kind, clients=3, rate=60, api_down=3.0, hang=hang)
+    show(row)
+    assert row["failed_reloads"] >= 3  # the outage was real: each store's reload failed at least once
+    assert row["recovery_s"] is not None, "a store never got back in sync"
+    assert row["recovery_s"] <= 5.0 + 2.0  # the backoff cap (5 s) plus slack for a loaded machine
+    assert row["events_lost"] == 0
+    assert row["duplicates"] == 0
+    assert row["events_sent"] == row["events_received"] + row["events_recovered"]
+    assert row["events_recovered"] > 0  # notifications were published while the clients were away
