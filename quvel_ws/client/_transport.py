@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -87,7 +87,9 @@ class WebSocketTransport(asyncio.Protocol):
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Duck-typed: uvloop's transports have every method used here but are not
+        # asyncio.Transport (or even BaseTransport) subclasses.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self._proto.send_request(self._request)
         self._flush()
