@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         ConnectionStatus,
         EchoEvent,
         HttpAuthorizer,
+        MemberList,
         PresenceChannel,
         PresenceHandlers,
         Subscription,
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "HttpAuthorizer": "quvel_ws.client",
+    "MemberList": "quvel_ws.client",
     "Channel": "quvel_ws.client",
     "PresenceChannel": "quvel_ws.client",
     "NOTIFICATION_EVENT": "quvel_ws.client",
@@ -128,6 +130,7 @@ __all__ = [
     "InvalidChannelName",
     "InvalidEventName",
     "Member",
+    "MemberList",
     "NotConnected",
     "PayloadTooLarge",
     "PayloadValidationError",
