@@ -17,6 +17,7 @@ from quvel_ws._version import __version__
 from quvel_ws.errors import (
     AuthorizationError,
     CallbackError,
+    CertificateError,
     ClientEventError,
     ConnectionClosed,
     ConnectionRefused,
@@ -112,6 +113,7 @@ __all__ = [
     "NOTIFICATION_EVENT",
     "AuthorizationError",
     "CallbackError",
+    "CertificateError",
     "Channel",
     "ChannelAuthData",
     "ChannelEvent",

@@ -89,6 +89,12 @@ class TransportError(WsError):
     """Opening the socket failed (refused, DNS, TLS, timeout). The client retries with backoff."""
 
 
+class CertificateError(TransportError):
+    """The server's TLS certificate could not be verified (untrusted CA, wrong host name, expired).
+    Not transient: the client stops (state ``failed``) instead of retrying. Trust the server's CA with
+    ``ca_file=`` (or ``ssl=``), or fix the certificate; then call ``connect()`` again."""
+
+
 class ServerError(WsError):
     """A ``pusher:error`` the server sent after the handshake. Informational: the connection stays up
     (e.g. 4301 client event rate limit, Reverb 4009/4200)."""

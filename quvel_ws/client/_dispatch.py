@@ -16,7 +16,7 @@ from quvel_ws.client._hubs import ChannelHubs, Hub
 from quvel_ws.client._retry import SubscriptionRetry, is_transient
 from quvel_ws.client._roster import MemberList, Roster
 from quvel_ws.client._streams import Broadcast
-from quvel_ws.errors import ConnectionRefused, WsError
+from quvel_ws.errors import CertificateError, ConnectionRefused, WsError
 from quvel_ws.protocol import (
     ChannelEvent,
     ConnectionState,
@@ -124,11 +124,11 @@ class Dispatcher:
             for hub in self._hubs.hubs.values():
                 hub.subscribed = None
         self.state.emit(current)
-        if current in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED):
+        if current in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED, ConnectionState.FAILED):
             self.release_waiters()
 
     def _on_error(self, output: ErrorRaised) -> None:
-        if isinstance(output.error, ConnectionRefused):
+        if isinstance(output.error, ConnectionRefused | CertificateError):  # the reasons to stop
             self.last_refusal = output.error
         self.report(output.error, self._hubs.get(output.channel) if output.channel else None)
 

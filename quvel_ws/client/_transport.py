@@ -23,7 +23,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from quvel_ws._logs import protocol_logger
-from quvel_ws.errors import InvalidArgument, TransportError
+from quvel_ws.errors import CertificateError, InvalidArgument, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -481,6 +481,12 @@ async def open_websocket(
     except TimeoutError:
         protocol.abort()
         raise TransportError(f"could not open {url} within {timeout:g}s") from None
+    except ssl_module.SSLCertVerificationError as exc:
+        protocol.abort()
+        raise CertificateError(
+            f"the TLS certificate of {uri.host} could not be verified ({exc.verify_message or exc}); "
+            "trust its CA with ca_file= (or ssl=), or fix the server's certificate"
+        ) from exc
     except (OSError, InvalidHandshake) as exc:
         protocol.abort()
         raise TransportError(f"could not open {url}: {exc}") from exc
