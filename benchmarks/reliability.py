@@ -40,6 +40,17 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
         {"clients": 20, "rate": 200, "kills": 5, "down_for": 1.0, "settle": 2.0},
         {"clients": 3, "rate": 50, "kills": 2, "down_for": 0.3},
     ),
+    # Fast recovery (issue 11): one long outage, the library's default reconnect policy (cap 5 s).
+    "outage_10s": (
+        scenarios.kill_restart,
+        {"clients": 20, "rate": 50, "kills": 1, "down_for": 10.0, "settle": 2.0, "library_defaults": True},
+        {"clients": 3, "rate": 20, "kills": 1, "down_for": 3.0, "library_defaults": True},
+    ),
+    "outage_60s": (
+        scenarios.kill_restart,
+        {"clients": 20, "rate": 50, "kills": 1, "down_for": 60.0, "settle": 2.0, "library_defaults": True},
+        {"clients": 3, "rate": 20, "kills": 1, "down_for": 3.0, "library_defaults": True},
+    ),
     "blackhole": (
         scenarios.blackhole,
         {"activity_timeout": 5.0, "pong_timeout": 5.0, "hold": 2.0, "rate": 50},

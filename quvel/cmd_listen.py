@@ -85,6 +85,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify the server's TLS certificate (default: off)"
     )
+    parser.add_argument(
+        "--cafile",
+        default=None,
+        metavar="PEM",
+        help="trust the CA certificate(s) in this PEM file for wss:// (default: the system CAs)",
+    )
 
 
 def parse_headers(values: list[str]) -> dict[str, str]:
@@ -142,7 +148,7 @@ async def run(args: argparse.Namespace) -> int:
     import logging
     import ssl
 
-    from quvel_ws import WebSocketService, WsError, format_event
+    from quvel_ws import CertificateError, WebSocketService, WsError, format_event
     from quvel_ws.protocol import ConnectionState
 
     if not getattr(args, "verbose", 0):
@@ -170,6 +176,8 @@ async def run(args: argparse.Namespace) -> int:
         options["user_auth_endpoint"] = f"{app_url}/broadcasting/user-auth"
     if args.user_auth_endpoint:
         options["user_auth_endpoint"] = args.user_auth_endpoint
+    if args.cafile:
+        options["ca_file"] = args.cafile
     if args.insecure:
         context = ssl.create_default_context()
         context.check_hostname = False
@@ -214,10 +222,18 @@ async def run(args: argparse.Namespace) -> int:
 
     def on_state(state: ConnectionState) -> None:
         note(f"# {state.value}" + (f" (socket {ws.socket_id})" if state is ConnectionState.CONNECTED else ""))
-        if state is ConnectionState.DISCONNECTED and not finished.done():
+        if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED) and not finished.done():
             finished.set_result(1)
 
     def on_error(error: WsError) -> None:
+        if isinstance(error, CertificateError):  # not transient: the library stops, so do we
+            print(
+                f"quvel listen: {error}\n  use --cafile PEM to trust the server's CA, "
+                "or --insecure to skip verification (testing only)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
         note(f"# error: {error}")
 
     disposables = [

@@ -94,6 +94,12 @@ class TransportError(WsError):
     """Opening the socket failed (refused, DNS, TLS, timeout). The client retries with backoff."""
 
 
+class CertificateError(TransportError):
+    """The server's TLS certificate could not be verified (untrusted CA, wrong host name, expired).
+    Not transient: the client stops (state ``failed``) instead of retrying. Trust the server's CA with
+    ``ca_file=`` (or ``ssl=``), or fix the certificate; then call ``connect()`` again."""
+
+
 class ServerError(WsError):
     """A ``pusher:error`` the server sent after the handshake. Informational: the connection stays up
     (e.g. 4301 client event rate limit, Reverb 4009/4200)."""
@@ -145,9 +151,22 @@ class AuthorizationError(SubscriptionError):
         super().__init__(channel, message, type="AuthError", status=status)
 
 
+class SubscriptionRefused(AuthorizationError):
+    """The server refused a private or presence subscription with a channel-less ``pusher:error``
+    (Laravel Reverb's 4009 "Connection is unauthorized", the Pusher cloud's "Invalid signature"): the
+    signature the auth endpoint gave did not verify. ``code`` and ``message`` are the server's.
+
+    It is not retried on a timer (asking the same endpoint again gives the same signature): the next
+    attempt is on reconnect, or when the channel is left and subscribed again."""
+
+    def __init__(self, channel: str, code: int | None, message: str) -> None:
+        super().__init__(channel, message or "the server refused the subscription", status=code)
+        self.code = code
+
+
 class SubscriptionTimeout(SubscriptionError):
-    """The server did not confirm a subscription in time (e.g. it rejected it with a channel-less
-    ``pusher:error``, as Reverb and the Pusher cloud do)."""
+    """The server did not confirm a subscription in time (a server that drops a refused subscribe
+    without any answer; Reverb's channel-less ``pusher:error`` is a :class:`SubscriptionRefused`)."""
 
     def __init__(self, channel: str, seconds: float) -> None:
         super().__init__(channel, f"no subscription_succeeded within {seconds:g}s", type="Timeout")

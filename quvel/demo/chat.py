@@ -6,7 +6,7 @@ plus a history loaded through the API on every (re)subscription, and "typing" is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -109,7 +109,7 @@ class RoomStore(Store[RoomState]):
         if self.state.room_id is not None:
             self.reset()
 
-    def _set_members(self, members: tuple[Member, ...]) -> None:
+    def _set_members(self, members: Sequence[Member]) -> None:
         self.patch({"members": [_member(m).model_dump() for m in members]})
 
     def _log(self, line: str) -> None:

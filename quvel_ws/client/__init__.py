@@ -3,7 +3,8 @@ HTTP authorisation, and the laravel-echo-shaped :class:`WebSocketService` on top
 
 Layers inside (each imports only those before it): ``_transport`` → ``_driver`` (runs
 :class:`quvel_ws.protocol.PusherProtocol`) and ``_http_auth``; ``_loop`` (the one bridge onto the
-loop), ``_hubs`` (sinks and delivery), ``_streams``, ``_retry``, ``_dispatch`` (core outputs → hubs);
+loop), ``_roster`` (presence members), ``_hubs`` (sinks and delivery), ``_streams``, ``_retry``,
+``_dispatch`` (core outputs → hubs);
 then the Echo layer: ``_echo`` (naming rules), ``_channels`` (Observables), ``_subscription``,
 ``_threadsafe`` and ``_service``. Users import these names from :mod:`quvel_ws`.
 """
@@ -18,6 +19,7 @@ from quvel_ws.client._echo import (
     format_event,
 )
 from quvel_ws.client._http_auth import HttpAuthorizer
+from quvel_ws.client._roster import MemberList
 from quvel_ws.client._service import WebSocketService
 from quvel_ws.client._subscription import PresenceHandlers, Subscription
 from quvel_ws.client._threadsafe import ThreadSafe
@@ -29,6 +31,7 @@ __all__ = [
     "ConnectionStatus",
     "EchoEvent",
     "HttpAuthorizer",
+    "MemberList",
     "PresenceChannel",
     "PresenceHandlers",
     "Subscription",

@@ -27,6 +27,7 @@ from quvel_ws.client._echo import (
     wire_event,
 )
 from quvel_ws.client._hubs import Hub, Sink, SinkGroup
+from quvel_ws.client._roster import MemberList
 from quvel_ws.errors import CallbackGivenAsModel, InvalidArgument, WsError
 from quvel_ws.protocol import ChannelEvent, Member, SubscriptionSucceeded
 
@@ -203,9 +204,11 @@ class PresenceChannel(Channel):
     """A ``presence-`` channel: also who is here, who joins and who leaves."""
 
     @property
-    def members(self) -> Observable[tuple[Member, ...]]:
-        """The current members (ids are strings), emitted on every change and replayed at once to a
-        late subscriber. Emits ``()`` when the connection drops, until re-subscription."""
+    def members(self) -> Observable[MemberList]:
+        """The current members (ids are strings, joining order), emitted on every change and replayed
+        at once to a late subscriber. Emits an empty list when the connection drops, until
+        re-subscription. Each item is a :class:`MemberList` snapshot (a sequence, equal to the tuple
+        of its members) that costs O(1) to emit: a join never copies the member list."""
         return self._observable("members", None, None)
 
     @property

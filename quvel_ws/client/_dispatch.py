@@ -14,8 +14,9 @@ from typing import Any
 
 from quvel_ws.client._hubs import ChannelHubs, Hub
 from quvel_ws.client._retry import SubscriptionRetry, is_transient
+from quvel_ws.client._roster import MemberList, Roster
 from quvel_ws.client._streams import Broadcast
-from quvel_ws.errors import ConnectionRefused, WsError
+from quvel_ws.errors import CertificateError, ConnectionRefused, WsError
 from quvel_ws.protocol import (
     ChannelEvent,
     ConnectionState,
@@ -123,11 +124,11 @@ class Dispatcher:
             for hub in self._hubs.hubs.values():
                 hub.subscribed = None
         self.state.emit(current)
-        if current in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED):
+        if current in (ConnectionState.CONNECTED, ConnectionState.DISCONNECTED, ConnectionState.FAILED):
             self.release_waiters()
 
     def _on_error(self, output: ErrorRaised) -> None:
-        if isinstance(output.error, ConnectionRefused):
+        if isinstance(output.error, ConnectionRefused | CertificateError):  # the reasons to stop
             self.last_refusal = output.error
         self.report(output.error, self._hubs.get(output.channel) if output.channel else None)
 
@@ -138,9 +139,9 @@ class Dispatcher:
         hub.subscribed = output
         self._retry.forget(output.channel)
         if output.members is not None:
-            hub.members = {m.id: m for m in output.members}
+            hub.members = Roster(output.members)
             if hub.members_sinks:
-                self._hubs.deliver(hub, hub.members_sinks, tuple(hub.members.values()), "members")
+                self._hubs.deliver(hub, hub.members_sinks, hub.members.snapshot(), "members")
         if hub.subscribed_sinks:
             self._hubs.deliver(hub, hub.subscribed_sinks, output, "subscribed")
 
@@ -157,22 +158,22 @@ class Dispatcher:
         if hub is None:
             return
         if hub.members is None:
-            hub.members = {}
-        hub.members[output.member.id] = output.member
+            hub.members = Roster()
+        hub.members.put(output.member)  # O(1): a join never copies the member list
         if not output.updated and hub.joining:
             self._hubs.deliver(hub, hub.joining, output.member, "joining")
         if hub.members_sinks:
-            self._hubs.deliver(hub, hub.members_sinks, tuple(hub.members.values()), "members")
+            self._hubs.deliver(hub, hub.members_sinks, hub.members.snapshot(), "members")
 
     def _on_member_removed(self, output: MemberRemoved) -> None:
         hub = self._hubs.get(output.channel)
         if hub is None or hub.members is None:
             return
-        member = hub.members.pop(output.member.id, output.member)
+        member = hub.members.pop(output.member.id) or output.member
         if hub.leaving:
             self._hubs.deliver(hub, hub.leaving, member, "leaving")
         if hub.members_sinks:
-            self._hubs.deliver(hub, hub.members_sinks, tuple(hub.members.values()), "members")
+            self._hubs.deliver(hub, hub.members_sinks, hub.members.snapshot(), "members")
 
     def _on_members_cleared(self, output: MembersCleared) -> None:
         hub = self._hubs.get(output.channel)
@@ -180,7 +181,7 @@ class Dispatcher:
             return
         hub.members = None
         if hub.members_sinks:
-            self._hubs.deliver(hub, hub.members_sinks, (), "members")
+            self._hubs.deliver(hub, hub.members_sinks, MemberList(), "members")
 
     def _on_count(self, output: SubscriptionCount) -> None:
         hub = self._hubs.get(output.channel)

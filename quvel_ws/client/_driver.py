@@ -16,7 +16,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from quvel_ws.client._transport import WebSocketTransport, open_websocket
-from quvel_ws.errors import AuthorizationError, ProtocolError, SigninError, TransportError
+from quvel_ws.errors import (
+    AuthorizationError,
+    CertificateError,
+    ProtocolError,
+    SigninError,
+    TransportError,
+)
 from quvel_ws.protocol import (
     AuthorizeChannel,
     AuthorizeUser,
@@ -232,7 +238,9 @@ class ConnectionDriver:
             if asyncio.current_task() is self._opening:
                 self._opening = None
                 logger.debug("connecting to %s failed: %s", output.url, exc)  # reported once, as an error
-                self.core.transport_failed(exc, self._loop.time())
+                # A certificate that does not verify will not verify on the next try either: stop.
+                permanent = isinstance(exc, CertificateError)
+                self.core.transport_failed(exc, self._loop.time(), permanent=permanent)
                 self.pump()
             return
         except Exception as exc:  # a bad URL or TLS setup: same policy, with a clear type

@@ -15,8 +15,9 @@ from pydantic import ValidationError
 from reactivex import abc
 from reactivex.disposable import Disposable
 
+from quvel_ws.client._roster import Roster
 from quvel_ws.errors import CallbackError, PayloadValidationError, WsError
-from quvel_ws.protocol import Member, SubscriptionSucceeded
+from quvel_ws.protocol import SubscriptionSucceeded
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ class Hub:
         self.joining: tuple[Sink, ...] = ()
         self.leaving: tuple[Sink, ...] = ()
         self.subscribed: SubscriptionSucceeded | None = None
-        self.members: dict[str, Member] | None = None
+        self.members: Roster | None = None
         self.count: int | None = None
         self.count_sinks: tuple[Sink, ...] = ()
 
@@ -142,7 +143,7 @@ class ChannelHubs:
         elif group == "subscribed" and hub.subscribed is not None:
             self.deliver(hub, (sink,), hub.subscribed, "subscribed")
         elif group == "members" and hub.members is not None:
-            self.deliver(hub, (sink,), tuple(hub.members.values()), "members")
+            self.deliver(hub, (sink,), hub.members.snapshot(), "members")
         elif group == "count" and hub.count is not None:
             self.deliver(hub, (sink,), hub.count, "subscription_count")
         return Disposable(lambda: self._detach(hub, group, sink))

@@ -7,19 +7,22 @@ import logging
 import random
 from collections.abc import Callable
 
-from quvel_ws.errors import AuthorizationError, SubscriptionTimeout, WsError
+from quvel_ws.errors import AuthorizationError, SubscriptionRefused, SubscriptionTimeout, WsError
 
 logger = logging.getLogger(__name__)
 
 
 def is_transient(error: WsError) -> bool:
     """A failure worth retrying on its own: the auth endpoint unreachable, overloaded or failing, or
-    the server never answering. 401/403 and bad responses wait for a reconnect or a new subscribe."""
+    the server never answering. 401/403, bad responses and the server's refusal of the signature
+    (:class:`SubscriptionRefused`) wait for a reconnect or a new subscribe."""
     if isinstance(error, SubscriptionTimeout):
         return True
+    if isinstance(error, SubscriptionRefused):
+        return False  # the server rejected the signature: the endpoint would give the same one again
     if isinstance(error, AuthorizationError):
         status = error.status
-        return status is not None and (status in (0, 408, 425, 429) or status >= 500)
+        return status is not None and (status in (0, 408, 425, 429) or 500 <= status < 600)
     return False
 
 

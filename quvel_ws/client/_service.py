@@ -286,12 +286,13 @@ class WebSocketService:
 
     async def connect(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
         """Connect (if not already) and wait until connected. Raises ``ConnectionRefused`` when the server
-        refuses (4001-4099), ``TimeoutError`` after ``timeout``. A no-op when server rendering."""
+        refuses (4001-4099), ``CertificateError`` when its TLS certificate does not verify,
+        ``TimeoutError`` after ``timeout``. A no-op when server rendering."""
         if self.server_rendering:
             return
         self._bind()
         conn = self._connection()
-        if conn.state in (ConnectionState.INITIALIZED, ConnectionState.DISCONNECTED):
+        if conn.state in (ConnectionState.INITIALIZED, ConnectionState.DISCONNECTED, ConnectionState.FAILED):
             self._dispatcher.last_refusal = None
             conn.connect()
         await self._wait_connected(timeout)
@@ -301,7 +302,7 @@ class WebSocketService:
             state = self._conn.state if self._conn is not None else ConnectionState.INITIALIZED
             if state is ConnectionState.CONNECTED:
                 return
-            if state is ConnectionState.DISCONNECTED:
+            if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED):
                 raise self._dispatcher.last_refusal or NotConnected("the connection was closed")
             waiter = self._bind().create_future()
             waiters = self._dispatcher.state_waiters

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import ssl as ssl_module
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, cast
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -23,7 +23,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from quvel_ws._logs import protocol_logger
-from quvel_ws.errors import InvalidArgument, TransportError
+from quvel_ws.errors import CertificateError, InvalidArgument, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,10 @@ logger = logging.getLogger(__name__)
 _PROTOCOL_LOGGER = protocol_logger("quvel_ws.wire")
 
 HARD_MAX_MESSAGE = 64 * 1024 * 1024
-"""Frames over this close the socket (1009) instead of being buffered: a bound on memory."""
+"""Frames over this close the socket (1009): no Pusher server sends them, it is a broken peer.
+
+Messages over ``max_message_bytes`` (but under this) are skipped as they stream past, never buffered:
+the client holds at most one message of ``max_message_bytes`` plus one socket read."""
 
 
 class TransportListener(Protocol):
@@ -75,19 +78,27 @@ class WebSocketTransport(asyncio.Protocol):
         self._fragments: list[bytes] | None = None
         self._fragment_text = False
         self._fragment_size = 0
+        self._fragment_dropped = False  # the message being reassembled went over the limit
         self._handshaking = True
         self._head: bytearray | None = bytearray()
-        self._pending = b""
+        # An incomplete frame's bytes, as received (joined once, when ``_need`` bytes are in: linear).
+        self._pending: list[bytes] = []
+        self._pending_size = 0
+        self._need = 0
+        self._skip = 0  # bytes still to discard of an oversize frame
         self._closed_info: tuple[int | None, str] | None = None
         self._reported = False
         self._started = False
         self._early: list[bytes] = []
+        self._early_dropped: list[int] = []
         self._close_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Duck-typed: uvloop's transports have every method used here but are not
+        # asyncio.Transport (or even BaseTransport) subclasses.
+        transport = cast(asyncio.Transport, transport)
         self._transport = transport
         self._proto.send_request(self._request)
         self._flush()
@@ -100,9 +111,19 @@ class WebSocketTransport(asyncio.Protocol):
             data = rest
         if self._closed_info is not None:
             return  # after a close frame nothing more is read (RFC 6455 §5.5.1)
+        if self._skip:
+            if len(data) <= self._skip:
+                self._skip -= len(data)
+                return
+            data = data[self._skip :]
+            self._skip = 0
         if self._pending:
-            data = self._pending + data
-            self._pending = b""
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size < self._need:
+                return
+            data = b"".join(self._pending)
+            self._pending.clear()
         messages = self._parse_frames(data)
         if messages:
             if self._started:
@@ -180,15 +201,21 @@ class WebSocketTransport(asyncio.Protocol):
                 self._protocol_error(f"a {length}-byte frame is over {HARD_MAX_MESSAGE} bytes", 1009)
                 return messages
             end = pos + header + length
+            opcode = b0 & 0x0F
+            if length > self.max_message_bytes and opcode < 3:
+                if not self._drop_oversize(opcode, bool(b0 & 0x80), length):
+                    return messages
+                if end > size:  # skip the rest as it arrives: never buffered
+                    self._skip = end - size
+                    return messages
+                pos = end
+                continue
             if end > size:
                 break
             payload = data[pos + header : end]
             pos = end
-            opcode = b0 & 0x0F
             if opcode == 1 and b0 & 0x80 and self._fragments is None:  # the common case
-                if length > self.max_message_bytes:
-                    self._listener.transport_dropped(self, length)
-                elif messages is None:
+                if messages is None:
                     messages = [payload]
                 else:
                     messages.append(payload)
@@ -213,8 +240,56 @@ class WebSocketTransport(asyncio.Protocol):
                 self._protocol_error(f"unknown opcode {opcode}")
                 return messages
         if pos < size:
-            self._pending = data[pos:]
+            tail = data[pos:]
+            self._pending.append(tail)
+            self._pending_size = len(tail)
+            self._need = self._frame_size(tail)
         return messages
+
+    @staticmethod
+    def _frame_size(tail: bytes) -> int:
+        """How many bytes the incomplete frame at the start of ``tail`` needs (header only, if short)."""
+        if len(tail) < 2:
+            return 2
+        length = tail[1] & 0x7F
+        if length == 126:
+            return 4 if len(tail) < 4 else 4 + int.from_bytes(tail[2:4], "big")
+        if length == 127:
+            return 10 if len(tail) < 10 else 10 + int.from_bytes(tail[2:10], "big")
+        return 2 + length
+
+    def _drop_oversize(self, opcode: int, fin: bool, length: int) -> bool:
+        """A data frame over ``max_message_bytes`` was announced: its message is dropped (reported
+        once, when its last frame is seen) and the caller skips the payload. False when the frame
+        breaks RFC 6455 (the connection is then failed)."""
+        if opcode == 0:
+            if self._fragments is None:
+                self._protocol_error("a continuation frame without a message to continue")
+                return False
+            self._fragment_size += length
+            self._fragment_dropped = True
+            self._fragments.clear()
+            if fin:
+                self._end_dropped_fragments()
+            return True
+        if self._fragments is not None:
+            self._protocol_error("a new message before the previous one ended")
+            return False
+        if fin:
+            if opcode == 1:
+                self._dropped(length)
+            return True
+        self._fragments = []
+        self._fragment_size = length
+        self._fragment_text = opcode == 1
+        self._fragment_dropped = True
+        return True
+
+    def _end_dropped_fragments(self) -> None:
+        if self._fragment_text:
+            self._dropped(self._fragment_size)
+        self._fragments = None
+        self._fragment_dropped = False
 
     def _fragment(self, opcode: int, fin: bool, payload: bytes) -> bytes | None:
         """Reassemble a fragmented message; the whole text message once its last fragment is in."""
@@ -222,11 +297,14 @@ class WebSocketTransport(asyncio.Protocol):
             if self._fragments is None:
                 self._protocol_error("a continuation frame without a message to continue")
                 return None
-            self._fragments.append(payload)
             self._fragment_size += len(payload)
-            if self._fragment_size > HARD_MAX_MESSAGE:
-                self._protocol_error("a fragmented message over the size limit", 1009)
+            if self._fragment_dropped or self._fragment_size > self.max_message_bytes:
+                self._fragment_dropped = True  # over the limit: stop holding its fragments
+                self._fragments.clear()
+                if fin:
+                    self._end_dropped_fragments()
                 return None
+            self._fragments.append(payload)
         else:
             if self._fragments is not None:
                 self._protocol_error("a new message before the previous one ended")
@@ -286,6 +364,9 @@ class WebSocketTransport(asyncio.Protocol):
         early, self._early = self._early, []
         if early:
             self._listener.transport_messages(self, early)
+        dropped, self._early_dropped = self._early_dropped, []
+        for size in dropped:  # an oversize message can arrive with the handshake response, too
+            self._listener.transport_dropped(self, size)
         if self._closed_info is not None or (self._transport is not None and self._transport.is_closing()):
             self._report()
 
@@ -322,9 +403,15 @@ class WebSocketTransport(asyncio.Protocol):
 
     def _append(self, messages: list[bytes], data: bytes) -> None:
         if len(data) > self.max_message_bytes:
-            self._listener.transport_dropped(self, len(data))
+            self._dropped(len(data))
             return
         messages.append(data)
+
+    def _dropped(self, size: int) -> None:
+        if self._started:
+            self._listener.transport_dropped(self, size)
+        else:
+            self._early_dropped.append(size)
 
     def _handshake_done(self) -> None:
         if self._opened.done():
@@ -394,6 +481,12 @@ async def open_websocket(
     except TimeoutError:
         protocol.abort()
         raise TransportError(f"could not open {url} within {timeout:g}s") from None
+    except ssl_module.SSLCertVerificationError as exc:
+        protocol.abort()
+        raise CertificateError(
+            f"the TLS certificate of {uri.host} could not be verified ({exc.verify_message or exc}); "
+            "trust its CA with ca_file= (or ssl=), or fix the server's certificate"
+        ) from exc
     except (OSError, InvalidHandshake) as exc:
         protocol.abort()
         raise TransportError(f"could not open {url}: {exc}") from exc

@@ -77,6 +77,7 @@ class CoreBase:
         self._signin_pending = False
         self._user_id: str | None = None
         self._user_data: dict[str, Any] | None = None
+        self._subscribe_seq = 0  # counts pusher:subscribe frames sent (ChannelEntry.sent_seq)
         self._parked: dict[str, ChannelAuthData] = {}  # presence auths waiting for sign-in (no channel_data)
 
     @property

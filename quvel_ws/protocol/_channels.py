@@ -35,6 +35,7 @@ class ChannelEntry:
         "presence",
         "refresh_deadline",
         "refreshing",
+        "sent_seq",
         "subscribed",
         "subscription_count",
     )
@@ -48,6 +49,7 @@ class ChannelEntry:
         self.failed = False
         # True once pusher:subscribe went out for the current attempt (auth answered or not needed).
         self.auth_sent = False
+        self.sent_seq = 0  # order of the pusher:subscribe of the current attempt (answers come in order)
         self.deadline: float | None = None  # subscription timeout of the pending attempt
         self.presence: Presence | None = Presence() if kind is ChannelKind.PRESENCE else None
         self.key: bytes | None = None  # encrypted channels: the shared secret

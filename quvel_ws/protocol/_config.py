@@ -22,7 +22,7 @@ class ProtocolConfig:
     connect_timeout: float = 15.0
     handshake_timeout: float = 15.0
     backoff_initial: float = 1.0
-    backoff_max: float = 30.0
+    backoff_max: float = 5.0  # back within ~5 s of the server's return (socket.io's cap too)
     backoff_reset_after: float = 30.0  # a connection that lived this long resets the backoff exponent
     immediate_retry_jitter: float = 1.0
     max_frame_bytes: int = 10_000

@@ -341,7 +341,10 @@ class PusherProtocol(UserAuthPart):
             pass
         elif event == "pusher:error":
             code, message = _error_fields(data)
-            self._events.append(ErrorRaised(ServerError(code, message)))
+            # Errors of one message (4200 invalid format, 4301 rate limit...) are reported and the
+            # socket is kept; one answering a pending subscribe fails that subscription.
+            if not self._refused_by_server(code, message):
+                self._events.append(ErrorRaised(ServerError(code, message)))
         elif event == "pusher:signin_success":
             self._signin_success(data, now)
         elif event == "pusher_internal:watchlist_events":

@@ -18,6 +18,7 @@ from quvel_ws.errors import (
     ProtocolError,
     SigninError,
     SubscriptionError,
+    SubscriptionRefused,
     SubscriptionTimeout,
 )
 from quvel_ws.protocol._base import (
@@ -112,6 +113,8 @@ class SubscriptionsPart(EncryptedChannelsPart):
             self._fail_subscription(ch, SubscriptionError(ch.name, str(exc), type="PayloadTooLarge"))
             return
         ch.auth_sent = True
+        self._subscribe_seq += 1
+        ch.sent_seq = self._subscribe_seq
         self._events.append(SendFrame(text))
 
     def _send_unsubscribe(self, channel: str) -> None:
@@ -316,6 +319,32 @@ class SubscriptionsPart(EncryptedChannelsPart):
             self._events.append(ErrorRaised(error, ch.name))
             return
         self._fail_subscription(ch, error)
+
+    def _refused_by_server(self, code: int | None, message: str) -> bool:
+        """A channel-less ``pusher:error`` that answers a pending private/presence subscribe (Reverb's
+        4009, the Pusher cloud's "Invalid signature" without a code) fails that subscription; True
+        if it did. Servers answer one socket's messages in order, so the error belongs to the oldest
+        ``pusher:subscribe`` still waiting for its answer."""
+        if code is not None and (code != 4009 or "member" in message.lower()):
+            return False  # 4009 "not a member of the channel" answers a client event, not a subscribe
+        waiting: ChannelEntry | None = None
+        for ch in self._channels.values():
+            if (
+                ch.pending
+                and ch.auth_sent
+                and ch.kind is not KIND_PUBLIC
+                and ch.kind is not KIND_USER
+                and (waiting is None or ch.sent_seq < waiting.sent_seq)
+            ):
+                waiting = ch
+        if waiting is None:
+            return False
+        if waiting.cancelled:  # left while pending: the refusal ends it, nobody is told
+            del self._channels[waiting.name]
+            self._timed.pop(waiting.name, None)
+            return True
+        self._fail_subscription(waiting, SubscriptionRefused(waiting.name, code, message))
+        return True
 
     def send_client_event(self, channel: str, event: str, data: Any, now: float) -> None:
         """Send a client event (whisper). Raises :class:`ClientEventError`, :class:`NotConnected` or

@@ -16,7 +16,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
 
 import orjson
@@ -55,7 +55,9 @@ class ServerConnection(asyncio.Protocol):
     # --- asyncio callbacks -------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Duck-typed: uvloop's transports have every method used here but are not
+        # asyncio.Transport (or even BaseTransport) subclasses.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         transport.set_write_buffer_limits(high=self.server.limits.max_write_buffer_bytes)
         self.server.connections.add(self)

@@ -24,7 +24,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl
 
 from quvel_ws.errors import HttpRequestError, InvalidArgument, InvalidChannelName
@@ -385,7 +385,9 @@ class _AuthProtocol(asyncio.Protocol):
         self.pending: tuple[Request, int] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # Duck-typed: uvloop's transports have every method used here but are not
+        # asyncio.Transport (or even BaseTransport) subclasses.
+        transport = cast(asyncio.Transport, transport)
         self.transport = transport
         self.endpoint.connection_opened(self)
 

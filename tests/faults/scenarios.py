@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 
 from quvel_ws import AuthorizationError, ConnectionState, TransportError
-from tests.faults.harness import Publisher, Stack, percentiles
+from tests.faults.harness import FAST_CLIENT, Publisher, Stack, percentiles
 from tests.faults.leaks import growth, snapshot
 from tests.peers import APP_ID, APP_KEY, APP_SECRET
 from tests.security.raw import signed_query
@@ -60,12 +60,20 @@ async def kill_restart(
     kills: int = 1,
     down_for: float = 0.5,
     settle: float = 0.5,
+    library_defaults: bool = False,
 ) -> Row:
     """SIGKILL the server (no close frames) ``kills`` times while events flow; every client must come
-    back, resubscribe and reload what it missed."""
+    back, resubscribe and reload what it missed. ``library_defaults``: clients use the library's own
+    reconnect policy (backoff 1 s doubling to a 5 s cap), not the harness's fast one."""
+    options: dict[str, Any] = {}
+    if library_defaults:
+        from quvel_ws.protocol import ProtocolConfig
+
+        defaults = ProtocolConfig(url="ws://x/app/k")
+        options = {name: getattr(defaults, name) for name in FAST_CLIENT}
     async with Stack(kind, users=clients) as stack:
         for user in stack.users:
-            await stack.watch(user)
+            await stack.watch(user, **options)
         await stack.all_subscribed(1, 15)
         publisher = Publisher(stack, rate)
         publisher.start()
@@ -82,7 +90,8 @@ async def kill_restart(
             "server killed (SIGKILL) and restarted",
             stack,
             f"{clients} clients, {rate:g} ev/s",
-            f"{kills} kill(s), down {down_for:g} s",
+            f"{kills} kill(s), down {down_for:g} s"
+            + (", default reconnect policy" if library_defaults else ""),
             recovery_s=percentiles(recoveries, (50, 100)),
         )
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from quvel.demo import DemoBackend, DemoUser, PusherCredentials
-from quvel_ws import AuthorizationError, ConnectionState, TransportError, WebSocketService
+from quvel_ws import AuthorizationError, CertificateError, ConnectionState, TransportError, WebSocketService
 from quvel_ws.server import AppConfig, PusherServer
 from tests.faults.proxy import FaultProxy
 from tests.security.certs import PKI, make_pki
@@ -44,9 +44,9 @@ async def test_tls_certificates_are_verified_by_default(server: PusherServer, pk
         ws = WebSocketService(url, **FAST)
         errors = Collector(ws.errors)
         try:
-            with pytest.raises(TimeoutError):
-                await ws.connect(timeout=1.0)
-            assert ws.current_state is not ConnectionState.CONNECTED
+            with pytest.raises(CertificateError):  # not transient: no retry loop (issue 11)
+                await ws.connect(timeout=5.0)
+            assert ws.current_state is ConnectionState.FAILED
             transport_errors = [e for e in errors.items if isinstance(e, TransportError)]
             assert transport_errors, errors.items
             assert any("certificate" in str(e).lower() for e in transport_errors), transport_errors
@@ -75,8 +75,8 @@ async def test_tls_hostname_must_match_even_with_the_ca(server: PusherServer, pk
         ws = WebSocketService(f"wss://127.0.0.2:{tls.port}/app/app-key", ca_file=str(pki.ca_cert), **FAST)
         errors = Collector(ws.errors)
         try:
-            with pytest.raises(TimeoutError):
-                await ws.connect(timeout=1.0)
+            with pytest.raises(CertificateError):
+                await ws.connect(timeout=5.0)
             messages = " ".join(str(e).lower() for e in errors.items if isinstance(e, TransportError))
             assert "hostname" in messages or "ip address mismatch" in messages or "certificate" in messages
         finally:

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import ssl
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, field_validator
 from quvel_store import ServiceContainer
 from quvel_ws import (
     NOTIFICATION_EVENT,
+    CertificateError,
     ChannelEvent,
     ClientEventError,
     ConnectionState,
@@ -32,7 +34,7 @@ from quvel_ws import (
     WebSocketService,
 )
 from quvel_ws.server import AppConfig, PusherServer
-from tests.peers import require
+from tests.peers import ROOT, require
 from tests.ws.conftest import AuthServer
 from tests.ws.helpers import Collector, until
 
@@ -249,11 +251,18 @@ async def test_wss_verifies_the_certificate_by_default(certificate: Path) -> Non
         trusted = WebSocketService(server.ws_url, ca_file=str(certificate))
         try:
             errors = Collector(untrusted.errors)
+            states = Collector(untrusted.state)
             untrusted.channel("news").subscribed.subscribe()
             error = await errors.first()  # the self-signed certificate is refused: TLS is really on
+            assert isinstance(error, CertificateError)
             assert isinstance(error, TransportError)
             assert "certificate" in str(error).lower()
-            assert untrusted.current_state is not ConnectionState.CONNECTED
+            assert "ca_file=" in str(error)
+            await states.wait(lambda items: ConnectionState.FAILED in items, within=5)  # stopped, no retry
+            with pytest.raises(CertificateError):
+                await untrusted.connect(timeout=5)  # an explicit connect tries again, and fails again
+            assert untrusted.current_state is ConnectionState.FAILED
+            assert len(errors.items) == 2  # one attempt each time: nothing retried on a timer
             got = Collector(trusted.channel("news").listen(".Tick"))
             await Collector(trusted.channel("news").subscribed).first()
             await server.trigger("news", "Tick", {"over": "tls"})
@@ -427,3 +436,35 @@ async def test_a_subscription_is_a_context_manager_and_a_disposable() -> None:
             await until(lambda: "weather" not in server.channels())
         finally:
             await ws.shutdown()
+
+
+async def test_listen_stops_on_an_untrusted_certificate_and_names_the_options(certificate: Path) -> None:
+    """``quvel listen`` against a self-signed wss:// server: exits 1 within seconds (no retry loop),
+    saying what is wrong and what to pass; with ``--cafile`` it connects."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate)
+    async with PusherServer(apps=[AppConfig()], port=0, ssl=context) as server:
+
+        async def listen(*extra: str) -> asyncio.subprocess.Process:
+            return await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "quvel", "listen", server.ws_url, "--channel", "news", *extra,
+                cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+
+        proc = await listen()
+        _, err = await asyncio.wait_for(proc.communicate(), 20)  # generous: the CLI starts in ~1 s
+        message = err.decode()
+        assert proc.returncode == 1
+        assert "certificate" in message
+        assert "--cafile" in message
+        assert "--insecure" in message
+        proc = await listen("--cafile", str(certificate))
+        try:
+            assert proc.stderr is not None
+            line = await asyncio.wait_for(proc.stderr.readline(), 20)
+            while b"subscribed to news" not in line:
+                assert line, "quvel listen --cafile exited before subscribing"
+                line = await asyncio.wait_for(proc.stderr.readline(), 20)
+        finally:
+            proc.kill()
+            await proc.wait()

@@ -1,6 +1,7 @@
 """The client against real servers, with auth signed by the official SDK: one suite run against Soketi 1.6.1
-(a production Pusher-protocol server) and against the embedded server (``quvel_ws.server``), so a
-behaviour difference between the two shows up as a failure on one side (issue 4's conformance suite)."""
+(a production Pusher-protocol server), the embedded server (``quvel_ws.server``) and a server answering
+like Laravel Reverb (``tests/ws/reverb_server.py``), so a behaviour difference shows up as a failure on
+one side (issue 4's conformance suite, issue 11's third server)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from quvel_ws import (
     Member,
     PresenceHandlers,
     SubscriptionError,
+    SubscriptionRefused,
     SubscriptionSucceeded,
     WebSocketService,
 )
@@ -26,6 +28,7 @@ from quvel_ws.server import AppConfig, PusherServer
 from tests.peers import APP_ID, APP_KEY, APP_SECRET, SoketiServer
 from tests.ws.conftest import AuthServer, sdk_for
 from tests.ws.helpers import Collector, in_thread, until
+from tests.ws.reverb_server import ReverbLikeServer
 
 
 class EmbeddedPeer:
@@ -55,15 +58,21 @@ class EmbeddedPeer:
         self.thread.close()
 
 
-Peer = SoketiServer | EmbeddedPeer
-SERVERS = [pytest.param("soketi", marks=pytest.mark.peers), "embedded"]
+Peer = SoketiServer | EmbeddedPeer | ReverbLikeServer
+SERVERS = [pytest.param("soketi", marks=pytest.mark.peers), "embedded", "reverb"]
+SIGNIN_SERVERS = SERVERS[:2]  # Reverb does not implement pusher:signin
 
 
 @pytest.fixture(params=SERVERS)
 def server(request: pytest.FixtureRequest) -> Iterator[Peer]:
-    """The session's Soketi, or an embedded server of this test's own."""
+    """The session's Soketi, or an embedded or Reverb-like server of this test's own."""
     if request.param == "soketi":
         yield request.getfixturevalue("soketi")
+        return
+    if request.param == "reverb":
+        reverb = ReverbLikeServer().start()
+        yield reverb
+        reverb.stop()
         return
     peer = EmbeddedPeer()
     yield peer
@@ -74,7 +83,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[Peer]:
 def fresh_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], Peer]]:
     """Start a server of the test's own (it may restart it): Soketi with user authentication on, or
     the embedded server (which always has it)."""
-    made: list[EmbeddedPeer] = []
+    made: list[EmbeddedPeer | ReverbLikeServer] = []
     factory: Callable[..., SoketiServer] | None = (
         request.getfixturevalue("soketi_factory") if request.param == "soketi" else None
     )
@@ -82,12 +91,15 @@ def fresh_server(request: pytest.FixtureRequest) -> Iterator[Callable[[], Peer]]
     def make() -> Peer:
         if factory is not None:
             return factory(user_authentication=True).start()
-        made.append(EmbeddedPeer())
+        made.append(ReverbLikeServer().start() if request.param == "reverb" else EmbeddedPeer())
         return made[-1]
 
     yield make
     for peer in made:
-        peer.close()
+        if isinstance(peer, ReverbLikeServer):
+            peer.stop()
+        else:
+            peer.close()
 
 
 @pytest.fixture
@@ -208,7 +220,11 @@ async def test_bad_signature_is_a_subscription_error_from_the_server(server: Pee
         errors = Collector(ws.channel("forged", "private").errors)
         error = await errors.first()
         assert isinstance(error, SubscriptionError)
-        assert error.status == 401
+        if isinstance(server, ReverbLikeServer):  # a channel-less pusher:error 4009, attributed
+            assert isinstance(error, SubscriptionRefused)
+            assert (error.code, error.message) == (4009, "Connection is unauthorized")
+        else:  # Soketi and the embedded server answer with pusher:subscription_error
+            assert error.status == 401
         assert ws.current_state is ConnectionState.CONNECTED
     finally:
         await ws.shutdown()
@@ -290,6 +306,7 @@ async def until_async(fetch: Any, check: Any, within: float = 10.0) -> None:
     await asyncio.wait_for(loop(), within)
 
 
+@pytest.mark.parametrize("fresh_server", SIGNIN_SERVERS, indirect=True)
 async def test_user_signin_receives_user_events(
     fresh_server: Callable[[], Peer], auth_server: AuthServer
 ) -> None:

@@ -167,3 +167,23 @@ async def test_unreachable_server_keeps_retrying(server: ScriptedServer) -> None
     await states.wait(lambda s: ConnectionState.UNAVAILABLE in s)
     assert all(isinstance(e, TransportError) for e in await errors.count(2))
     await ws.shutdown()
+
+
+async def test_oversize_messages_are_skipped_across_reads_and_fragments(server: ScriptedServer) -> None:
+    transport, rec = await connected(server, max_message_bytes=100)
+    big = event("big", "z" * 500)
+    stream = (
+        frame(1, b'{"event":"frag","data":"', fin=False)  # small first fragment, then over the limit
+        + frame(0, b"q" * 300, fin=False)
+        + frame(0, b'"}')
+        + frame(1, big)
+        + frame(1, b'{"event":"ok"}')
+    )
+    for i in range(0, len(stream), 7):  # every header and payload split across reads
+        write_raw(server, stream[i : i + 7])
+        await asyncio.sleep(0)
+    await rec.until(lambda: bool(rec.messages))
+    assert rec.dropped == [len(b'{"event":"frag","data":"') + 302, len(big)]
+    assert rec.messages == [b'{"event":"ok"}']
+    assert transport.is_open
+    transport.close()

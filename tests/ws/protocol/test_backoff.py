@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from quvel_ws.protocol import RetryScheduled
 from quvel_ws.protocol._backoff import Backoff
 
-from .harness import Harness, of_type
+from .harness import Harness, of_type, opens
 
 
 def test_full_jitter_grows_exponentially_and_is_capped() -> None:
@@ -92,3 +94,24 @@ def test_a_server_that_drops_every_connection_at_once_is_backed_off_more_and_mor
     # ...but the delay window keeps doubling: 1, 2, 4, 8, 16, 32, 64
     assert all(d <= 2**i for i, d in enumerate(ceilings))
     assert max(ceilings[4:]) > 4  # with this seed the later windows are really used
+
+
+@pytest.mark.parametrize("outage", [10.0, 60.0])
+def test_default_policy_tries_at_least_every_5_s_through_an_outage(outage: float) -> None:
+    """Fast recovery: with the defaults, no gap between connect attempts exceeds ``backoff_max`` (5 s),
+    so a client is back within 5 s plus a connect of the server's return, however long it was gone."""
+    for seed in range(20):
+        h = Harness(seed=seed)
+        h.connect("1.1")
+        h.close(None)  # the server is killed
+        attempts: list[float] = []
+        while h.now < 1000.0 + outage:
+            deadline = h.proto.next_deadline()
+            assert deadline is not None
+            if opens(h.advance(max(0.0, deadline - h.now))):
+                attempts.append(h.now)
+                h.proto.transport_failed(OSError("refused"), h.now)  # still down
+                h.drain()
+        gaps = [b - a for a, b in zip([1000.0, *attempts], attempts, strict=False)]
+        assert max(gaps) <= 5.0
+        assert len(attempts) < outage  # and never a tight loop: jittered, exponential up to the cap

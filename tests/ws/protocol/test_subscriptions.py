@@ -11,6 +11,7 @@ from quvel_ws.errors import (
     InvalidChannelName,
     ServerError,
     SubscriptionError,
+    SubscriptionRefused,
     SubscriptionTimeout,
 )
 from quvel_ws.protocol import (
@@ -369,18 +370,94 @@ def test_server_subscription_error_string_data() -> None:
     assert failed.error.message == "nope"
 
 
-def test_channel_less_error_while_pending_does_not_close_and_times_out() -> None:
+def test_reverb_4009_answering_a_pending_subscribe_fails_it_and_keeps_the_socket() -> None:
     h = connected()
     sub(h, "private-a")
     out = h.frame("pusher:error", {"code": 4009, "message": "Connection is unauthorized"})
-    assert [type(e) for e in errors(out)] == [ServerError]
+    (failed,) = of_type(out, SubscriptionFailed)
+    assert failed.channel == "private-a"
+    assert isinstance(failed.error, SubscriptionRefused)
+    assert isinstance(failed.error, AuthorizationError)
+    assert (failed.error.code, failed.error.message) == (4009, "Connection is unauthorized")
+    assert errors(out) == []  # reported once, as the channel's failure
     assert closes(out) == []
     assert h.proto.state is ConnectionState.CONNECTED
-    out = h.advance(10)
-    (failed,) = of_type(out, SubscriptionFailed)
-    assert isinstance(failed.error, SubscriptionTimeout)
-    assert failed.error.type == "Timeout"
     assert h.proto.channel_state("private-a") is CS.FAILED
+    assert of_type(h.advance(60), SubscriptionFailed) == []  # no timeout later
+    assert subscribes(sub(h, "private-a")) == ["private-a"]  # explicit retry
+
+
+def test_channel_less_error_goes_to_the_oldest_unanswered_subscribe() -> None:
+    h = connected()
+    sub(h, "private-a")
+    sub(h, "news")
+    sub(h, "presence-b")
+    h.succeed("private-a", {})  # answered: the next error is not its
+    out = h.frame("pusher:error", '{"code":4009,"message":"Connection is unauthorized"}', encode=False)
+    (failed,) = of_type(out, SubscriptionFailed)
+    assert failed.channel == "presence-b"  # public subscribes are never refused for a signature
+    assert h.proto.channel_state("news") is CS.PENDING
+    assert h.proto.channel_state("private-a") is CS.SUBSCRIBED
+
+
+def test_pusher_cloud_invalid_signature_without_a_code_is_attributed() -> None:
+    h = connected()
+    sub(h, "private-a")
+    out = h.frame("pusher:error", {"code": None, "message": "Invalid signature: Expected HMAC"})
+    (failed,) = of_type(out, SubscriptionFailed)
+    assert isinstance(failed.error, SubscriptionRefused)
+    assert failed.error.code is None
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        (4200, "Invalid message format"),
+        (4301, "Rate limit exceeded"),
+        (4009, "The client is not a member of the specified channel."),
+    ],
+)
+def test_errors_of_one_message_are_reported_and_leave_the_subscribe_alone(code: int, message: str) -> None:
+    h = connected()
+    sub(h, "private-a")
+    out = h.frame("pusher:error", {"code": code, "message": message})
+    (error,) = errors(out)
+    assert isinstance(error, ServerError)
+    assert (error.code, error.message) == (code, message)
+    assert of_type(out, SubscriptionFailed) == []
+    assert closes(out) == []
+    assert h.proto.channel_state("private-a") is CS.PENDING
+    assert of_type(h.succeed("private-a", {}), SubscriptionSucceeded)
+
+
+def test_channel_less_4009_with_nothing_pending_is_a_server_error() -> None:
+    h = connected()
+    sub(h, "private-a")
+    h.proto.subscribe("private-b", h.now)
+    h.drain()  # authorising: pusher:subscribe not sent yet, so the error cannot be its answer
+    h.succeed("private-a", {})
+    (error,) = errors(h.frame("pusher:error", {"code": 4009, "message": "Connection is unauthorized"}))
+    assert isinstance(error, ServerError)
+    assert h.proto.channel_state("private-b") is CS.PENDING
+
+
+def test_refusal_of_a_cancelled_subscribe_ends_it_silently() -> None:
+    h = connected()
+    sub(h, "private-a")
+    unsub(h, "private-a")
+    out = h.frame("pusher:error", {"code": 4009, "message": "Connection is unauthorized"})
+    assert of_type(out, SubscriptionFailed) == []
+    assert errors(out) == []
+    assert h.proto.channel_state("private-a") is CS.UNSUBSCRIBED
+
+
+def test_after_a_refusal_a_reconnect_subscribes_again() -> None:
+    h = connected()
+    sub(h, "private-a")
+    h.frame("pusher:error", {"code": 4009, "message": "Connection is unauthorized"})
+    h.close(None)
+    out = h.reopen()
+    assert of_type(out, AuthorizeChannel)[0].channel == "private-a"
 
 
 def test_subscription_timeout_covers_an_auth_that_never_answers() -> None:
