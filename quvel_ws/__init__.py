@@ -39,6 +39,7 @@ from quvel_ws.errors import (
 )
 
 if TYPE_CHECKING:
+    from quvel_ws._logs import RedactSecrets
     from quvel_ws.client import (
         NOTIFICATION_EVENT,
         Channel,
@@ -66,6 +67,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "RedactSecrets": "quvel_ws._logs",
     "HttpAuthorizer": "quvel_ws.client",
     "Channel": "quvel_ws.client",
     "PresenceChannel": "quvel_ws.client",
@@ -133,6 +135,7 @@ __all__ = [
     "PresenceChannel",
     "PresenceHandlers",
     "ProtocolError",
+    "RedactSecrets",
     "ServerError",
     "ServiceShutDown",
     "SigninError",
