@@ -135,15 +135,6 @@ async def run(args: argparse.Namespace) -> int:
             if args.dev_auth
             else None
         )
-        if default_secret_apps(apps) and is_loopback(host):
-            ids = ", ".join(repr(a.id) for a in default_secret_apps(apps))
-            print(
-                f"quvel serve: WARNING: app {ids} runs with the default secret {DEFAULT_SECRET!r}: anyone "
-                "who knows it can sign private channels and publish. Fine on loopback for development; set "
-                '--app-secret, QUVEL_APP_SECRET or "secret" in the apps file before binding elsewhere.',
-                file=sys.stderr,
-                flush=True,
-            )
         server = PusherServer(
             apps=apps,
             host=host,
@@ -162,6 +153,15 @@ async def run(args: argparse.Namespace) -> int:
             f"quvel serve: --dev-auth: {server.http_url}/broadcasting/auth signs EVERY channel for ANY "
             f"caller (user = the bearer token, else 1), with app {apps[0].id!r}; for local development "
             "only, never in production",
+            file=sys.stderr,
+            flush=True,
+        )
+    if default_secret_apps(apps) and is_loopback(host):
+        ids = ", ".join(repr(a.id) for a in default_secret_apps(apps))
+        print(
+            f"quvel serve: WARNING: app {ids} runs with the default secret {DEFAULT_SECRET!r}: anyone "
+            "who knows it can sign private channels and publish. Fine on loopback for development; set "
+            '--app-secret, QUVEL_APP_SECRET or "secret" in the apps file before binding elsewhere.',
             file=sys.stderr,
             flush=True,
         )

@@ -251,7 +251,7 @@ async def hostile_client_logs(frames: int = 20_000) -> dict[str, Any]:
                 while True:
                     await asyncio.wait_for(ws.recv(), 0.5)
         await asyncio.sleep(0.5)
-    return {"frames": frames, "server_log_bytes": sum(len(line) for line in lines[1:])}  # [0]: the warning
+    return {"frames": frames, "server_log_bytes": sum(len(line) for line in lines)}
 
 
 async def hostile_server_logs(errors: int = 20_000) -> dict[str, Any]:
