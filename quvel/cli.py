@@ -55,6 +55,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from quvel_ws import RedactSecrets
+
+    for handler in logging.getLogger().handlers:  # httpx's request log prints signed URLs at INFO
+        handler.addFilter(RedactSecrets())
     run = importlib.import_module(args._module).run
     try:
         result = run(args)

@@ -137,11 +137,47 @@ class _Printer:
             record: dict[str, Any] = {"channel": channel, "event": event, "data": data}
             if user_id is not None:
                 record["user_id"] = user_id
-            line = json.dumps(record, ensure_ascii=False, default=str)
+            line = dumps(record)
         else:
-            body = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False, default=str)
+            body = data if isinstance(data, str) else dumps(data)
             line = f"{channel} {event} {body}"
         self.out.write(line + "\n")
+
+
+def dumps(value: Any) -> str:
+    """JSON text of any decoded event, however deeply nested (``json.dumps`` recurses and raises
+    RecursionError near 1,000 levels; a server may send more)."""
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except RecursionError:
+        return _dumps_iteratively(value)
+
+
+def _dumps_iteratively(value: Any) -> str:
+    parts: list[str] = []
+    stack: list[Any] = [value]  # values to write, and literal strings (as 1-tuples) between them
+    while stack:
+        item = stack.pop()
+        if isinstance(item, tuple):
+            parts.append(item[0])
+        elif isinstance(item, dict):
+            pieces: list[Any] = [("{",)]
+            for i, (key, val) in enumerate(item.items()):
+                pieces.append(((", " if i else "") + json.dumps(str(key), ensure_ascii=False) + ": ",))
+                pieces.append(val)
+            pieces.append(("}",))
+            stack.extend(reversed(pieces))
+        elif isinstance(item, list):
+            pieces = [("[",)]
+            for i, val in enumerate(item):
+                if i:
+                    pieces.append((", ",))
+                pieces.append(val)
+            pieces.append(("]",))
+            stack.extend(reversed(pieces))
+        else:
+            parts.append(json.dumps(item, ensure_ascii=False, default=str))
+    return "".join(parts)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -225,6 +261,8 @@ async def run(args: argparse.Namespace) -> int:
         if state in (ConnectionState.DISCONNECTED, ConnectionState.FAILED) and not finished.done():
             finished.set_result(1)
 
+    errors_seen: dict[str, list[float]] = {}  # message -> [window start, shown, hidden]
+
     def on_error(error: WsError) -> None:
         if isinstance(error, CertificateError):  # not transient: the library stops, so do we
             print(
@@ -234,7 +272,20 @@ async def run(args: argparse.Namespace) -> int:
                 flush=True,
             )
             return
-        note(f"# error: {error}")
+        # The same error at most 5 times per 10 s: a hostile server must not flood the terminal.
+        text, now = str(error), time.monotonic()
+        seen = errors_seen.get(text)
+        if seen is None or now - seen[0] >= 10:
+            hidden = int(seen[2]) if seen else 0
+            if seen is None and len(errors_seen) >= 256:
+                errors_seen.clear()
+            errors_seen[text] = [now, 1, 0]
+            note(f"# error: {text}" + (f" ({hidden} similar errors not shown)" if hidden else ""))
+        elif seen[1] < 5:
+            seen[1] += 1
+            note(f"# error: {text}")
+        else:
+            seen[2] += 1
 
     disposables = [
         ws.state.subscribe(on_state),

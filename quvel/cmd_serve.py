@@ -63,6 +63,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="POST signed webhooks here (repeatable) (default: none)",
     )
     parser.add_argument(
+        "--user-authentication",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="accept pusher:signin (default: on; Soketi's SOKETI_DEFAULT_APP_USER_AUTHENTICATION)",
+    )
+    parser.add_argument(
+        "--user-authentication-timeout",
+        type=float,
+        default=None,
+        metavar="S",
+        help="close (4009) sockets that neither sign in nor join a private channel within S seconds "
+        "(default: none)",
+    )
+    parser.add_argument(
         "--redis",
         default=None,
         metavar="URL",
@@ -81,11 +95,15 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
     from quvel_ws.server import AppConfig, app_from_env, load_apps_file
 
+    changes: dict[str, Any] = {}
+    if args.user_authentication is not None:
+        changes["user_authentication"] = args.user_authentication
+    if args.user_authentication_timeout is not None:
+        changes["user_authentication_timeout"] = args.user_authentication_timeout
     apps_file = opt.resolve(args, opt.APPS_FILE)
     if apps_file:
-        return list(load_apps_file(apps_file))
+        return [dataclasses.replace(app, **changes) for app in load_apps_file(apps_file)]
     base = app_from_env() or AppConfig()
-    changes: dict[str, Any] = {}
     # Flags, then the --env-file; QUVEL_APP_* (read by app_from_env) and the defaults come after.
     files = opt.env_file_settings(args, for_server=True)
     for setting, field in ((opt.APP_ID, "id"), (opt.APP_KEY, "key"), (opt.APP_SECRET, "secret")):
@@ -106,7 +124,7 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
 
 async def run(args: argparse.Namespace) -> int:
     from quvel_ws.errors import ClusterError, InvalidArgument
-    from quvel_ws.server import DevAuth, PusherServer
+    from quvel_ws.server import DEFAULT_SECRET, DevAuth, PusherServer, default_secret_apps, is_loopback
 
     try:
         apps = _apps(args)
@@ -135,6 +153,15 @@ async def run(args: argparse.Namespace) -> int:
             f"quvel serve: --dev-auth: {server.http_url}/broadcasting/auth signs EVERY channel for ANY "
             f"caller (user = the bearer token, else 1), with app {apps[0].id!r}; for local development "
             "only, never in production",
+            file=sys.stderr,
+            flush=True,
+        )
+    if default_secret_apps(apps) and is_loopback(host):
+        ids = ", ".join(repr(a.id) for a in default_secret_apps(apps))
+        print(
+            f"quvel serve: WARNING: app {ids} runs with the default secret {DEFAULT_SECRET!r}: anyone "
+            "who knows it can sign private channels and publish. Fine on loopback for development; set "
+            '--app-secret, QUVEL_APP_SECRET or "secret" in the apps file before binding elsewhere.',
             file=sys.stderr,
             flush=True,
         )

@@ -42,6 +42,7 @@ from quvel_ws.errors import (
 )
 
 if TYPE_CHECKING:
+    from quvel_ws._logs import RedactSecrets
     from quvel_ws.client import (
         NOTIFICATION_EVENT,
         Channel,
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
     )
 
 _LAZY: dict[str, str] = {
+    "RedactSecrets": "quvel_ws._logs",
     "HttpAuthorizer": "quvel_ws.client",
     "MemberList": "quvel_ws.client",
     "Channel": "quvel_ws.client",
@@ -141,6 +143,7 @@ __all__ = [
     "PresenceChannel",
     "PresenceHandlers",
     "ProtocolError",
+    "RedactSecrets",
     "ServerError",
     "ServiceShutDown",
     "SigninError",

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from quvel_ws._logs import RepeatLimiter, suppressed_note
 from quvel_ws.client._hubs import ChannelHubs, Hub
 from quvel_ws.client._retry import SubscriptionRetry, is_transient
 from quvel_ws.client._roster import MemberList, Roster
@@ -53,6 +54,7 @@ class Dispatcher:
         self._retry = retry
         self.state, self.errors, self.user_events, self.global_events = streams
         self._loop = loop
+        self._log_limit = RepeatLimiter()  # a hostile server must not flood the log
         self.state_waiters: list[asyncio.Future[None]] = []
         self.last_refusal: WsError | None = None
         self.user_id: str | None = None
@@ -72,10 +74,13 @@ class Dispatcher:
 
     def report(self, error: WsError, hub: Hub | None, exc_info: BaseException | None = None) -> None:
         """Log an error once and put it on the channel's and the service's ``errors``."""
-        if exc_info is not None:
-            logger.error("%s", error, exc_info=exc_info)
+        suppressed = self._log_limit.check(f"{type(error).__name__}: {error}")
+        if suppressed is None:
+            pass  # the same message again within the window: counted, not logged
+        elif exc_info is not None:
+            logger.error("%s%s", error, suppressed_note(suppressed), exc_info=exc_info)
         else:
-            logger.warning("%s", error)
+            logger.warning("%s%s", error, suppressed_note(suppressed))
         if hub is not None:
             for sink in hub.errors:
                 if sink.active:

@@ -60,6 +60,10 @@ from quvel_ws.protocol._user import UserAuthPart
 logger = logging.getLogger(__name__)
 
 
+#: The lowest ``activity_timeout`` a server may impose (seconds).
+MIN_SERVER_ACTIVITY_TIMEOUT = 1.0
+
+
 def _error_fields(data: Any) -> tuple[int | None, str]:
     """``(code, message)`` of a ``pusher:error`` (object on Pusher/Soketi, JSON string on Reverb)."""
     if type(data) is dict:
@@ -402,7 +406,10 @@ class PusherProtocol(UserAuthPart):
         self._connected_at = now
         self._attempt = 0
         self._socket_id = socket_id
-        self._activity_timeout = min(self._config.activity_timeout, server_timeout)
+        # A floor on what the server asks for: 1e-6 would make the client ping thousands of times a second.
+        self._activity_timeout = min(
+            self._config.activity_timeout, max(MIN_SERVER_ACTIVITY_TIMEOUT, server_timeout)
+        )
         self._last_rx = now
         self._ping_at = None
         self._set_state(STATE_CONNECTED)

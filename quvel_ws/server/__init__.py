@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 from quvel_ws.errors import SignatureError
 
 if TYPE_CHECKING:
-    from quvel_ws.server._app import AppConfig, Limits, app_from_env, load_apps_file
+    from quvel_ws.server._app import (
+        DEFAULT_SECRET,
+        AppConfig,
+        Limits,
+        app_from_env,
+        default_secret_apps,
+        is_loopback,
+        load_apps_file,
+    )
     from quvel_ws.server._dev_auth import DevAuth
     from quvel_ws.server._server import PusherServer, ServerThread
     from quvel_ws.server._signature import sign_params, verify_request
@@ -25,6 +33,9 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "AppConfig": "quvel_ws.server._app",
     "DevAuth": "quvel_ws.server._dev_auth",
+    "DEFAULT_SECRET": "quvel_ws.server._app",
+    "default_secret_apps": "quvel_ws.server._app",
+    "is_loopback": "quvel_ws.server._app",
     "Limits": "quvel_ws.server._app",
     "app_from_env": "quvel_ws.server._app",
     "load_apps_file": "quvel_ws.server._app",
@@ -52,6 +63,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_SECRET",
     "AppConfig",
     "DevAuth",
     "Limits",
@@ -59,6 +71,8 @@ __all__ = [
     "ServerThread",
     "SignatureError",
     "app_from_env",
+    "default_secret_apps",
+    "is_loopback",
     "load_apps_file",
     "sign_params",
     "verify_request",

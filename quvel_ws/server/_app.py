@@ -6,11 +6,13 @@ objects, or ``{"apps": [...]}``) using the same field names as :class:`AppConfig
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -20,6 +22,10 @@ from quvel_ws.protocol import decode_key
 
 _APP_ID_RE = re.compile(r"\A[0-9A-Za-z_-]{1,100}\Z")
 _KEY_RE = re.compile(r"\A[^\s/?#]{1,200}\Z")
+#: The well-known development credentials. A server bound beyond loopback refuses to run with this
+#: secret: anyone who knows it (it is in the docs) could read private channels and publish.
+DEFAULT_KEY = "app-key"
+DEFAULT_SECRET = "app-secret"
 
 
 @dataclass(frozen=True)
@@ -30,8 +36,8 @@ class AppConfig:
     """
 
     id: str = "1"
-    key: str = "app-key"
-    secret: str = "app-secret"
+    key: str = DEFAULT_KEY
+    secret: str = field(default=DEFAULT_SECRET, repr=False)  # never in logs or tracebacks
     enable_client_events: bool = False
     #: A disabled app refuses connections (4003) and HTTP API calls (403), as Pusher does.
     enabled: bool = True
@@ -43,6 +49,12 @@ class AppConfig:
     #: Close sockets that neither sign in nor subscribe a private channel within this many seconds
     #: (Soketi's ``userAuthenticationTimeout``, code 4009). ``None``: sign-in is optional.
     user_authentication_timeout: float | None = None
+    #: Accept ``pusher:signin`` (user authentication). Off: a sign-in is answered with ``pusher:error``
+    #: 4200 and the socket stays open, as on a server without the feature (Reverb).
+    user_authentication: bool = True
+    #: Channels one socket may hold at once; one more is refused with ``pusher:subscription_error``
+    #: (``LimitReached``, status 4100). Real apps hold tens; the cap bounds one socket's memory.
+    max_channels_per_connection: int = 1000
     max_connections: int | None = None
     max_client_events_per_second: int = 10
     max_payload_bytes: int = 10 * 1024
@@ -83,6 +95,7 @@ class AppConfig:
             "max_event_name_length",
             "max_channels_per_event",
             "max_batch_size",
+            "max_channels_per_connection",
         ):
             if int(getattr(self, name)) < 1:
                 raise InvalidArgument(f"app {self.id!r}: {name} must be at least 1")
@@ -95,6 +108,10 @@ class AppConfig:
                 raise InvalidArgument(
                     f"app {self.id!r}: encryption_master_key_base64 must be the base64 of 32 bytes: {exc}"
                 ) from None
+        if self.user_authentication_timeout is not None and not self.user_authentication:
+            raise InvalidArgument(
+                f"app {self.id!r}: user_authentication_timeout needs user_authentication on"
+            )
         object.__setattr__(self, "webhooks", tuple(self.webhooks))
         object.__setattr__(self, "allowed_origins", tuple(self.allowed_origins))
 
@@ -150,14 +167,30 @@ def app_from_env(env: Mapping[str, str] | None = None) -> AppConfig | None:
         return None
     kwargs: dict[str, Any] = {
         "id": env.get("QUVEL_APP_ID", "1"),
-        "key": env.get("QUVEL_APP_KEY", "app-key"),
-        "secret": env.get("QUVEL_APP_SECRET", "app-secret"),
+        "key": env.get("QUVEL_APP_KEY", DEFAULT_KEY),
+        "secret": env.get("QUVEL_APP_SECRET", DEFAULT_SECRET),
     }
     if "QUVEL_APP_ENABLE_CLIENT_EVENTS" in env:
         kwargs["enable_client_events"] = _env_bool(env["QUVEL_APP_ENABLE_CLIENT_EVENTS"])
     if env.get("QUVEL_APP_MAX_CONNECTIONS"):
         kwargs["max_connections"] = int(env["QUVEL_APP_MAX_CONNECTIONS"])
     return AppConfig(**kwargs)
+
+
+def is_loopback(host: str) -> bool:
+    """Is ``host`` a loopback address (or ``localhost``)? ``""``, ``0.0.0.0`` and ``::`` are not."""
+    if host.lower() in ("localhost", "localhost.", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def default_secret_apps(apps: Iterable[AppConfig]) -> list[AppConfig]:
+    """The apps that use the well-known default secret."""
+    default = DEFAULT_SECRET.encode()
+    return [app for app in apps if hmac.compare_digest(app.secret.encode(), default)]
 
 
 def check_apps(apps: Iterable[AppConfig]) -> list[AppConfig]:
@@ -185,5 +218,43 @@ class Limits:
     #: A socket whose unsent output grows past this is dropped (TCP abort: a close frame would queue
     #: behind the backlog); a slow consumer must not make the server buffer without bound.
     max_write_buffer_bytes: int = 4 * 1024 * 1024
-    #: An HTTP connection (keep-alive, or a WebSocket handshake never finished) idle this long is closed.
+    #: A keep-alive HTTP connection idle this long between requests is closed.
     http_idle_timeout: float = 60.0
+    #: Total deadline for one request head (a WebSocket handshake included), from its first byte (or
+    #: from the connection, for the first request); not reset by each byte, so a trickled head
+    #: (slowloris) is closed within it.
+    head_timeout: float = 10.0
+    #: A request body must arrive at this average rate (bytes/s) after ``body_grace`` seconds, so a
+    #: body trickled byte by byte is closed; an honest upload is far faster.
+    min_body_rate: float = 1024.0
+    body_grace: float = 5.0
+    #: Connections that have not upgraded to WebSocket (HTTP requests, handshakes under way): at most
+    #: this many per server (past it the oldest is closed, so a flood of slow connections cannot lock
+    #: new clients out) and per client address (past it the new one is closed).
+    max_pending_connections: int = 1024
+    max_pending_per_address: int = 64
+    #: When ``accept()`` fails for lack of file descriptors (EMFILE), stop accepting for this long
+    #: (logged once per pause) instead of spinning.
+    accept_pause: float = 1.0
+    #: Webhook events waiting to be sent (all apps); past it the oldest are dropped and counted.
+    max_pending_webhooks: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_frame_bytes",
+            "max_http_body_bytes",
+            "max_http_head_bytes",
+            "max_write_buffer_bytes",
+            "http_idle_timeout",
+            "head_timeout",
+            "min_body_rate",
+            "max_pending_connections",
+            "max_pending_per_address",
+            "accept_pause",
+            "max_pending_webhooks",
+        ):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+                raise InvalidArgument(f"Limits.{name} must be a positive number, got {value!r}")
+        if self.body_grace < 0:
+            raise InvalidArgument("Limits.body_grace must not be negative")

@@ -14,7 +14,6 @@ import functools
 import hashlib
 import logging
 import re
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote
@@ -36,6 +35,8 @@ logger = logging.getLogger(__name__)
 _PROTOCOL_LOGGER = protocol_logger(__name__)
 _WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 _APP_PATH_RE = re.compile(r"\A(?:/[^?]*)?/app/(?P<key>[^/?]+)/?\Z")
+# What an HTTP connection is waiting for, and so which deadline applies.
+_HEAD, _BODY, _IDLE = "head", "body", "idle"
 
 
 class ServerConnection(asyncio.Protocol):
@@ -50,7 +51,8 @@ class ServerConnection(asyncio.Protocol):
         self._rejecting: ServerProtocol | None = None
         self._done = False
         self._answering = False  # a gathered (cluster) answer is on its way; later requests wait
-        self.last_activity = time.monotonic()
+        self._timer: asyncio.TimerHandle | None = None
+        self._phase = _HEAD
 
     # --- asyncio callbacks -------------------------------------------------------------------------
 
@@ -61,6 +63,14 @@ class ServerConnection(asyncio.Protocol):
         self.transport = transport
         transport.set_write_buffer_limits(high=self.server.limits.max_write_buffer_bytes)
         self.server.connections.add(self)
+        peer = transport.get_extra_info("peername")
+        address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if not self.server.admission.admit(self, address):
+            logger.debug("closing a connection from %s: too many pending from that address", address)
+            self._done = True
+            transport.abort()
+            return
+        self._arm(self.server.limits.head_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self.socket is not None:
@@ -70,11 +80,13 @@ class ServerConnection(asyncio.Protocol):
                 logger.exception("error on socket %s; closing it", self.socket.id)
                 self.socket.close(1011, "Internal error")
             return
-        self.last_activity = time.monotonic()
         if self._rejecting is not None:
             self._rejecting.receive_data(data)
             self._flush_rejecting()
         elif not self._done:
+            if self._phase == _IDLE:  # the first byte of the next request starts its head deadline
+                self._phase = _HEAD
+                self._arm(self.server.limits.head_timeout)
             self._buffer += data
             if self._answering:
                 return
@@ -90,6 +102,8 @@ class ServerConnection(asyncio.Protocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        self.server.admission.release(self)
         self.server.connections.discard(self)
         sock, self.socket = self.socket, None
         if sock is not None:
@@ -102,11 +116,38 @@ class ServerConnection(asyncio.Protocol):
         # A consumer that cannot keep up would make the server buffer without bound: drop it (its client
         # reconnects). Healthy clients never come near the limit.
         if self.socket is not None and self.transport is not None:
-            logger.warning(
-                "socket %s is not reading fast enough (over %d bytes queued): closing it",
-                self.socket.id,
-                self.server.limits.max_write_buffer_bytes,
-            )
+            self.server.slow_consumer(self.socket)
+
+    # --- deadlines ---------------------------------------------------------------------------------
+
+    def _arm(self, seconds: float) -> None:
+        """One timer per connection, moved only when the phase changes (never per byte)."""
+        self._disarm()
+        self._timer = asyncio.get_running_loop().call_later(seconds, self._deadline_passed)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _deadline_passed(self) -> None:
+        self._timer = None
+        if self.transport is None or self.socket is not None or self._done:
+            return
+        if self._phase == _IDLE:
+            self._done = True
+            self.transport.close()
+        elif self._phase == _BODY:
+            self._fail(408, "The request body arrived too slowly")
+        else:
+            self._fail(408, "The request head did not arrive in time")
+
+    def close_pending(self, reason: str) -> None:
+        """Close a connection that has not upgraded (the server has too many such)."""
+        logger.debug("closing a pending connection: %s", reason)
+        self._done = True
+        self._disarm()
+        if self.transport is not None:
             self.transport.abort()
 
     # --- HTTP --------------------------------------------------------------------------------------
@@ -116,8 +157,8 @@ class ServerConnection(asyncio.Protocol):
         limits = self.server.limits
         while not self._done and self.socket is None and not self._answering:
             if self._pending is None:
-                end = self._buffer.find(b"\r\n\r\n")
-                if end < 0:
+                end = self._buffer.find(b"\r\n\r\n", 0, limits.max_http_head_bytes + 4)
+                if end < 0 or end > limits.max_http_head_bytes:  # however the bytes arrived
                     if len(self._buffer) > limits.max_http_head_bytes:
                         self._fail(431, "Request header fields too large")
                     return
@@ -135,6 +176,9 @@ class ServerConnection(asyncio.Protocol):
                 if req.headers.get("expect", "").lower() == "100-continue" and len(self._buffer) < length:
                     self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 self._pending = (req, length)
+                if len(self._buffer) < length:  # a minimum average rate, not a per-byte idle timer
+                    self._phase = _BODY
+                    self._arm(limits.body_grace + length / limits.min_body_rate)
             req, length = self._pending
             if len(self._buffer) < length:
                 return
@@ -151,6 +195,7 @@ class ServerConnection(asyncio.Protocol):
                 self._respond(req, *answer)
             else:
                 self._answering = True
+                self._disarm()  # the cluster's own timeout bounds the answer
                 task = asyncio.ensure_future(answer)
                 task.add_done_callback(functools.partial(self._answered, req))
 
@@ -171,6 +216,12 @@ class ServerConnection(asyncio.Protocol):
         if not keep_alive:
             self._done = True
             self.transport.close()
+        elif self._buffer:  # a pipelined request: its head is due now
+            self._phase = _HEAD
+            self._arm(self.server.limits.head_timeout)
+        else:
+            self._phase = _IDLE
+            self._arm(self.server.limits.http_idle_timeout)
 
     def _answered(self, req: Request, task: asyncio.Future[tuple[int, bytes, str]]) -> None:
         self._answering = False
@@ -186,18 +237,19 @@ class ServerConnection(asyncio.Protocol):
     def _fail(self, status: int, message: str) -> None:
         assert self.transport is not None
         self._done = True
+        self._disarm()
         self.transport.write(
             response(status, orjson.dumps({"error": message, "code": status}), keep_alive=False)
         )
         self.transport.close()
 
-    def close_idle(self, *, force: bool = False) -> None:
-        """Close an HTTP connection between requests (on shutdown), or any non-WebSocket one (``force``:
-        idle too long, e.g. a handshake that never finished)."""
+    def close_idle(self) -> None:
+        """Close an HTTP connection between requests (on shutdown)."""
         if self.transport is None or self.socket is not None:
             return
-        if force or (self._rejecting is None and self._pending is None and not self._answering):
+        if self._rejecting is None and self._pending is None and not self._answering:
             self._done = True
+            self._disarm()
             self.transport.close()
 
     # --- WebSocket upgrade ---------------------------------------------------------------------------
@@ -236,6 +288,8 @@ class ServerConnection(asyncio.Protocol):
         )
         leftover = bytes(self._buffer)
         self._buffer.clear()
+        self._disarm()
+        self.server.admission.release(self)  # upgraded: the WebSocket limits take over
         outcome = self.server.open_socket(
             self.transport, unquote(match["key"]), req.query, req.headers.get("origin")
         )

@@ -56,9 +56,7 @@ def validate_event(app: AppConfig, body: Any) -> EventToPublish:
     if not isinstance(name, str) or not name:
         raise HttpApiError(400, "The event needs a non-empty string name")
     if len(name) > app.max_event_name_length:
-        raise HttpApiError(
-            400, f"Event name is too long. Maximum allowed size is {app.max_event_name_length}."
-        )
+        raise HttpApiError(400, f"Event name is too long: at most {app.max_event_name_length} characters.")
     if "channels" in body:
         channels = body["channels"]
         if not isinstance(channels, list) or not channels:
@@ -82,9 +80,7 @@ def validate_event(app: AppConfig, body: Any) -> EventToPublish:
     data = body["data"]
     size = len(data.encode()) if isinstance(data, str) else len(orjson.dumps(data))
     if size > app.max_payload_bytes:
-        raise HttpApiError(
-            413, f"The event data should be less than {app.max_payload_bytes} bytes (got {size})."
-        )
+        raise HttpApiError(413, f"The event data must be at most {app.max_payload_bytes} bytes (got {size}).")
     socket_id = body.get("socket_id")
     if socket_id is not None and (not isinstance(socket_id, str) or not SOCKET_ID_RE.match(socket_id)):
         raise HttpApiError(400, "socket_id must look like '123.456'")

@@ -14,11 +14,20 @@ from urllib.parse import quote
 
 import orjson
 
+from quvel_ws._logs import RepeatLimiter, suppressed_note
 from quvel_ws.errors import HttpApiError, InvalidArgument
-from quvel_ws.server._app import AppConfig, Limits, check_apps
+from quvel_ws.server._app import (
+    DEFAULT_SECRET,
+    AppConfig,
+    Limits,
+    check_apps,
+    default_secret_apps,
+    is_loopback,
+)
 from quvel_ws.server._conn import ServerConnection
 from quvel_ws.server._frames import event_frame, text_frame
 from quvel_ws.server._http import EventToPublish, HttpApi, Route, channel_attributes, validate_event
+from quvel_ws.server._listen import Admission, Listener
 from quvel_ws.server._state import AppState
 from quvel_ws.server._thread import LoopThread
 from quvel_ws.server._webhooks import WebhookSender
@@ -29,6 +38,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 SHUTDOWN_MESSAGE = "Server closed. Please reconnect shortly."
+#: Lowest ``activity_timeout``: below it clients would ping in a tight loop.
+MIN_ACTIVITY_TIMEOUT = 1.0
+#: ``?protocol=`` versions served (Pusher accepts 4-7: pysher sends 6, old mobile SDKs 5).
+PROTOCOL_VERSIONS = frozenset({"4", "5", "6", "7"})
 
 
 class PusherServer:
@@ -38,6 +51,9 @@ class PusherServer:
     ``server.ws_url`` / ``server.http_url`` say where. ``stop()`` closes every client with 4200 (so
     they reconnect) and ``start()`` listens again on the same port. ``routes`` maps extra HTTP paths
     to handlers answered before the HTTP API (``quvel serve --dev-auth`` adds Laravel's auth paths).
+
+    A ``host`` beyond loopback is refused while an app uses the well-known default secret
+    (``app-secret``): set a secret of your own.
     """
 
     def __init__(
@@ -65,10 +81,23 @@ class PusherServer:
             for t in (activity_timeout, pong_timeout, close_timeout)
         ):
             raise InvalidArgument("activity_timeout, pong_timeout and close_timeout must be positive seconds")
+        if activity_timeout < MIN_ACTIVITY_TIMEOUT:
+            raise InvalidArgument(
+                f"activity_timeout must be at least {MIN_ACTIVITY_TIMEOUT:g} s (clients ping after it), "
+                f"got {activity_timeout!r}"
+            )
         if type(port) is not int or not 0 <= port <= 65535:
             raise InvalidArgument(f"port must be an integer from 0 to 65535 (0: any free port), got {port!r}")
         if not isinstance(host, str):
             raise InvalidArgument(f"host must be a string, not {type(host).__name__}")
+        if not is_loopback(host) and default_secret_apps(self.apps):
+            ids = ", ".join(repr(a.id) for a in default_secret_apps(self.apps))
+            raise InvalidArgument(
+                f"refusing to listen on {host or 'every interface'!r} with the default secret "
+                f"{DEFAULT_SECRET!r} (app {ids}): anyone could sign private channels and publish. Set a "
+                'secret of your own (AppConfig(secret=...), --app-secret or QUVEL_APP_SECRET, "secret" '
+                "in the apps file), or bind to 127.0.0.1"
+            )
         self.host = host
         self._port = port
         self.activity_timeout = activity_timeout
@@ -86,10 +115,12 @@ class PusherServer:
         #: Extra HTTP paths answered on the server's port before the Pusher HTTP API (e.g. dev auth).
         self.routes: Mapping[str, Route] = dict(routes or {})
         self.connections: set[ServerConnection] = set()
+        self.admission = Admission(self.limits)
+        self._log_limit = RepeatLimiter()
         self.closing = False
         self._states: dict[str, AppState] = {}
         self._by_key: dict[str, AppState] = {}
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
         self._webhooks: WebhookSender | None = None
         self._drained: asyncio.Event | None = None
@@ -134,7 +165,7 @@ class PusherServer:
         loop = asyncio.get_running_loop()
         self.closing = False
         if any(app.webhooks for app in self.apps):
-            self._webhooks = WebhookSender()
+            self._webhooks = WebhookSender(max_pending=self.limits.max_pending_webhooks)
             self._webhooks.start()
         self._states = {app.id: AppState(app, self._webhooks, self.cluster) for app in self.apps}
         self._by_key = {s.config.key: s for s in self._states.values()}
@@ -146,15 +177,9 @@ class PusherServer:
                     await self._webhooks.close()
                     self._webhooks = None
                 raise
-        self._server = await loop.create_server(
-            lambda: ServerConnection(self),
-            self.host,
-            self._port,
-            reuse_address=True,
-            backlog=4096,
-            ssl=self.ssl,
-        )
-        self._port = int(self._server.sockets[0].getsockname()[1])
+        listener = Listener(lambda: ServerConnection(self), self.limits, ssl=self.ssl)
+        self._port = await listener.open(self.host, self._port)
+        self._server = listener
         self._heartbeat_task = loop.create_task(self._heartbeat(), name="quvel-server-heartbeat")
         logger.info("Pusher server listening on %s (HTTP API %s)", self.ws_url, self.http_url)
 
@@ -173,7 +198,7 @@ class PusherServer:
             state.quiet = True
             for sock in list(state.sockets.values()):
                 if abort:
-                    sock.transport.abort()
+                    sock.abort()
                 else:
                     sock.close(code, message, error=message)
         for conn in list(self.connections):
@@ -316,6 +341,20 @@ class PusherServer:
     def socket_ids(self, app_id: str | None = None) -> list[str]:
         return list(self._state(app_id).sockets) if self._states else []
 
+    def stats(self) -> dict[str, int]:
+        """Counters for monitoring: open connections, those not upgraded yet, the ones refused or
+        closed by the caps, accept pauses (out of file descriptors), webhook events dropped."""
+        listener = self._server
+        return {
+            "connections": len(self.connections),
+            "websockets": sum(len(s.sockets) for s in self._states.values()),
+            "pending": len(self.admission),
+            "pending_refused": self.admission.refused,
+            "pending_evicted": self.admission.evicted,
+            "accept_pauses": listener.pauses if listener is not None else 0,
+            "webhooks_dropped": self._webhooks.dropped if self._webhooks is not None else 0,
+        }
+
     # --- used by connections -------------------------------------------------------------------------
 
     def app_state_by_id(self, app_id: str) -> AppState | None:
@@ -349,8 +388,8 @@ class PusherServer:
         if not state.config.origin_allowed(origin):
             return 4009, "Origin not allowed."
         protocol = query.get("protocol")
-        if protocol is not None and protocol != "7":
-            return 4007, f"Unsupported protocol version {protocol[:20]!r}: this server speaks protocol 7."
+        if protocol is not None and protocol not in PROTOCOL_VERSIONS:
+            return 4007, f"Unsupported protocol version {protocol[:20]!r}: this server accepts 4 to 7."
         cfg = state.config
         if cfg.max_connections is not None and len(state.sockets) >= cfg.max_connections:
             return 4004, "Application is over connection quota."
@@ -365,6 +404,18 @@ class PusherServer:
     def socket_closed(self, sock: Socket) -> None:
         sock.app.remove_socket(sock)
 
+    def slow_consumer(self, sock: Socket) -> None:
+        """Drop a socket whose unsent output passed the limit (logged at most a few times a minute)."""
+        suppressed = self._log_limit.check("slow consumer")
+        if suppressed is not None:
+            logger.warning(
+                "socket %s is not reading fast enough (over %d bytes queued): closing it%s",
+                sock.id,
+                self.limits.max_write_buffer_bytes,
+                suppressed_note(suppressed),
+            )
+        sock.abort()
+
     def connection_gone(self) -> None:
         if self._drained is not None and not self.connections:
             self._drained.set()
@@ -373,7 +424,6 @@ class PusherServer:
         """Ping sockets idle for ``activity_timeout``; close with 4201 those silent ``pong_timeout`` after."""
         timeouts = [self.activity_timeout, self.pong_timeout]
         timeouts += [a.user_authentication_timeout for a in self.apps if a.user_authentication_timeout]
-        timeouts.append(self.limits.http_idle_timeout)
         tick = min(5.0, max(0.05, min(timeouts) / 4))
         last_prune = time.monotonic()
         while True:
@@ -403,10 +453,6 @@ class PusherServer:
                         )
                 if now - last_prune > 60:
                     state.prune_cache()
-            idle = self.limits.http_idle_timeout
-            for conn in list(self.connections):
-                if conn.socket is None and now - conn.last_activity > idle:
-                    conn.close_idle(force=True)
             if now - last_prune > 60:
                 last_prune = now
 

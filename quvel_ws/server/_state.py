@@ -187,6 +187,13 @@ class AppState:
                     _json_str({"subscription_count": len(ch.subscribers)}),
                 )
 
+    def mute(self, sock: Socket) -> None:
+        """Stop fan-out writes to ``sock`` without changing any subscriber set (safe mid-publish)."""
+        for name in sock.channels:
+            ch = self.channels.get(name)
+            if ch is not None and sock in ch.subscribers:
+                ch.subscribers[sock] = sock.write
+
     def add_socket(self, sock: Socket) -> None:
         self.sockets[sock.id] = sock
 

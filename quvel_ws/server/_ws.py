@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -61,7 +62,7 @@ class Socket:
         self.server = server
         self.app = app
         self.transport = transport
-        self.write = transport.write
+        self.write: Callable[[bytes | bytearray | memoryview[Any]], None] = transport.write
         self.id = socket_id
         self.proto = ServerProtocol(
             state=State.OPEN, max_size=server.limits.max_frame_bytes, logger=_ws_logger
@@ -139,7 +140,18 @@ class Socket:
 
     def _abort_if_open(self) -> None:
         if not self.closed:
-            self.transport.abort()
+            self.abort()
+
+    def abort(self) -> None:
+        """Drop the TCP connection now (no close frame), and leave every channel first: a fan-out
+        must never write into an aborted transport (asyncio logs a warning per such write)."""
+        if not self.closing:
+            self.closing = True
+            # Mute rather than leave: this may run inside a fan-out loop over a channel's subscribers
+            # (a write that overflows the buffer), which must not change size. connection_lost leaves.
+            self.write = _discard
+            self.app.mute(self)
+        self.transport.abort()
 
     # --- frames ------------------------------------------------------------------------------------
 
@@ -261,6 +273,15 @@ class Socket:
 
         if name in self.channels:  # a repeated subscribe is confirmed again, with no membership change
             ch = self.app.channels[name]
+        elif len(self.channels) >= cfg.max_channels_per_connection:
+            self._sub_error(
+                name,
+                "LimitReached",
+                f"A connection may hold at most {cfg.max_channels_per_connection} channels: "
+                "unsubscribe from one first.",
+                4100,
+            )
+            return
         else:
             ch, _ = self.app.join(self, name, member)
         cluster = self.app.cluster
@@ -340,7 +361,7 @@ class Socket:
             self.send(
                 error_frame(
                     4301,
-                    f"Event name is too long. Maximum allowed size is {cfg.max_event_name_length}.",
+                    f"Event name is too long: at most {cfg.max_event_name_length} characters.",
                     ch_for_error,
                 )
             )
@@ -359,10 +380,13 @@ class Socket:
             )
             return
         data = msg.get("data")
-        if len(orjson.dumps(data)) > cfg.max_payload_bytes:
+        size = len(orjson.dumps(data))
+        if size > cfg.max_payload_bytes:
             self.send(
                 error_frame(
-                    4301, f"The event data should be less than {cfg.max_payload_bytes} bytes.", channel
+                    4301,
+                    f"The event data must be at most {cfg.max_payload_bytes} bytes (got {size}).",
+                    channel,
                 )
             )
             return
@@ -392,6 +416,9 @@ class Socket:
 
     def _signin(self, data: dict[str, Any] | None) -> None:
         cfg = self.app.config
+        if not cfg.user_authentication:
+            self.send(error_frame(4200, "User authentication (pusher:signin) is not enabled for this app."))
+            return
         user_data = data.get("user_data") if data is not None else None
         if (
             data is None
@@ -421,6 +448,10 @@ class Socket:
         self.authorized = True
         self.send(event_frame("pusher:signin_success", {"user_data": user_data}))
         self.app.sign_in(self, str(user_id), watched)  # then the watchlist's online users, if any
+
+
+def _discard(frame: bytes | bytearray | memoryview[Any]) -> None:
+    """The writer of an aborted socket."""
 
 
 def _data_object(data: Any) -> dict[str, Any] | None:

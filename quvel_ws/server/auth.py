@@ -21,8 +21,9 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Any, cast
 from urllib.parse import parse_qsl
@@ -191,7 +192,7 @@ class AuthRequest:
 
     path: str
     form: Mapping[str, str]
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = field(repr=False)  # holds the bearer token
 
     @property
     def bearer_token(self) -> str | None:
@@ -213,9 +214,12 @@ class AuthEndpoint:
     - ``POST /broadcasting/user-auth`` (also ``/pusher/user-auth``): form ``socket_id``.
 
     ``users`` says who is asking: a mapping of Bearer tokens to users (``{"token-ann": {"id": 1,
-    "name": "Ann"}}``) or a callable taking an :class:`AuthRequest`. Without ``users`` every request
-    is anonymous: private channels are allowed, presence channels and sign-in are refused (403), as
-    Laravel refuses guarded channels to guests. ``can_join`` plays the part of ``routes/channels.php``.
+    "name": "Ann"}}``) or a callable taking an :class:`AuthRequest`. As Laravel's ``Broadcast::auth``,
+    a guest (no token, an unknown one, or no ``users``) gets 403 on every private, presence and
+    encrypted channel and on sign-in. ``guest_channels`` opts named channels in for guests (fnmatch
+    patterns on the full name, such as ``"private-board.*"``; private and encrypted ones only: presence
+    needs a user id). ``can_join(user, channel)`` plays ``routes/channels.php`` (``user`` is ``None``
+    for an opted-in guest); without it every signed-in user may join every channel.
     """
 
     def __init__(
@@ -226,6 +230,7 @@ class AuthEndpoint:
         master_key: bytes | str | None = None,
         users: Mapping[str, User] | UserResolver | None = None,
         can_join: ChannelGuard | None = None,
+        guest_channels: Iterable[str] = (),
         host: str = "127.0.0.1",
         port: int = 0,
         record_requests: bool = True,
@@ -233,6 +238,15 @@ class AuthEndpoint:
         self.authorizer = Authorizer(key, secret, master_key=master_key)
         self._users = users
         self._can_join = can_join
+        if isinstance(guest_channels, str):
+            raise InvalidArgument("guest_channels is a list of patterns, not one string")
+        self.guest_channels = tuple(guest_channels)
+        for pattern in self.guest_channels:
+            if not is_private(pattern) or is_presence(pattern):
+                raise InvalidArgument(
+                    f"guest_channels pattern {pattern!r} must start with private- (guests have no user id "
+                    "for presence channels, and public channels need no auth)"
+                )
         self.host = host
         self._port = port
         self._server: asyncio.Server | None = None
@@ -305,6 +319,9 @@ class AuthEndpoint:
         token = req.bearer_token
         return self._users.get(token) if token else None
 
+    def _guest_allowed(self, channel: str) -> bool:
+        return not is_presence(channel) and any(fnmatchcase(channel, p) for p in self.guest_channels)
+
     def handle(self, req: AuthRequest) -> tuple[int, Any]:
         """Answer one auth request: ``(status, JSON body)``."""
         socket_id = req.form.get("socket_id", "")
@@ -316,13 +333,15 @@ class AuthEndpoint:
                 return 403, {"message": "No signed-in user"}
             return 200, self.authorizer.user(socket_id, user)
         channel = req.form.get("channel_name", "")
+        if not channel:
+            return 403, {"message": "No channel_name"}  # Laravel: AccessDeniedHttpException
         problem = channel_name_problem(channel, user_channel=True)
         if problem is not None:
             return 400, {"message": f"channel_name: {problem}"}
         if not is_private(channel):
             return 400, {"message": "Public channels need no auth"}
-        if is_presence(channel) and user is None:
-            return 403, {"message": "No signed-in user"}
+        if user is None and not self._guest_allowed(channel):
+            return 403, {"message": "No signed-in user"}  # Laravel: a guarded channel needs a user
         verdict: bool | Mapping[str, Any] = True
         if self._can_join is not None:
             verdict = self._can_join(user, channel)
@@ -375,6 +394,7 @@ CORS_HEADERS: Mapping[str, str] = MappingProxyType(
 )
 #: Laravel's paths (``Broadcast::routes()``, ``Broadcast::userRoutes()``) and pusher-js's defaults.
 AUTH_PATHS = ("/broadcasting/auth", "/broadcasting/user-auth", "/pusher/auth", "/pusher/user-auth")
+_MAX_HEAD = 16 * 1024
 
 
 class _AuthProtocol(asyncio.Protocol):
@@ -400,9 +420,9 @@ class _AuthProtocol(asyncio.Protocol):
         try:
             while True:
                 if self.pending is None:
-                    end = self.buffer.find(b"\r\n\r\n")
-                    if end < 0:
-                        if len(self.buffer) > 16384:
+                    end = self.buffer.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
+                    if end < 0 or end > _MAX_HEAD:  # however the bytes arrived
+                        if len(self.buffer) > _MAX_HEAD:
                             raise HttpRequestError(431, "Request head too large")
                         return
                     req = parse_head(bytes(self.buffer[:end]))

@@ -118,7 +118,7 @@ async def test_endpoint_routes(endpoint: AuthEndpoint) -> None:
         user = await client.post(endpoint.user_auth_url, data={"socket_id": "1.2"}, headers=bearer)
         assert json.loads(user.json()["user_data"]) == {"id": "1", "name": "Ann"}
         encrypted = await client.post(
-            endpoint.url, data={"socket_id": "1.2", "channel_name": "private-encrypted-v"}
+            endpoint.url, data={"socket_id": "1.2", "channel_name": "private-encrypted-v"}, headers=bearer
         )
         assert "shared_secret" in encrypted.json()
         preflight = await client.options(endpoint.url)
@@ -136,3 +136,95 @@ async def test_endpoint_resolver_errors_are_500s() -> None:
         assert resp.status_code == 500
         again = await client.post(ep.url, data={"socket_id": "1.2", "channel_name": "private-a"})
         assert again.status_code == 500  # still serving
+
+
+# --- Laravel's Broadcast::auth, case by case ---------------------------------------------------------
+# PusherBroadcaster::auth: an empty channel_name, or a guarded channel (private-*, presence-*, which
+# includes private-encrypted-*) without an authenticated user, is an AccessDeniedHttpException (403)
+# before any channel callback runs; BroadcastController::authenticateUser answers 403 to guests too.
+
+GUARDED = ["private-orders", "presence-room", "private-encrypted-vault"]
+
+
+@pytest.mark.parametrize("channel", GUARDED)
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic dDE6"}, {"Authorization": ""}]
+)
+async def test_guests_are_refused_every_guarded_channel(channel: str, headers: dict[str, str]) -> None:
+    allowed: list[object] = []
+    ep = AuthEndpoint(
+        "app-key",
+        "app-secret",
+        master_key=MASTER,
+        users={"t1": {"id": 1}},
+        can_join=lambda user, ch: allowed.append(user) or True,
+    )
+    async with ep, httpx.AsyncClient() as client:
+        resp = await client.post(ep.url, data={"socket_id": "1.2", "channel_name": channel}, headers=headers)
+    assert resp.status_code == 403
+    assert "auth" not in resp.json()
+    assert "shared_secret" not in resp.json()
+    assert allowed == []  # as in Laravel, the channel callback never runs for a guest
+
+
+@pytest.mark.parametrize("channel", GUARDED)
+async def test_without_users_everyone_is_a_guest(channel: str) -> None:
+    async with AuthEndpoint("app-key", "app-secret", master_key=MASTER) as ep, httpx.AsyncClient() as client:
+        resp = await client.post(ep.url, data={"socket_id": "1.2", "channel_name": channel})
+        user = await client.post(ep.user_auth_url, data={"socket_id": "1.2"})
+    assert resp.status_code == 403
+    assert user.status_code == 403
+
+
+@pytest.mark.parametrize("channel", GUARDED)
+async def test_a_signed_in_user_is_signed_for_every_guarded_kind(channel: str) -> None:
+    ep = AuthEndpoint("app-key", "app-secret", master_key=MASTER, users={"t1": {"id": 1}})
+    async with ep, httpx.AsyncClient() as client:
+        resp = await client.post(
+            ep.url, data={"socket_id": "1.2", "channel_name": channel}, headers={"Authorization": "Bearer t1"}
+        )
+    assert resp.status_code == 200
+    assert resp.json()["auth"].startswith("app-key:")
+
+
+async def test_empty_channel_name_is_403_as_in_laravel() -> None:
+    ep = AuthEndpoint("app-key", "app-secret", users={"t1": {"id": 1}})
+    async with ep, httpx.AsyncClient() as client:
+        resp = await client.post(
+            ep.url, data={"socket_id": "1.2", "channel_name": ""}, headers={"Authorization": "Bearer t1"}
+        )
+    assert resp.status_code == 403
+
+
+async def test_guest_opt_in_is_limited_to_its_patterns() -> None:
+    seen: list[object] = []
+
+    def can_join(user: object, channel: str) -> bool:
+        seen.append((user, channel))
+        return channel != "private-board.closed"
+
+    ep = AuthEndpoint(
+        "app-key", "app-secret", master_key=MASTER, guest_channels=["private-board.*"], can_join=can_join
+    )
+    async with ep, httpx.AsyncClient() as client:
+
+        async def status(channel: str) -> int:
+            resp = await client.post(ep.url, data={"socket_id": "1.2", "channel_name": channel})
+            return resp.status_code
+
+        assert await status("private-board.1") == 200
+        assert await status("private-board.closed") == 403  # can_join still decides, with user None
+        assert await status("private-orders") == 403
+        assert await status("private-encrypted-board.1") == 403  # the pattern names the full channel
+    assert (None, "private-board.1") in seen
+
+
+@pytest.mark.parametrize("pattern", ["presence-room.*", "news", "*"])
+def test_guest_patterns_must_name_private_channels(pattern: str) -> None:
+    with pytest.raises(InvalidArgument):
+        AuthEndpoint("app-key", "app-secret", guest_channels=[pattern])
+
+
+def test_auth_request_repr_hides_the_bearer_token() -> None:
+    req = AuthRequest("/broadcasting/auth", {"socket_id": "1.2"}, {"authorization": "Bearer s3cret-token"})
+    assert "s3cret-token" not in repr(req)

@@ -30,13 +30,24 @@ async def test_starts_in_milliseconds_on_a_free_port() -> None:
         assert server.http_url == f"http://127.0.0.1:{server.port}"
 
 
-async def test_unsupported_protocol_is_4007(embedded: PusherServer) -> None:
-    ws = await websockets.connect(embedded.ws_url + "?protocol=6")
+@pytest.mark.parametrize("version", ["1", "2", "3", "8", "7.0", "seven", "", "%207", "-7", "07"])
+async def test_unsupported_protocol_is_4007(embedded: PusherServer, version: str) -> None:
+    ws = await websockets.connect(embedded.ws_url + f"?protocol={version}")
     msg = json.loads(await ws.recv())
     assert msg["data"]["code"] == 4007
+    assert "4 to 7" in msg["data"]["message"]
     with pytest.raises(websockets.ConnectionClosed):
         await ws.recv()
     assert ws.close_code == 4007
+
+
+@pytest.mark.parametrize("version", ["4", "5", "6", "7", None])
+async def test_protocol_versions_4_to_7_are_served(embedded: PusherServer, version: str | None) -> None:
+    # Pusher accepts 4-7: pysher 1.0.8 sends 6, older mobile SDKs 5; a missing version is served too.
+    query = "" if version is None else f"?protocol={version}"
+    async with websockets.connect(embedded.ws_url + query) as ws:
+        msg = json.loads(await ws.recv())
+        assert msg["event"] == "pusher:connection_established"
 
 
 async def test_configurable_activity_timeout() -> None:
@@ -57,7 +68,7 @@ async def test_connection_quota_is_4004() -> None:
 
 
 async def test_idle_socket_is_pinged_then_closed_with_4201() -> None:
-    async with PusherServer(activity_timeout=0.2, pong_timeout=0.2) as server:
+    async with PusherServer(activity_timeout=1, pong_timeout=0.2) as server:
         silent = await Raw.connect(server.ws_url)
         assert await silent.recv(within=3) == {"event": "pusher:ping", "data": {}}
         code = await silent.closed(within=3)
@@ -65,12 +76,18 @@ async def test_idle_socket_is_pinged_then_closed_with_4201() -> None:
 
 
 async def test_socket_answering_pings_stays_connected() -> None:
-    async with PusherServer(activity_timeout=0.2, pong_timeout=0.3) as server:
+    async with PusherServer(activity_timeout=1, pong_timeout=0.3) as server:
         raw = await Raw.connect(server.ws_url)
-        for _ in range(3):
+        for _ in range(2):
             assert (await raw.recv(within=3))["event"] == "pusher:ping"
             await raw.send("pusher:pong")
         assert server.connection_count() == 1
+
+
+@pytest.mark.parametrize("seconds", [0, 0.5, 1e-6, -1])
+async def test_activity_timeout_has_a_floor_of_one_second(seconds: float) -> None:
+    with pytest.raises(InvalidArgument):
+        PusherServer(activity_timeout=seconds)
 
 
 async def test_graceful_stop_closes_with_4200_and_restart_reuses_the_port(embedded: PusherServer) -> None:
@@ -285,11 +302,23 @@ async def test_several_apps_are_isolated() -> None:
 
 
 async def test_idle_http_connections_are_closed() -> None:
-    async with PusherServer(limits=Limits(http_idle_timeout=0.2)) as server:
+    async with PusherServer(limits=Limits(head_timeout=0.2)) as server:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # a head that never ends
         await writer.drain()
-        assert await asyncio.wait_for(reader.read(), 3) == b""  # closed by the server
+        answer = await asyncio.wait_for(reader.read(), 3)  # then closed by the server
+        assert answer.startswith(b"HTTP/1.1 408 ")
+        writer.close()
+
+
+async def test_idle_keep_alive_connections_are_closed() -> None:
+    async with PusherServer(limits=Limits(http_idle_timeout=0.2)) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 3)  # the answer, then EOF once idle
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert answer.endswith(b"OK")
         writer.close()
 
 
