@@ -59,7 +59,7 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
     ),
     "refused": (
         scenarios.refused,
-        {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 30.0},
+        {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 5.0},
         {"clients": 5, "seconds": 3.0},
     ),
     "latency": (
@@ -69,7 +69,7 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
     ),
     "cut_frames": (scenarios.cut_frames, {"cuts": 20, "rate": 200}, {"cuts": 5}),
     "closed_port": (scenarios.connect_refused_hard, {"seconds": 5.0}, {"seconds": 1.5}),
-    "herd": (scenarios.herd, {"clients": 200, "backoff_max": 30.0}, {"clients": 40}),
+    "herd": (scenarios.herd, {"clients": 200, "backoff_max": 5.0}, {"clients": 40}),
     "auth_down": (
         scenarios.auth_down,
         {"clients": 5, "down_for": 5.0, "rate": 50, "recover_within": 60.0},

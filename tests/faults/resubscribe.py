@@ -108,8 +108,8 @@ async def auth_resubscribe(
     """Every socket drops (RST) and the clients resubscribe while ``/broadcasting/auth`` is slow (each
     answer ``delay`` s late) or failing (503) for ``auth_down`` s; the app's API stays up. The private
     subscriptions must come back on their own once auth answers again, and the recipe's stores must hold
-    every notification exactly once. Recovery: from auth being healthy again until every client is
-    resubscribed."""
+    every notification exactly once. Recovery: until every client is resubscribed, from auth being
+    healthy again (failing), or from the drop (slow)."""
     async with Stack(kind, users=clients) as stack:
         assert stack.backend is not None
         assert stack.ws_proxy is not None
@@ -123,7 +123,9 @@ async def auth_resubscribe(
         publisher.start()
         await asyncio.sleep(settle)
         backend.auth_unavailable(auth_down, status=503 if failing else 200, delay=0.0 if failing else delay)
-        healed = time.monotonic() + auth_down
+        dropped = time.monotonic()
+        # failing: measured from auth's return; slow: from the drop (the resubscribe waits for slow auth)
+        healed = dropped + auth_down if failing else dropped
         await stack.ws_proxy.drop_all()
         try:
             back = await stack.all_subscribed(2, recover_within)
@@ -291,8 +293,13 @@ async def tls_wrong(kind: str, *, rate: float = 40, watch_for: float = 3.0) -> R
         assert stack.backend is not None
         with tempfile.TemporaryDirectory() as tmp:
             pki = make_pki(Path(tmp))
-            async with FaultProxy("127.0.0.1", stack.server.port, ssl=pki.server_context()) as tls:
-                url = f"wss://127.0.0.1:{tls.port}/app/{APP_KEY}"
+            async with (
+                FaultProxy("127.0.0.1", stack.server.port, ssl=pki.server_context()) as tls,
+                FaultProxy(
+                    "127.0.0.1", tls.port
+                ) as tcp,  # counts TCP connects (TLS fails before tls sees one)
+            ):
+                url = f"wss://127.0.0.1:{tcp.port}/app/{APP_KEY}"
                 publisher = Publisher(stack, rate)
                 publisher.start()
                 started = time.monotonic()
@@ -306,7 +313,7 @@ async def tls_wrong(kind: str, *, rate: float = 40, watch_for: float = 3.0) -> R
                     await until(lambda: any(isinstance(e, CertificateError) for e in errors), 10)
                     stopped = time.monotonic() - started
                     await asyncio.sleep(watch_for)  # a retry loop would show here as more connections
-                    attempts = tls.stats.connections
+                    attempts = tcp.stats.accepted
                     state = wrong.current_state.value
                 finally:
                     await wrong.shutdown()
