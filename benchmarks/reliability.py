@@ -1,6 +1,7 @@
 """The long versions of the fault scenarios (``tests/faults`` runs the short ones in CI).
 
-Each scenario runs against the embedded server (``quvel serve`` in its own process) and Soketi, behind
+Each scenario runs against the embedded server (``quvel serve`` in its own process) and Soketi (the
+rows of ``REVERB_ROWS`` also against the Reverb-like scripted server), behind
 the fault proxy, with the simulated Laravel back end; results go to
 ``benchmarks/results/reliability.json`` and ``scripts/reliability_table.py`` turns them into the table
 of ``docs/reliability.md``.
@@ -26,7 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.faults import scenarios  # noqa: E402
+from tests.faults import resubscribe, scenarios  # noqa: E402
 from tests.peers import SOKETI_BIN  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "reliability.json"
@@ -58,7 +59,7 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
     ),
     "refused": (
         scenarios.refused,
-        {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 30.0},
+        {"clients": 20, "seconds": 10.0, "backoff_initial": 1.0, "backoff_max": 5.0},
         {"clients": 5, "seconds": 3.0},
     ),
     "latency": (
@@ -68,7 +69,7 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
     ),
     "cut_frames": (scenarios.cut_frames, {"cuts": 20, "rate": 200}, {"cuts": 5}),
     "closed_port": (scenarios.connect_refused_hard, {"seconds": 5.0}, {"seconds": 1.5}),
-    "herd": (scenarios.herd, {"clients": 200, "backoff_max": 30.0}, {"clients": 40}),
+    "herd": (scenarios.herd, {"clients": 200, "backoff_max": 5.0}, {"clients": 40}),
     "auth_down": (
         scenarios.auth_down,
         {"clients": 5, "down_for": 5.0, "rate": 50, "recover_within": 60.0},
@@ -81,16 +82,41 @@ PLAN: dict[str, tuple[Scenario, dict[str, Any], dict[str, Any]]] = {
         {"rate": 500, "disconnects": 20, "duration": 4.0},
     ),
     "api_503": (
-        scenarios.api_unavailable,
+        resubscribe.api_unavailable,
         {"clients": 10, "rate": 200, "api_down": 3.0, "server_down": 1.0, "settle": 2.0},
         {"clients": 3, "rate": 60, "api_down": 3.0},
     ),
     "api_timeout": (
-        scenarios.api_unavailable,
+        resubscribe.api_unavailable,
         {"clients": 10, "rate": 200, "api_down": 3.0, "server_down": 1.0, "settle": 2.0, "hang": True},
         {"clients": 3, "rate": 60, "api_down": 3.0, "hang": True},
     ),
+    "auth_slow": (
+        resubscribe.auth_resubscribe,
+        {"clients": 10, "rate": 200, "delay": 1.5, "auth_down": 4.0},
+        {"clients": 3, "rate": 60, "delay": 1.0, "auth_down": 2.0},
+    ),
+    "auth_failing": (
+        resubscribe.auth_resubscribe,
+        {"clients": 10, "rate": 200, "failing": True, "auth_down": 4.0},
+        {"clients": 3, "rate": 60, "failing": True, "auth_down": 2.0},
+    ),
+    "presence_kill": (
+        resubscribe.presence_kill,
+        {"clients": 20, "rate": 100, "down_for": 1.0, "join_gap": 0.05},
+        {"clients": 4, "rate": 40, "down_for": 0.5},
+    ),
+    "blackhole_subscribe": (
+        resubscribe.blackhole_subscribe,
+        {"rate": 100, "auth_delay": 0.5, "hold": 5.0, "activity_timeout": 2.0, "pong_timeout": 2.0},
+        {"rate": 40},
+    ),
+    "tls_wrong": (resubscribe.tls_wrong, {"rate": 100, "watch_for": 10.0}, {"rate": 40, "watch_for": 3.0}),
 }
+
+#: Rows that also run against the Reverb-like scripted server (``tests/ws/reverb_server.py``): the
+#: faults around a (re)subscription, where Reverb's answers differ from the other two servers.
+REVERB_ROWS = {"auth_slow", "auth_failing", "presence_kill", "blackhole_subscribe", "tls_wrong"}
 
 
 async def run(names: list[str], servers: list[str], quick: bool) -> list[dict[str, Any]]:
@@ -99,6 +125,8 @@ async def run(names: list[str], servers: list[str], quick: bool) -> list[dict[st
         fn, long_args, quick_args = PLAN[name]
         kwargs = quick_args if quick else long_args
         for kind in servers:
+            if kind == "reverb" and name not in REVERB_ROWS:
+                continue
             started = time.monotonic()
             print(f"== {name} on {kind} {kwargs}", flush=True)
             try:
@@ -123,7 +151,11 @@ async def run(names: list[str], servers: list[str], quick: bool) -> list[dict[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--only", default=",".join(PLAN), help=f"comma-separated subset of {','.join(PLAN)}")
-    parser.add_argument("--servers", default="embedded,soketi")
+    parser.add_argument(
+        "--servers",
+        default="embedded,soketi,reverb",
+        help="reverb (the Reverb-like scripted server) runs only the rows in REVERB_ROWS",
+    )
     parser.add_argument("--quick", action="store_true", help="CI-sized runs")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-table", action="store_true", help="do not regenerate docs/reliability.md")

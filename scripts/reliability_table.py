@@ -58,7 +58,13 @@ def _notes(row: dict[str, Any]) -> str:
     if isinstance(lost, int) and row.get("events_sent"):
         notes.append(f"**{lost:,} lost**" if lost else "0 lost")
     duplicates = row.get("duplicates")
-    if "failed_reloads" in row and isinstance(duplicates, int):
+    if (
+        "failed_reloads" in row
+        or "auth_slowed" in row
+        or "members_consistent" in row
+        or "tls_attempts" in row
+        or "subscribed_in_blackhole" in row
+    ) and isinstance(duplicates, int):
         notes.append(f"**{duplicates:,} duplicates**" if duplicates else "0 duplicates")
     if "failed_reloads" in row:
         notes.append(
@@ -66,7 +72,26 @@ def _notes(row: dict[str, Any]) -> str:
             f"{row['server_back_s']:.2f} s after the kill; recovery: from the API's return until "
             f"every store is synced"
         )
-    if "detection_s" in row:
+    if "auth_slowed" in row:
+        notes.append(
+            f"{row['auth_slowed']} auth requests slowed or failed, {row['auth_errors']} AuthorizationErrors"
+        )
+    if "members_consistent" in row:
+        seen = row.get("members_seen") or []
+        notes.append(
+            ("members consistent" if row["members_consistent"] else "**members inconsistent**")
+            + f": every client should see {row['members_expected']}, saw "
+            + f"{min(seen, default=0)}-{max(seen, default=0)}"
+        )
+    if "subscribed_in_blackhole" in row:
+        notes.append(f"{row['subscribed_in_blackhole']} subscriptions answered inside the blackhole")
+    if "tls_attempts" in row:
+        notes.append(
+            f"stopped with CertificateError after {row['stopped_after_s']:.2f} s (state "
+            f"{row['client_state']}); {row['tls_attempts']} connection in {row['watched_s']:g} s, no retry "
+            f"loop; recovery: from the fix (ca_file=) until subscribed"
+        )
+    if row.get("detection_s") is not None:
         notes.append(
             f"dead link noticed after {row['detection_s']:.2f} s (limit {row['detection_limit_s']:g} s)"
         )

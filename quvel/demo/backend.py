@@ -121,6 +121,7 @@ class BackendStats:
     auth_denied: int = 0
     #: ``/api/...`` requests answered with an error (or held) by :meth:`DemoBackend.api_unavailable`.
     api_refused: int = 0
+    auth_refused: int = 0  # /broadcasting/auth requests slowed or failed by auth_unavailable()
 
 
 _NOTIFICATION_SAMPLES: tuple[tuple[str, str, str], ...] = (
@@ -176,6 +177,9 @@ class DemoBackend:
         self._api_down_until = 0.0
         self._api_down_status = 503
         self._api_down_hang = False
+        self._auth_down_until = 0.0
+        self._auth_down_status = 503
+        self._auth_delay = 0.0
         self._server = HTTPServer(self._routes(), host, port)
 
     # --- lifecycle ----------------------------------------------------------------------------------
@@ -221,6 +225,19 @@ class DemoBackend:
         self._api_down_status = status
         self._api_down_hang = hang
 
+    def auth_unavailable(self, seconds: float, *, status: int = 503, delay: float = 0.0) -> None:
+        """For ``seconds`` from now ``/broadcasting/auth`` is slow or failing (the app is overloaded or
+        restarting): each request waits ``delay`` s, then is answered ``status`` (``status=200``: answered
+        normally, only late). ``seconds=0`` ends it."""
+        if seconds < 0 or delay < 0 or not (status == 200 or 400 <= status <= 599):
+            raise ValueError(
+                f"auth_unavailable needs seconds >= 0, delay >= 0 and 200 or a 4xx/5xx status: "
+                f"{seconds}, {delay}, {status}"
+            )
+        self._auth_down_until = time.monotonic() + seconds
+        self._auth_down_status = status
+        self._auth_delay = delay
+
     def _api(self, handler: Handler) -> Handler:
         async def guarded(request: Request) -> Response:
             remaining = self._api_down_until - time.monotonic()
@@ -229,6 +246,18 @@ class DemoBackend:
                 if not self._api_down_hang:
                     raise HTTPError(self._api_down_status, "Service Unavailable")
                 await asyncio.sleep(remaining)
+            return await handler(request)
+
+        return guarded
+
+    def _auth_guard(self, handler: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            if self._auth_down_until > time.monotonic():
+                self.stats.auth_refused += 1
+                if self._auth_delay:
+                    await asyncio.sleep(self._auth_delay)
+                if self._auth_down_status != 200:
+                    raise HTTPError(self._auth_down_status, "Service Unavailable")
             return await handler(request)
 
         return guarded
@@ -322,8 +351,8 @@ class DemoBackend:
         r.add("POST", "/api/rooms/{room}/messages", self._api(self._post_message))
         for method, path, handler in self.tasks.routes():
             r.add(method, path, self._api(handler))
-        r.add("POST", "/broadcasting/auth", self._broadcasting_auth)
-        r.add("GET", "/broadcasting/auth", self._broadcasting_auth)
+        r.add("POST", "/broadcasting/auth", self._auth_guard(self._broadcasting_auth))
+        r.add("GET", "/broadcasting/auth", self._auth_guard(self._broadcasting_auth))
         r.add("POST", "/broadcasting/user-auth", self._broadcasting_user_auth)
         return r
 

@@ -122,11 +122,57 @@ class EmbeddedServerProcess:
         stop_process_group(proc, hard=hard)
 
 
+class ReverbLike:
+    """The Reverb-like scripted server (``tests/ws/reverb_server.py``, on its own thread) in the shape of
+    :class:`EmbeddedServerProcess`: ``stop(hard=True)`` drops every socket without a close frame and stops
+    listening (its HTTP API too, like a killed process), ``start()`` listens again on the same ports."""
+
+    def __init__(self) -> None:
+        from tests.ws.reverb_server import ReverbLikeServer
+
+        self.inner = ReverbLikeServer()
+        self.port = self.inner.ws_port
+        self._running = False
+        self._started = False
+
+    @property
+    def ws_url(self) -> str:
+        return self.inner.ws_url
+
+    @property
+    def http_url(self) -> str:
+        return self.inner.http_url
+
+    def start(self, timeout: float = 20.0) -> ReverbLike:
+        if not self._started:
+            self.inner.start()
+            self._started = True
+        elif not self._running:
+            self.inner.revive()
+        self._running = True
+        return self
+
+    def stop(self, hard: bool = False) -> None:
+        if not self._running:
+            return
+        if not hard:  # close frames first (Reverb's shutdown), then stop listening
+            self.inner.restart(hard=False)
+        self.inner.kill()
+        self._running = False
+
+    def close(self) -> None:
+        if self._started:
+            self.inner.stop()
+            self._started = self._running = False
+
+
 def make_server(kind: str) -> ServerLike:
     if kind == "embedded":
         return EmbeddedServerProcess()
     if kind == "soketi":
         return SoketiServer()
+    if kind == "reverb":
+        return ReverbLike()
     raise ValueError(f"unknown server kind {kind!r}")
 
 
@@ -282,6 +328,8 @@ class Stack:
             if proxy is not None:
                 await proxy.close()
         await asyncio.to_thread(self.server.stop, True)
+        if isinstance(self.server, ReverbLike):
+            await asyncio.to_thread(self.server.close)
 
     @property
     def ws_url(self) -> str:
@@ -294,16 +342,17 @@ class Stack:
         return f"http://127.0.0.1:{self.auth_proxy.port}"
 
     def service(
-        self, user: DemoUser | None = None, **options: Any
+        self, user: DemoUser | None = None, *, url: str | None = None, **options: Any
     ) -> tuple[WebSocketService, httpx.AsyncClient]:
-        """A client service whose auth (and API) requests go through the auth proxy as ``user``."""
+        """A client service whose auth (and API) requests go through the auth proxy as ``user``; it
+        connects to ``url`` (default: the server through the fault proxy)."""
         headers = {"Authorization": f"Bearer {user.token}"} if user else {}
         api = httpx.AsyncClient(base_url=self.api_url, headers=headers, timeout=5)
         opts = {**FAST_CLIENT, **options}
-        return WebSocketService(self.ws_url, http_client=api, **opts), api
+        return WebSocketService(url or self.ws_url, http_client=api, **opts), api
 
-    async def watch(self, user: DemoUser, **options: Any) -> Watcher:
-        ws, api = self.service(user, **options)
+    async def watch(self, user: DemoUser, *, url: str | None = None, **options: Any) -> Watcher:
+        ws, api = self.service(user, url=url, **options)
         assert self.backend is not None
         watcher = Watcher(user, ws, api)
         channel = ws.channel(self.backend.notification_channel(user.id))

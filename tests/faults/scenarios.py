@@ -25,7 +25,7 @@ from tests.security.raw import signed_query
 Row = dict[str, Any]
 
 
-def _row(scenario: str, stack: Stack, load: str, faults: str, **extra: Any) -> Row:
+def make_row(scenario: str, stack: Stack, load: str, faults: str, **extra: Any) -> Row:
     return {
         "scenario": scenario,
         "server": stack.kind,
@@ -86,7 +86,7 @@ async def kill_restart(
         await asyncio.sleep(settle)
         await publisher.stop()
         await stack.converge(15)
-        return _row(
+        return make_row(
             "server killed (SIGKILL) and restarted",
             stack,
             f"{clients} clients, {rate:g} ev/s",
@@ -143,7 +143,7 @@ async def blackhole(
         await asyncio.sleep(0.3)
         await publisher.stop()
         await stack.converge(15)
-        return _row(
+        return make_row(
             "blackhole (silence, no close)",
             stack,
             f"1 client, {rate:g} ev/s",
@@ -183,7 +183,7 @@ async def refused(
         back = await stack.all_subscribed(2, 30)
         per_client = len(attempts) / clients
         gaps = [b - a for a, b in itertools.pairwise(attempts)]
-        return _row(
+        return make_row(
             "connection refused for a while",
             stack,
             f"{clients} clients",
@@ -218,12 +218,12 @@ async def herd(
             services.append((ws, api))
             subscribed.append(times)
         try:
-            await _until(lambda: all(subscribed), 60)
+            await until(lambda: all(subscribed), 60)
             proxy = stack.ws_proxy
             assert proxy is not None
             first_round = len(proxy.stats.connected_at)
             up = await stack.restart_server(hard=hard, down_for=down_for)
-            await _until(lambda: all(len(t) >= 2 for t in subscribed), 120)
+            await until(lambda: all(len(t) >= 2 for t in subscribed), 120)
             connects = [t - up for t in proxy.stats.connected_at[first_round:] if t >= up - 0.001]
             resubscribed = [t[1] - up for t in subscribed]
             peak = max(sum(1 for c in resubscribed if w <= c < w + 0.1) for w in resubscribed)
@@ -231,7 +231,7 @@ async def herd(
             for ws, api in services:
                 await ws.shutdown()
                 await api.aclose()
-        row = _row(
+        row = make_row(
             "reconnect spread after a restart (thundering herd)",
             stack,
             f"{clients} clients",
@@ -251,7 +251,7 @@ async def herd(
         return row
 
 
-async def _until(predicate: Any, within: float) -> None:
+async def until(predicate: Any, within: float) -> None:
     async def loop() -> None:
         while not predicate():  # noqa: ASYNC110 - conditions span several objects; polled every 20 ms
             await asyncio.sleep(0.02)
@@ -280,7 +280,7 @@ async def auth_down(
         stack.auth_proxy.refuse()
         await stack.auth_proxy.drop_all()  # kept-alive HTTP connections die with the app too
         await stack.ws_proxy.drop_all()
-        await _until(lambda: sum(isinstance(e, AuthorizationError) for e in errors) >= clients, 15)
+        await until(lambda: sum(isinstance(e, AuthorizationError) for e in errors) >= clients, 15)
         await asyncio.sleep(down_for)
         healed = time.monotonic()
         stack.auth_proxy.pass_through()
@@ -292,7 +292,7 @@ async def auth_down(
         await publisher.stop()
         if recovery is not None:
             await stack.converge(15)
-        return _row(
+        return make_row(
             "auth endpoint down, then back",
             stack,
             f"{clients} clients, {rate:g} ev/s",
@@ -325,10 +325,10 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
         def steady(n: int) -> bool:
             return len(watcher.subscribed_at) >= n and len(presence_subs) >= n and len(public_subs) >= n
 
-        await _until(lambda: steady(1), 15)
+        await until(lambda: steady(1), 15)
         # One warm-up flap so lazily created things (HTTP keep-alive pool...) exist before counting.
         await stack.ws_proxy.drop_all()
-        await _until(lambda: steady(2), 15)
+        await until(lambda: steady(2), 15)
         await stack.backend.notify(user.id, "App\\Notifications\\Tick", {"n": 0})  # warms the HTTP pool
         await stack.converge(15)
         await _settle(watcher)
@@ -341,12 +341,12 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
             n = len(watcher.subscribed_at)
             await stack.ws_proxy.drop_all()
             if i % 2 == 0:  # wait for the full recovery, then drop again
-                await _until(lambda n=n: len(watcher.subscribed_at) > n, 30)
+                await until(lambda n=n: len(watcher.subscribed_at) > n, 30)
             else:  # drop again soon: mid-handshake, mid-auth or just subscribed
                 await asyncio.sleep(rng.uniform(0, 0.05))
         healed = time.monotonic()
         target = n + 1  # one resubscription after the last drop (it may have happened already)
-        await _until(
+        await until(
             lambda: (
                 steady(1)
                 and len(watcher.subscribed_at) >= target
@@ -360,7 +360,7 @@ async def flaps(kind: str, *, count: int = 100, seed: int = 1) -> Row:
         await _settle(watcher)
         after = snapshot()
         server_side = await server_channels(stack)
-        row = _row(
+        row = make_row(
             f"{count} network flaps in a row",
             stack,
             "1 client, 3 channels, 20 ev/s",
@@ -420,7 +420,7 @@ async def nothing_lost(
         healed = time.monotonic()
         await stack.converge(30)
         converged = time.monotonic() - healed
-        return _row(
+        return make_row(
             "nothing lost (notification recipe)",
             stack,
             f"{clients} users, {publisher.sent / elapsed:.0f} ev/s for {elapsed:.1f} s",
@@ -457,7 +457,7 @@ async def latency(
         await publisher.stop()
         await stack.converge(15)
         stack.ws_proxy.pass_through()
-        return _row(
+        return make_row(
             "high latency",
             stack,
             f"1 client, {rate:g} ev/s",
@@ -488,16 +488,16 @@ async def cut_frames(kind: str, *, cuts: int = 5, rate: float = 100) -> Row:
             await asyncio.sleep(0.2)
             done, subscriptions = stack.ws_proxy.stats.cuts, len(watcher.subscribed_at)
             stack.ws_proxy.cut("down")
-            await _until(lambda d=done: stack.ws_proxy is not None and stack.ws_proxy.stats.cuts > d, 10)
+            await until(lambda d=done: stack.ws_proxy is not None and stack.ws_proxy.stats.cuts > d, 10)
             stack.ws_proxy.pass_through()  # a reconnect fast enough may have been cut too: counted
             healed = time.monotonic()
-            await _until(lambda n=subscriptions: len(watcher.subscribed_at) > n, 15)
+            await until(lambda n=subscriptions: len(watcher.subscribed_at) > n, 15)
             recoveries.append(watcher.subscribed_at[-1] - healed)
         await asyncio.sleep(0.2)
         await publisher.stop()
         await stack.converge(15)
         protocol_errors = [e for e in errors if type(e).__name__ in {"ProtocolError", "CallbackError"}]
-        return _row(
+        return make_row(
             "connection cut mid-frame",
             stack,
             f"1 client, {rate:g} ev/s",
@@ -525,80 +525,11 @@ async def connect_refused_hard(kind: str, *, seconds: float = 2.0) -> Row:
         healed = time.monotonic()
         stack.ws_proxy.pass_through()
         back = await stack.all_subscribed(2, 30)
-        return _row(
+        return make_row(
             "port closed (ECONNREFUSED) for a while",
             stack,
             "1 client",
             f"closed {seconds:g} s",
             recovery_s=back - healed,
             transport_errors=len(transport_errors),
-        )
-
-
-# --- the app's API fails while the clients reload --------------------------------------------------------
-
-
-async def api_unavailable(
-    kind: str,
-    *,
-    clients: int = 3,
-    rate: float = 60,
-    api_down: float = 3.0,
-    server_down: float = 0.5,
-    hang: bool = False,
-    api_timeout: float = 1.0,
-    settle: float = 1.0,
-    sync_within: float = 30.0,
-) -> Row:
-    """A deploy: the server is killed (SIGKILL) and the app's API with it; the server is back after
-    ``server_down`` s, the API ``api_down`` s later (until then it answers 503, or with ``hang=True`` does
-    not answer, so requests time out after ``api_timeout``). The recipe's stores resubscribe, their
-    reloads fail, and they must retry until the API is back: every notification in its store once."""
-    async with Stack(kind, users=clients) as stack:
-        assert stack.backend is not None
-        backend = stack.backend
-        watchers = [
-            await stack.watch_recipe(user, config={"api_timeout": api_timeout}) for user in stack.users
-        ]
-        failures: list[Any] = []
-        synced_at: dict[int, list[float]] = {w.user.id: [] for w in watchers}
-        for w in watchers:
-            w.store.errors.subscribe(lambda event: failures.append(event.error))
-            times = synced_at[w.user.id]
-            w.store.synced.statuses.subscribe(
-                lambda status, t=times: t.append(time.monotonic()) if status == "synced" else None
-            )
-        await stack.all_subscribed(1, 15)
-        await _until(lambda: all(w.store.sync_status == "synced" for w in watchers), 15)
-        publisher = Publisher(stack, rate, workers=max(1, int(rate // 50)))
-        publisher.start()
-        await asyncio.sleep(settle)
-        backend.api_unavailable(3600, hang=hang)  # the app goes down with the server...
-        down_at = time.monotonic()
-        up = await stack.restart_server(hard=True, down_for=server_down)
-        backend.api_unavailable(api_down, hang=hang)  # ...and is back api_down s after the server
-        healed = up + api_down
-        await stack.all_subscribed(2, 30)
-        server_back = time.monotonic() - down_at
-        await _until(lambda: time.monotonic() >= healed, api_down + 5)
-        try:
-            await _until(lambda: all(t and t[-1] >= healed for t in synced_at.values()), sync_within)
-            synced_after: float | None = round(max(t[-1] for t in synced_at.values()) - healed, 3)
-        except TimeoutError:
-            synced_after = None  # some store never caught up: the row shows what it lacks
-        await asyncio.sleep(settle)
-        await publisher.stop()
-        if synced_after is not None:
-            await stack.converge(30)
-        failed_reloads = sum(type(e).__name__ == "ResyncFailed" for e in failures)
-        mode = f"hangs (client timeout {api_timeout:g} s)" if hang else "answers 503"
-        return _row(
-            "app API down during the reload" + (" (timeouts)" if hang else " (503)"),
-            stack,
-            f"{clients} clients, {rate:g} ev/s",
-            f"server killed, back after {server_down:g} s; API {mode} until {api_down:g} s later",
-            recovery_s=synced_after,
-            server_back_s=round(server_back, 3),
-            failed_reloads=failed_reloads,
-            api_refused=backend.stats.api_refused,
         )

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from tests.faults import scenarios
+from tests.faults import resubscribe, scenarios
 from tests.peers import require_soketi
 
 SERVERS = ["embedded", pytest.param("soketi", marks=pytest.mark.peers)]
@@ -128,7 +128,7 @@ async def test_reload_retried_until_the_api_is_back(kind: str, hang: bool) -> No
     # The server is back before the app: the first reloads fail (503, or no answer within the client's
     # timeout). With one reload per subscription (the fix reverted) the stores stay stale and ~130 of
     # ~900 notifications stay lost; retried, every one is in its store exactly once.
-    row = await scenarios.api_unavailable(kind, clients=3, rate=60, api_down=3.0, hang=hang)
+    row = await resubscribe.api_unavailable(kind, clients=3, rate=60, api_down=3.0, hang=hang)
     show(row)
     assert row["failed_reloads"] >= 3  # the outage was real: each store's reload failed at least once
     assert row["recovery_s"] is not None, "a store never got back in sync"

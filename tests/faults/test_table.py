@@ -23,12 +23,24 @@ def test_the_document_matches_the_committed_run() -> None:
 
 
 def test_every_scenario_ran_on_both_servers() -> None:
+    """Each row ran on the embedded server and Soketi; the Reverb-like server's rows are those listed
+    in the benchmark's ``REVERB_ROWS``, and every one of them ran there too."""
+    from benchmarks.reliability import REVERB_ROWS
+
     rows = json.loads(RESULTS.read_text())["scenarios"]
     by_key: dict[str, set[str]] = {}
     for row in rows:
         by_key.setdefault(row["key"], set()).add(row["server"])
     assert by_key
-    assert all(servers == {"embedded", "soketi"} for servers in by_key.values()), by_key
+    for key, servers in by_key.items():
+        expected = {"embedded", "soketi"} | ({"reverb"} if key in REVERB_ROWS else set())
+        assert servers == expected, (key, servers)
+
+
+def test_no_row_lost_or_duplicated_an_event() -> None:
+    rows = json.loads(RESULTS.read_text())["scenarios"]
+    assert all(not row.get("events_lost") for row in rows), [r for r in rows if r.get("events_lost")]
+    assert all(not row.get("duplicates") for row in rows), [r for r in rows if r.get("duplicates")]
 
 
 def test_the_table_is_regenerated_between_its_markers(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -71,6 +73,66 @@ async def test_joins_with_members_subscribed_do_constant_work_each(monkeypatch: 
             assert [m.id for m in members.items[-1]][-3:] == [str(joins - 3), str(joins - 2), str(joins - 1)]
         finally:
             await ws.shutdown()
+
+
+@pytest.mark.slow
+async def test_a_join_allocates_the_same_whatever_the_member_count() -> None:
+    """Work per join, counted in bytes allocated (tracemalloc's peak over each join), not in time and not
+    through the Roster: an implementation that copies the member list per join (a tuple, a dict, a list)
+    allocates 8 bytes or more per member each time. The same joins are measured at 2,000 and at 100,000
+    members: O(n) peaks at 800 KB or more at the larger size, O(1) the same at both (the client's fixed
+    256 KiB read buffer dominates the peak). Medians, so the rare O(n) trim of the roster does not count."""
+    small, large = 2_000, 100_000
+    async with ScriptedServer() as server:
+        ws = WebSocketService(server.url, authorizer=_me)
+        try:
+            room = ws.join("hall")
+            latest: list[int] = [0]
+            sizes = room.members.subscribe(lambda m: latest.__setitem__(0, len(m)))  # as a UI badge would
+            await Collector(room.subscribed).first()
+            conn = server.latest
+            joined = 0
+
+            async def join_until(count: int) -> None:
+                nonlocal joined
+                while joined < count:
+                    await conn.send_event(
+                        "pusher_internal:member_added", {"user_id": joined, "user_info": {}}, "presence-hall"
+                    )
+                    joined += 1
+                await _until(lambda: latest[0] == count + 1)
+
+            async def median_peak() -> int:
+                peaks = []
+                tracemalloc.start()
+                try:
+                    for _ in range(100):
+                        tracemalloc.reset_peak()
+                        before, _ = tracemalloc.get_traced_memory()
+                        await join_until(joined + 1)
+                        peaks.append(tracemalloc.get_traced_memory()[1] - before)
+                finally:
+                    tracemalloc.stop()
+                return sorted(peaks)[len(peaks) // 2]
+
+            await join_until(small)
+            at_small = await median_peak()
+            await join_until(large)
+            at_large = await median_peak()
+            sizes.dispose()
+            growth = at_large - at_small
+            assert growth < 100_000, (
+                f"a join allocated {at_small:,} bytes at {small:,} members, {at_large:,} at {large:,}: O(n)"
+            )
+        finally:
+            await ws.shutdown()
+
+
+async def _until(predicate: Any, within: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.001)
 
 
 async def _me(channel: str, socket_id: str) -> dict[str, str]:
