@@ -30,6 +30,7 @@ import orjson
 
 from quvel_ws.errors import ClusterError
 from quvel_ws.server._cluster import ChannelView, ClusterHost, local_view, merge_views, presence_payload
+from quvel_ws.server._frames import event_frame
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -42,21 +43,49 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _SEP = "\x1f"
 
-# KEYS: members hash, users hash, node index. ARGV: node|socket, member json, user key, index field.
-_JOIN = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
-return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+# Every presence change bumps the channel's version (KEYS[4]); member events carry it and a
+# subscription_succeeded snapshot records it, so a socket is never told of a change its snapshot already
+# holds. A missing version starts at the server clock in microseconds, so it keeps growing across a
+# Redis restart that lost it (and may expire when the channel has been idle for a day).
+_BUMP = """
+local function bump(key)
+  if redis.call('EXISTS', key) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', key, t[1] * 1000000 + t[2])
+  end
+  local v = redis.call('INCR', key)
+  redis.call('PEXPIRE', key, 86400000)
+  return v
+end
 """
-# Same KEYS. ARGV: node|socket, user key, index field. Returns {sockets the user has left, member json}.
-_LEAVE = """
+# KEYS: members hash, users hash, node index, version. ARGV: node|socket, member json, user key, index
+# field. Returns {sockets the user now has (0: already joined), version}.
+_JOIN = (
+    _BUMP
+    + """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {0, 0} end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
+local n = redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+return {n, bump(KEYS[4])}
+"""
+)
+# Same KEYS. ARGV: node|socket, user key, index field. Returns {sockets the user has left, member json,
+# version}.
+_LEAVE = (
+    _BUMP
+    + """
 redis.call('HDEL', KEYS[3], ARGV[3])
 local member = redis.call('HGET', KEYS[1], ARGV[1])
-if not member then return {-1, ''} end
+if not member then return {-1, '', 0} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 if n <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-return {n, member}
+return {n, member, bump(KEYS[4])}
+"""
+)
+# KEYS: members hash, version. Returns {version, member jsons}: one consistent snapshot.
+_MEMBERS = """
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HVALS', KEYS[1])}
 """
 # KEYS: channel's node set, node index. ARGV: node, index field. 1: the channel became occupied/vacant.
 _OCCUPY = """
@@ -110,6 +139,11 @@ class RedisAdapter:
         self._tasks: list[asyncio.Task[None]] = []
         self._replies: dict[str, tuple[list[dict[str, ChannelView]], int, asyncio.Future[None]]] = {}
         self._scripts: dict[str, Any] = {}
+        # Per local presence subscription (app, channel, socket id): the channel version its
+        # subscription_succeeded snapshot holds, or, until that snapshot is sent, the member events held
+        # back for it (version, frame, write).
+        self._floors: dict[tuple[str, str, str], int] = {}
+        self._held: dict[tuple[str, str, str], list[tuple[int, bytes, Callable[[bytes], Any]]]] = {}
 
     # --- keys ----------------------------------------------------------------------------------------
 
@@ -119,6 +153,9 @@ class RedisAdapter:
     def _channel_keys(self, app_id: str, channel: str) -> tuple[str, str, str]:
         base = self._k("app", app_id)
         return f"{base}:members:{channel}", f"{base}:users:{channel}", f"{base}:nodes:{channel}"
+
+    def _version_key(self, app_id: str, channel: str) -> str:
+        return self._k("app", app_id, "version", channel)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -139,7 +176,13 @@ class RedisAdapter:
             raise ClusterError(f"cannot reach Redis at {self.url}: {exc or type(exc).__name__}") from None
         self._scripts = {
             name: self._redis.register_script(src)
-            for name, src in (("join", _JOIN), ("leave", _LEAVE), ("occupy", _OCCUPY), ("vacate", _VACATE))
+            for name, src in (
+                ("join", _JOIN),
+                ("leave", _LEAVE),
+                ("members", _MEMBERS),
+                ("occupy", _OCCUPY),
+                ("vacate", _VACATE),
+            )
         }
         await self._register()
         pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
@@ -202,11 +245,30 @@ class RedisAdapter:
         self._op(lambda: self._join(app_id, channel, socket_id, entry, announce=True))
 
     def presence_leave(self, app_id: str, channel: str, socket_id: str, key: str) -> None:
+        self._floors.pop((app_id, channel, socket_id), None)
+        self._held.pop((app_id, channel, socket_id), None)
         self._op(lambda: self._leave(self.node_id, app_id, channel, socket_id, key))
 
-    def presence_payload(self, app_id: str, channel: str) -> asyncio.Future[dict[str, Any]]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._op(lambda: self._members(app_id, channel), future)
+    def presence_payload(self, app_id: str, channel: str, socket_id: str) -> asyncio.Future[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        sub = (app_id, channel, socket_id)
+        if sub not in self._floors:  # a first subscribe: member events wait for the snapshot
+            self._held.setdefault(sub, [])
+
+        async def snapshot() -> None:
+            version = 0
+            try:
+                version, payload = await self._members(app_id, channel)
+            except Exception as exc:
+                future.set_exception(exc)  # the server then sends this node's members
+            else:
+                future.set_result(payload)
+            # Scheduled after the future's callbacks, which send subscription_succeeded: held events
+            # go out after it, and only those newer than the snapshot.
+            loop.call_soon(self._release, sub, version)
+
+        self._op(snapshot)
         return future
 
     async def gather(
@@ -331,6 +393,8 @@ class RedisAdapter:
                 state = self._state(msg[2])
                 if state is not None:
                     state.publish(msg[3], msg[4], msg[5], exclude=msg[6], user_id=msg[7])
+            elif kind == "m":
+                self._deliver_member(msg[2], msg[3], msg[4], msg[5], exclude=msg[6], version=msg[7])
             elif kind == "t":
                 state = self._state(msg[2])
                 if state is not None:
@@ -380,13 +444,49 @@ class RedisAdapter:
         await done
 
     def _emit(
-        self, app_id: str, channel: str, event: str, data: dict[str, Any], *, exclude: str | None
+        self,
+        app_id: str,
+        channel: str,
+        event: str,
+        data: dict[str, Any],
+        *,
+        exclude: str | None,
+        version: int,
     ) -> None:
+        """Send a member event of channel ``version`` here and on every other node."""
         text = orjson.dumps(data).decode()
+        self._deliver_member(app_id, channel, event, text, exclude=exclude, version=version)
+        self._send([self.node_id, "m", app_id, channel, event, text, exclude, version])
+
+    def _deliver_member(
+        self, app_id: str, channel: str, event: str, text: str, *, exclude: str | None, version: int
+    ) -> None:
+        """A member event goes to each local subscriber whose snapshot does not already hold it (it
+        may have been read after the change but before the event got here); subscribers still
+        waiting for their snapshot get it after."""
         state = self._state(app_id)
-        if state is not None:
-            state.publish(channel, event, text, exclude=exclude)
-        self.relay(app_id, channel, event, text, exclude=exclude, user_id=None)
+        ch = state.channels.get(channel) if state is not None else None
+        if ch is None:
+            return
+        frame = event_frame(event, text, channel)
+        for sock, write in ch.subscribers.items():
+            if sock.id == exclude:
+                continue
+            sub = (app_id, channel, sock.id)
+            held = self._held.get(sub)
+            if held is not None:
+                held.append((version, frame, write))
+            elif version > self._floors.get(sub, 0):
+                write(frame)
+
+    def _release(self, sub: tuple[str, str, str], version: int) -> None:
+        held = self._held.pop(sub, None)
+        if held is None:  # left meanwhile, or a repeated subscribe
+            return
+        self._floors[sub] = version
+        for event_version, frame, write in held:
+            if event_version > version:
+                write(frame)
 
     def _webhook(self, app_id: str, event: dict[str, Any]) -> None:
         state = self._state(app_id)
@@ -414,8 +514,13 @@ class RedisAdapter:
         if not self.connected:
             return
         members, users, _ = self._channel_keys(app_id, channel)
-        count = await self._scripts["join"](
-            keys=[members, users, self._k("node", self.node_id, "members")],
+        count, version = await self._scripts["join"](
+            keys=[
+                members,
+                users,
+                self._k("node", self.node_id, "members"),
+                self._version_key(app_id, channel),
+            ],
             args=[
                 f"{self.node_id}{_SEP}{socket_id}",
                 orjson.dumps([user_id, info]),
@@ -425,29 +530,41 @@ class RedisAdapter:
         )
         if count == 1 and announce:
             added = {"user_id": user_id, "user_info": info}
-            self._emit(app_id, channel, "pusher_internal:member_added", added, exclude=socket_id)
+            self._emit(
+                app_id, channel, "pusher_internal:member_added", added, exclude=socket_id, version=version
+            )
             self._webhook(app_id, {"name": "member_added", "channel": channel, "user_id": key})
 
     async def _leave(self, node: str, app_id: str, channel: str, socket_id: str, key: str) -> None:
         if not self.connected:
             return
         members, users, _ = self._channel_keys(app_id, channel)
-        left, member = await self._scripts["leave"](
-            keys=[members, users, self._k("node", node, "members")],
+        left, member, version = await self._scripts["leave"](
+            keys=[members, users, self._k("node", node, "members"), self._version_key(app_id, channel)],
             args=[f"{node}{_SEP}{socket_id}", key, _SEP.join((app_id, channel, socket_id))],
         )
         if left == 0:
             user_id = orjson.loads(member)[0]
-            self._emit(app_id, channel, "pusher_internal:member_removed", {"user_id": user_id}, exclude=None)
+            self._emit(
+                app_id,
+                channel,
+                "pusher_internal:member_removed",
+                {"user_id": user_id},
+                exclude=None,
+                version=version,
+            )
             self._webhook(app_id, {"name": "member_removed", "channel": channel, "user_id": key})
 
-    async def _members(self, app_id: str, channel: str) -> dict[str, Any]:
+    async def _members(self, app_id: str, channel: str) -> tuple[int, dict[str, Any]]:
+        """The cluster's members of ``channel`` and the channel version they are at."""
         state = self._state(app_id)
         if not self.connected or self._redis is None:
             ch = state.channels.get(channel) if state is not None else None
-            return ch.presence_payload() if ch is not None else presence_payload(())
-        values = await self._redis.hvals(self._channel_keys(app_id, channel)[0])
-        return presence_payload(tuple(orjson.loads(v)) for v in values)
+            return 0, ch.presence_payload() if ch is not None else presence_payload(())
+        version, values = await self._scripts["members"](
+            keys=[self._channel_keys(app_id, channel)[0], self._version_key(app_id, channel)]
+        )
+        return int(version), presence_payload(tuple(orjson.loads(v)) for v in values)
 
     # --- liveness ------------------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 import pusher
 import pytest
 
-from tests.cluster.conftest import Node, RedisServer, presence_auth, private_auth
+from tests.cluster.conftest import Node, RedisServer, SlowLink, presence_auth, private_auth
 from tests.peers import APP_ID, APP_KEY, APP_SECRET, free_port
 from tests.server.conftest import Raw, data_of, unique
 
@@ -172,6 +172,36 @@ async def test_presence_is_one_set_across_nodes(nodes: list[Node], connect: Any,
     assert sorted(webhooks.of(channel), key=lambda e: (e[0], e[1] or "")) == sorted(
         expected, key=lambda e: (e[0], e[1] or "")
     )
+
+
+async def test_a_member_in_the_joiners_list_is_not_announced_to_it_again(
+    redis_server: RedisServer, connect: Any
+) -> None:
+    """Node B's pub/sub link is slow: Bob's ``member_added`` (published before Cat's join) reaches B
+    after Cat's ``subscription_succeeded`` already listed Bob, and must not be sent to Cat. Bob is
+    told about Cat exactly once. (Regression: Cat got ``member_added`` for Bob too.)"""
+    link = SlowLink(redis_server.port, delay=0.6)
+    node_a, node_b = Node(redis_server.url), Node(link.url)
+    try:
+        channel = unique("presence-slow-")
+        bob, cat = await connect(node_a), await connect(node_b)
+        ok = await bob.subscribe(channel, **presence_auth(bob.socket_id, channel, 2, {"name": "Bob"}))
+        assert ok["event"] == "pusher_internal:subscription_succeeded"
+        ok = await cat.subscribe(channel, **presence_auth(cat.socket_id, channel, 3, {"name": "Cat"}))
+        assert sorted(data_of(ok)["presence"]["ids"]) == [2, 3]
+        await asyncio.sleep(link.delay)  # Bob's member_added has now reached node B
+        assert await events_named(cat, "pusher_internal:member_added", channel) == []
+        got = await events_named(bob, "pusher_internal:member_added", channel)
+        assert [data_of(m)["user_id"] for m in got] == [3]
+        # later changes still reach Cat through the slow link, once
+        await bob.send("pusher:unsubscribe", {"channel": channel})
+        await asyncio.sleep(link.delay)
+        got = await events_named(cat, "pusher_internal:member_removed", channel)
+        assert [data_of(m)["user_id"] for m in got] == [2]
+    finally:
+        node_a.stop()
+        node_b.stop()
+        link.close()
 
 
 async def test_client_events_are_relayed_across_nodes_not_echoed(nodes: list[Node], connect: Any) -> None:
