@@ -80,8 +80,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis",
         default=None,
         metavar="URL",
-        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0 "
-        "(default: none, one node) ($QUVEL_REDIS_URL)",
+        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0; "
+        'else the apps file\'s "redis", else $QUVEL_REDIS_URL (default: none, one node)',
     )
     opt.add(
         parser,
@@ -122,13 +122,25 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
     return [dataclasses.replace(base, **changes)]
 
 
+def _redis_url(args: argparse.Namespace) -> str | None:
+    """``--redis``, else the apps file's ``"redis"``, else ``$QUVEL_REDIS_URL`` (the flag-file-env order
+    of every other setting)."""
+    from quvel_ws.server import redis_url_from_apps_file
+
+    if args.redis:
+        return str(args.redis)
+    apps_file = opt.resolve(args, opt.APPS_FILE)
+    from_file = redis_url_from_apps_file(apps_file) if apps_file else None
+    return from_file or os.environ.get("QUVEL_REDIS_URL") or None
+
+
 async def run(args: argparse.Namespace) -> int:
     from quvel_ws.errors import ClusterError, InvalidArgument
     from quvel_ws.server import DEFAULT_SECRET, DevAuth, PusherServer, default_secret_apps, is_loopback
 
     try:
         apps = _apps(args)
-        redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
+        redis_url = _redis_url(args)
         host = opt.resolve(args, opt.HOST)
         dev_auth = (
             DevAuth(apps[0], host=host, master_key=apps[0].encryption_master_key_base64)

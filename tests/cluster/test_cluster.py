@@ -245,3 +245,62 @@ def test_an_unreachable_redis_is_a_clear_error_at_start() -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def _serve_first_line(*args: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return (json.loads(line) if line else {}), proc
+
+
+@pytest.mark.parametrize("form", ["apps file", "environment"])
+def test_the_redis_url_from_the_apps_file_or_the_environment(
+    redis_server: RedisServer, tmp_path: Any, form: str
+) -> None:
+    import redis
+
+    from tests.peers import stop_process_group
+
+    apps: dict[str, Any] = {"apps": [{"id": "1", "key": "k", "secret": "s"}]}
+    env = {}
+    if form == "apps file":
+        apps["redis"] = redis_server.url
+    else:
+        env["QUVEL_REDIS_URL"] = redis_server.url
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps(apps))
+    info, proc = _serve_first_line("--apps-file", str(path), env=env)
+    try:
+        assert "node" in info, info
+        client = redis.Redis.from_url(redis_server.url)
+        assert info["node"].encode() in client.smembers("quvel:nodes")
+        client.close()
+    finally:
+        stop_process_group(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def test_a_bad_redis_url_in_the_apps_file_is_a_clear_error(tmp_path: Any) -> None:
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps({"apps": [{"id": "1", "key": "k", "secret": "s"}], "redis": "127.0.0.1:6379"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", "--apps-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert '"redis" must be a redis://, rediss:// or unix:// URL' in result.stderr, result.stderr
