@@ -83,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0; "
         'else the apps file\'s "redis", else $QUVEL_REDIS_URL (default: none, one node)',
     )
+    parser.add_argument(
+        "--redis-transport",
+        choices=("stream", "pubsub"),
+        default="stream",
+        help="how nodes relay to each other: a Redis Stream (resumes after a Redis restart, nothing "
+        "lost) or pub/sub (at most once); every node of a cluster must use the same (default: stream)",
+    )
     opt.add(
         parser,
         opt.APPS_FILE,
@@ -154,6 +161,7 @@ async def run(args: argparse.Namespace) -> int:
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
             redis_url=redis_url,
+            redis_transport=args.redis_transport,
             routes=dev_auth.routes if dev_auth is not None else None,
         )
         await server.start()

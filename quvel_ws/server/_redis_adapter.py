@@ -1,9 +1,9 @@
 """The Redis cluster adapter: ``quvel serve --redis redis://HOST:PORT/DB`` (Reverb's and Soketi's model).
 
-- **Bus**: one pub/sub channel (``{prefix}#bus``) carries relayed events, user terminations and the
-  HTTP API's gather questions and answers. Every message starts with the sender's node id; a node
-  skips its own. Outgoing messages go through one queue and one writer task that pipelines whatever
-  piled up, so a burst costs one round trip, and a Redis outage queues (bounded) instead of blocking.
+- **Bus** (:mod:`._redis_bus`): relayed events, user terminations and the HTTP API's gather questions
+  and answers go through one Redis Stream (resumed from the last id after a reconnect, resent and
+  deduplicated after a failed write), or, with ``transport="pubsub"``, one pub/sub channel (at most
+  once). A node skips its own messages; a queue and a writer task pipeline whatever piled up.
 - **Presence and occupancy** live in Redis hashes and sets keyed by app and channel, each entry owned
   by ``node`` + ``socket``; Lua scripts make each change and report the transition (first socket of a
   user, last node of a channel) atomically, so the node that made it sends ``member_added`` /
@@ -31,10 +31,10 @@ import orjson
 from quvel_ws.errors import ClusterError
 from quvel_ws.server._cluster import ChannelView, ClusterHost, local_view, merge_views, presence_payload
 from quvel_ws.server._frames import event_frame
+from quvel_ws.server._redis_bus import RedisBus, Transport
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
 
     from quvel_ws.server._channels import PresenceMember
     from quvel_ws.server._cluster import MergedChannel
@@ -112,6 +112,7 @@ class RedisAdapter:
         heartbeat: float = 1.0,
         gather_timeout: float = 1.0,
         max_queued: int = 10_000,
+        transport: Transport = "stream",
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ClusterError(f"the Redis URL must start with redis://, rediss:// or unix://, got {url!r}")
@@ -126,15 +127,13 @@ class RedisAdapter:
         self.heartbeat = heartbeat
         self.gather_timeout = gather_timeout
         self.max_queued = max_queued
-        self.connected = False
-        self.dropped = 0  # relayed messages lost to a full queue or a failed write (observability)
-        self._bus = f"{prefix}#bus".encode()
+        if transport not in ("stream", "pubsub"):
+            raise ClusterError(f'the cluster transport must be "stream" or "pubsub", got {transport!r}')
+        self.transport: Transport = transport
+        self.bus: RedisBus | None = None
         self._host: ClusterHost | None = None
         self._redis: Redis | None = None
-        self._out: deque[bytes] = deque()
-        self._in_flight = 0
         self._ops: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any] | None]] = deque()
-        self._wake_out = asyncio.Event()
         self._wake_ops = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._replies: dict[str, tuple[list[dict[str, ChannelView]], int, asyncio.Future[None]]] = {}
@@ -185,13 +184,21 @@ class RedisAdapter:
             )
         }
         await self._register()
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._bus)
-        self.connected = True
+        self.bus = RedisBus(
+            self._redis,
+            f"{self.prefix}#bus",
+            self.node_id,
+            transport=self.transport,
+            deliver=self._received,
+            on_lost=self._lost,
+            on_back=self._back,
+            max_queued=self.max_queued,
+        )
+        await self.bus.open()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read(pubsub), name="quvel-cluster-reader"),
-            loop.create_task(self._write(), name="quvel-cluster-writer"),
+            loop.create_task(self.bus.read_loop(), name="quvel-cluster-reader"),
+            loop.create_task(self.bus.write_loop(), name="quvel-cluster-writer"),
             loop.create_task(self._run_ops(), name="quvel-cluster-ops"),
             loop.create_task(self._beat(), name="quvel-cluster-heartbeat"),
         ]
@@ -204,7 +211,8 @@ class RedisAdapter:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drain_ops(), 2)
             await asyncio.wait_for(self._reap(self.node_id), 2)
-            await asyncio.wait_for(self._flush(), 2)
+            if self.bus is not None:
+                await asyncio.wait_for(self.bus.flush(), 2)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -214,7 +222,18 @@ class RedisAdapter:
         with contextlib.suppress(Exception):
             await self._redis.aclose()
         self._redis = None
-        self.connected = False
+        if self.bus is not None:
+            await self.bus.close()
+
+    @property
+    def connected(self) -> bool:
+        """Is the bus to the other nodes up (else this node delivers to its own sockets only)?"""
+        return self.bus is not None and self.bus.connected
+
+    @property
+    def dropped(self) -> int:
+        """Messages for other nodes lost to a full queue (or, with pub/sub, a failed write)."""
+        return self.bus.dropped if self.bus is not None else 0
 
     async def _register(self) -> None:
         assert self._redis is not None
@@ -300,94 +319,25 @@ class RedisAdapter:
             del self._replies[rid]
         return merge_views([*views, *replies])
 
-    # --- outgoing messages ---------------------------------------------------------------------------
+    # --- messages between nodes --------------------------------------------------------------------
 
     def _send(self, message: list[Any]) -> None:
-        if len(self._out) >= self.max_queued:
-            self._out.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                logger.warning("cluster queue full (Redis down?): %d relayed messages dropped", self.dropped)
-        self._out.append(orjson.dumps(message))
-        self._wake_out.set()
+        if self.bus is not None:
+            self.bus.send(message[1], *message[2:])
 
-    async def _write(self) -> None:
-        from redis.exceptions import RedisError
+    def _lost(self, exc: BaseException) -> None:
+        logger.warning(
+            "lost Redis at %s (%s): delivering to this node's sockets only, reconnecting", self.url, exc
+        )
 
-        while True:
-            await self._wake_out.wait()
-            self._wake_out.clear()
-            while self._out and self.connected and self._redis is not None:
-                batch = list(self._out)
-                self._out.clear()
-                self._in_flight = len(batch)
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self._bus, message)
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    # At most once: part of the batch may have gone out, so none of it is sent again.
-                    self.dropped += len(batch)
-                    logger.debug("relaying %d messages failed: %s", len(batch), exc)
-                finally:
-                    self._in_flight = 0
+    async def _back(self) -> None:
+        await self._register()
+        self._op(self._reconcile)
+        logger.warning("reconnected to Redis at %s; node %s re-registered", self.url, self.node_id)
 
-    async def _flush(self) -> None:
-        while (self._out or self._in_flight) and self.connected:
-            self._wake_out.set()
-            await asyncio.sleep(0.01)
-
-    # --- incoming messages ---------------------------------------------------------------------------
-
-    async def _read(self, pubsub: PubSub) -> None:
-        from redis.exceptions import RedisError
-
-        while True:
-            try:
-                while True:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if msg is not None and msg.get("type") == "message":
-                        self._received(msg["data"])
-            except (RedisError, OSError) as exc:
-                self.connected = False
-                logger.warning(
-                    "lost Redis at %s (%s): delivering to this node's sockets only, reconnecting",
-                    self.url,
-                    exc,
-                )
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            pubsub = await self._reconnect()
-
-    async def _reconnect(self) -> PubSub:
-        from redis.exceptions import RedisError
-
-        assert self._redis is not None
-        delay = 0.05
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._bus)
-                await self._register()
-                self.connected = True
-                self._wake_out.set()
-                self._op(self._reconcile)
-            except (RedisError, OSError):
-                self.connected = False
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                continue
-            logger.warning("reconnected to Redis at %s; node %s re-registered", self.url, self.node_id)
-            return pubsub
-
-    def _received(self, raw: bytes) -> None:
+    def _received(self, msg: list[Any]) -> None:
+        """One message from another node: ``[node, kind, ...]``."""
         try:
-            msg = orjson.loads(raw)
-            if msg[0] == self.node_id:
-                return  # our own publication: already delivered here
             kind = msg[1]
             if kind == "e":
                 state = self._state(msg[2])
@@ -411,7 +361,7 @@ class RedisAdapter:
                     if len(replies) >= expected and not done.done():
                         done.set_result(None)
         except Exception:  # a bad message costs that message, never the reader
-            logger.exception("ignoring a cluster message that could not be handled: %r", raw[:200])
+            logger.exception("ignoring a cluster message that could not be handled: %r", msg[:8])
 
     def _state(self, app_id: str) -> AppState | None:
         return self._host.app_state_by_id(app_id) if self._host is not None else None
@@ -605,6 +555,8 @@ class RedisAdapter:
             pipe.delete(self._k("node", node))
             pipe.srem(self._k("nodes"), node)
             await pipe.execute()
+        if self.bus is not None and node != self.node_id:
+            self.bus.forget(node)
 
     async def _reconcile(self) -> None:
         """After a reconnect: make Redis hold exactly this node's live members and channels. Entries
