@@ -12,7 +12,8 @@ client costs as little as possible and costs the same for both servers).
 
 ``--cluster`` instead runs ``quvel serve --redis`` nodes on a local redis-server: the latency one Redis
 hop adds (subscribers on node B, triggers to node A, against both on one node without Redis) and the
-throughput of 2 nodes (subscribers split, triggers alternating) against 1 node, in the same run.
+throughput of 2 nodes (subscribers split, triggers alternating) against 1 node, in the same run; the
+hop is measured for both bus transports (``--redis-transport stream``, the default, and ``pubsub``).
 
 Usage: ``python benchmarks/fanout.py [--sizes 1,100,1000] [--rounds 200] [--only embedded|soketi]``
 or ``python benchmarks/fanout.py --cluster [--sizes 1,100,1000]``
@@ -289,19 +290,24 @@ async def cluster(sizes: list[int], rounds: int, throughput_msgs: int) -> None:
     from tests.cluster.conftest import RedisServer
     from tests.peers import free_port
 
-    redis = RedisServer().start()
-    alone_port, a_port, b_port = free_port(), free_port(), free_port()
+    redis, redis_ps = RedisServer().start(), RedisServer().start()  # pub/sub nodes on their own Redis
+    alone_port, a_port, b_port, pa_port, pb_port = (free_port() for _ in range(5))
     procs = [
         start_embedded(alone_port),
         start_embedded(a_port, "--redis", redis.url),
         start_embedded(b_port, "--redis", redis.url),
+        start_embedded(pa_port, "--redis", redis_ps.url, "--redis-transport", "pubsub"),
+        start_embedded(pb_port, "--redis", redis_ps.url, "--redis-transport", "pubsub"),
     ]
-    rows: dict[str, dict[int, dict[str, float]]] = {"1 node": {}, "A->B": {}, "2 nodes": {}}
+    rows: dict[str, dict[int, dict[str, float]]] = {"1 node": {}, "A->B": {}, "A->B ps": {}, "2 nodes": {}}
     try:
         for n in sizes:
             r = max(20, rounds if n < 1000 else rounds // 4)
             rows["1 node"][n] = await measure("127.0.0.1", alone_port, n, r, throughput_msgs)
             rows["A->B"][n] = await measure("127.0.0.1", a_port, n, r, throughput_msgs, sub_ports=[b_port])
+            rows["A->B ps"][n] = await measure(
+                "127.0.0.1", pa_port, n, r, throughput_msgs, sub_ports=[pb_port]
+            )
             rows["2 nodes"][n] = await measure(
                 "127.0.0.1", a_port, n, r, throughput_msgs, [a_port, b_port], [a_port, b_port]
             )
@@ -316,11 +322,16 @@ async def cluster(sizes: list[int], rounds: int, throughput_msgs: int) -> None:
             proc.terminate()
             proc.wait(10)
         redis.stop()
-    print("\none Redis hop (subscribers on B, trigger to A) minus one node without Redis:")
+        redis_ps.stop()
+    print("\none Redis hop (subscribers on B, trigger to A) minus one node without Redis, stream | pub/sub:")
     for n in sizes:
-        one, hop = rows["1 node"][n], rows["A->B"][n]
+        one, hop, ps = rows["1 node"][n], rows["A->B"][n], rows["A->B ps"][n]
         d50, d99 = hop["p50_ms"] - one["p50_ms"], hop["p99_ms"] - one["p99_ms"]
-        print(f"n={n:5d}  p50 {d50:+.2f} ms  p99 {d99:+.2f} ms")
+        p50, p99 = ps["p50_ms"] - one["p50_ms"], ps["p99_ms"] - one["p99_ms"]
+        print(
+            f"n={n:5d}  stream p50 {d50:+.2f} ms  p99 {d99:+.2f} ms | "
+            f"pubsub p50 {p50:+.2f} ms  p99 {p99:+.2f} ms"
+        )
     print("throughput, 2 nodes (subscribers split, triggers alternating) / 1 node:")
     for n in sizes:
         print(f"n={n:5d}  x{rows['2 nodes'][n]['msgs_per_s'] / rows['1 node'][n]['msgs_per_s']:.2f}")

@@ -80,8 +80,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--redis",
         default=None,
         metavar="URL",
-        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0 "
-        "(default: none, one node) ($QUVEL_REDIS_URL)",
+        help="scale out: nodes on one Redis form a cluster, e.g. redis://127.0.0.1:6379/0; "
+        'else the apps file\'s "redis", else $QUVEL_REDIS_URL (default: none, one node)',
+    )
+    parser.add_argument(
+        "--redis-transport",
+        choices=("stream", "pubsub"),
+        default="stream",
+        help="how nodes relay to each other: a Redis Stream (resumes after a Redis restart, nothing "
+        "lost) or pub/sub (at most once); every node of a cluster must use the same (default: stream)",
     )
     opt.add(
         parser,
@@ -122,13 +129,25 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
     return [dataclasses.replace(base, **changes)]
 
 
+def _redis_url(args: argparse.Namespace) -> str | None:
+    """``--redis``, else the apps file's ``"redis"``, else ``$QUVEL_REDIS_URL`` (the flag-file-env order
+    of every other setting)."""
+    from quvel_ws.server import redis_url_from_apps_file
+
+    if args.redis:
+        return str(args.redis)
+    apps_file = opt.resolve(args, opt.APPS_FILE)
+    from_file = redis_url_from_apps_file(apps_file) if apps_file else None
+    return from_file or os.environ.get("QUVEL_REDIS_URL") or None
+
+
 async def run(args: argparse.Namespace) -> int:
     from quvel_ws.errors import ClusterError, InvalidArgument
     from quvel_ws.server import DEFAULT_SECRET, DevAuth, PusherServer, default_secret_apps, is_loopback
 
     try:
         apps = _apps(args)
-        redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
+        redis_url = _redis_url(args)
         host = opt.resolve(args, opt.HOST)
         dev_auth = (
             DevAuth(apps[0], host=host, master_key=apps[0].encryption_master_key_base64)
@@ -142,6 +161,7 @@ async def run(args: argparse.Namespace) -> int:
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
             redis_url=redis_url,
+            redis_transport=args.redis_transport,
             routes=dev_auth.routes if dev_auth is not None else None,
         )
         await server.start()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         default_secret_apps,
         is_loopback,
         load_apps_file,
+        redis_url_from_apps_file,
     )
     from quvel_ws.server._dev_auth import DevAuth
     from quvel_ws.server._server import PusherServer, ServerThread
@@ -39,6 +40,7 @@ _LAZY: dict[str, str] = {
     "Limits": "quvel_ws.server._app",
     "app_from_env": "quvel_ws.server._app",
     "load_apps_file": "quvel_ws.server._app",
+    "redis_url_from_apps_file": "quvel_ws.server._app",
     "PusherServer": "quvel_ws.server._server",
     "ServerThread": "quvel_ws.server._server",
     "sign_params": "quvel_ws.server._signature",
@@ -74,6 +76,7 @@ __all__ = [
     "default_secret_apps",
     "is_loopback",
     "load_apps_file",
+    "redis_url_from_apps_file",
     "sign_params",
     "verify_request",
     "webhook_signature",

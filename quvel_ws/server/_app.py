@@ -155,6 +155,24 @@ def load_apps_file(path: str | os.PathLike[str]) -> list[AppConfig]:
     return [AppConfig.from_mapping(item) for item in items]
 
 
+def redis_url_from_apps_file(path: str | os.PathLike[str]) -> str | None:
+    """The cluster's Redis URL from an apps file in its object form, ``{"apps": [...], "redis":
+    "redis://HOST:PORT/DB"}`` (what ``quvel serve --redis`` takes), or ``None`` if it names none."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"cannot read apps file {os.fspath(path)!r}: {exc}") from exc
+    url = raw.get("redis") if isinstance(raw, dict) else None
+    if url is None:
+        return None
+    if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+        raise InvalidArgument(
+            f'apps file {os.fspath(path)!r}: "redis" must be a redis://, rediss:// or unix:// URL, '
+            f"got {url!r}"
+        )
+    return url
+
+
 def _env_bool(value: str) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 

@@ -70,9 +70,10 @@ class ClusterAdapter(Protocol):
     def presence_leave(self, app_id: str, channel: str, socket_id: str, key: str) -> None:
         """A socket left a presence channel."""
 
-    def presence_payload(self, app_id: str, channel: str) -> asyncio.Future[dict[str, Any]]:
-        """The cluster's members of ``channel`` as ``subscription_succeeded`` data, after every join
-        and leave this node asked for before."""
+    def presence_payload(self, app_id: str, channel: str, socket_id: str) -> asyncio.Future[dict[str, Any]]:
+        """The cluster's members of ``channel`` as ``subscription_succeeded`` data for ``socket_id``,
+        after every join and leave this node asked for before. Member events the snapshot already
+        holds are never sent to that socket; newer ones are sent after the snapshot."""
 
     async def gather(
         self, app_id: str, prefix: str | None, names: Sequence[str] | None

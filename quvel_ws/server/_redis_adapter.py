@@ -1,9 +1,9 @@
 """The Redis cluster adapter: ``quvel serve --redis redis://HOST:PORT/DB`` (Reverb's and Soketi's model).
 
-- **Bus**: one pub/sub channel (``{prefix}#bus``) carries relayed events, user terminations and the
-  HTTP API's gather questions and answers. Every message starts with the sender's node id; a node
-  skips its own. Outgoing messages go through one queue and one writer task that pipelines whatever
-  piled up, so a burst costs one round trip, and a Redis outage queues (bounded) instead of blocking.
+- **Bus** (:mod:`._redis_bus`): relayed events, user terminations and the HTTP API's gather questions
+  and answers go through one Redis Stream (resumed from the last id after a reconnect, resent and
+  deduplicated after a failed write), or, with ``transport="pubsub"``, one pub/sub channel (at most
+  once). A node skips its own messages; a queue and a writer task pipeline whatever piled up.
 - **Presence and occupancy** live in Redis hashes and sets keyed by app and channel, each entry owned
   by ``node`` + ``socket``; Lua scripts make each change and report the transition (first socket of a
   user, last node of a channel) atomically, so the node that made it sends ``member_added`` /
@@ -30,10 +30,11 @@ import orjson
 
 from quvel_ws.errors import ClusterError
 from quvel_ws.server._cluster import ChannelView, ClusterHost, local_view, merge_views, presence_payload
+from quvel_ws.server._frames import event_frame
+from quvel_ws.server._redis_bus import RedisBus, Transport
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-    from redis.asyncio.client import PubSub
 
     from quvel_ws.server._channels import PresenceMember
     from quvel_ws.server._cluster import MergedChannel
@@ -42,21 +43,49 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 _SEP = "\x1f"
 
-# KEYS: members hash, users hash, node index. ARGV: node|socket, member json, user key, index field.
-_JOIN = """
-if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
-redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
-return redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+# Every presence change bumps the channel's version (KEYS[4]); member events carry it and a
+# subscription_succeeded snapshot records it, so a socket is never told of a change its snapshot already
+# holds. A missing version starts at the server clock in microseconds, so it keeps growing across a
+# Redis restart that lost it (and may expire when the channel has been idle for a day).
+_BUMP = """
+local function bump(key)
+  if redis.call('EXISTS', key) == 0 then
+    local t = redis.call('TIME')
+    redis.call('SET', key, t[1] * 1000000 + t[2])
+  end
+  local v = redis.call('INCR', key)
+  redis.call('PEXPIRE', key, 86400000)
+  return v
+end
 """
-# Same KEYS. ARGV: node|socket, user key, index field. Returns {sockets the user has left, member json}.
-_LEAVE = """
+# KEYS: members hash, users hash, node index, version. ARGV: node|socket, member json, user key, index
+# field. Returns {sockets the user now has (0: already joined), version}.
+_JOIN = (
+    _BUMP
+    + """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {0, 0} end
+redis.call('HSET', KEYS[3], ARGV[4], ARGV[3])
+local n = redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+return {n, bump(KEYS[4])}
+"""
+)
+# Same KEYS. ARGV: node|socket, user key, index field. Returns {sockets the user has left, member json,
+# version}.
+_LEAVE = (
+    _BUMP
+    + """
 redis.call('HDEL', KEYS[3], ARGV[3])
 local member = redis.call('HGET', KEYS[1], ARGV[1])
-if not member then return {-1, ''} end
+if not member then return {-1, '', 0} end
 redis.call('HDEL', KEYS[1], ARGV[1])
 local n = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
 if n <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
-return {n, member}
+return {n, member, bump(KEYS[4])}
+"""
+)
+# KEYS: members hash, version. Returns {version, member jsons}: one consistent snapshot.
+_MEMBERS = """
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('HVALS', KEYS[1])}
 """
 # KEYS: channel's node set, node index. ARGV: node, index field. 1: the channel became occupied/vacant.
 _OCCUPY = """
@@ -83,6 +112,7 @@ class RedisAdapter:
         heartbeat: float = 1.0,
         gather_timeout: float = 1.0,
         max_queued: int = 10_000,
+        transport: Transport = "stream",
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
             raise ClusterError(f"the Redis URL must start with redis://, rediss:// or unix://, got {url!r}")
@@ -97,19 +127,22 @@ class RedisAdapter:
         self.heartbeat = heartbeat
         self.gather_timeout = gather_timeout
         self.max_queued = max_queued
-        self.connected = False
-        self.dropped = 0  # relayed messages lost to a full queue or a failed write (observability)
-        self._bus = f"{prefix}#bus".encode()
+        if transport not in ("stream", "pubsub"):
+            raise ClusterError(f'the cluster transport must be "stream" or "pubsub", got {transport!r}')
+        self.transport: Transport = transport
+        self.bus: RedisBus | None = None
         self._host: ClusterHost | None = None
         self._redis: Redis | None = None
-        self._out: deque[bytes] = deque()
-        self._in_flight = 0
         self._ops: deque[tuple[Callable[[], Awaitable[Any]], asyncio.Future[Any] | None]] = deque()
-        self._wake_out = asyncio.Event()
         self._wake_ops = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._replies: dict[str, tuple[list[dict[str, ChannelView]], int, asyncio.Future[None]]] = {}
         self._scripts: dict[str, Any] = {}
+        # Per local presence subscription (app, channel, socket id): the channel version its
+        # subscription_succeeded snapshot holds, or, until that snapshot is sent, the member events held
+        # back for it (version, frame, write).
+        self._floors: dict[tuple[str, str, str], int] = {}
+        self._held: dict[tuple[str, str, str], list[tuple[int, bytes, Callable[[bytes], Any]]]] = {}
 
     # --- keys ----------------------------------------------------------------------------------------
 
@@ -119,6 +152,9 @@ class RedisAdapter:
     def _channel_keys(self, app_id: str, channel: str) -> tuple[str, str, str]:
         base = self._k("app", app_id)
         return f"{base}:members:{channel}", f"{base}:users:{channel}", f"{base}:nodes:{channel}"
+
+    def _version_key(self, app_id: str, channel: str) -> str:
+        return self._k("app", app_id, "version", channel)
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -139,16 +175,30 @@ class RedisAdapter:
             raise ClusterError(f"cannot reach Redis at {self.url}: {exc or type(exc).__name__}") from None
         self._scripts = {
             name: self._redis.register_script(src)
-            for name, src in (("join", _JOIN), ("leave", _LEAVE), ("occupy", _OCCUPY), ("vacate", _VACATE))
+            for name, src in (
+                ("join", _JOIN),
+                ("leave", _LEAVE),
+                ("members", _MEMBERS),
+                ("occupy", _OCCUPY),
+                ("vacate", _VACATE),
+            )
         }
         await self._register()
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(self._bus)
-        self.connected = True
+        self.bus = RedisBus(
+            self._redis,
+            f"{self.prefix}#bus",
+            self.node_id,
+            transport=self.transport,
+            deliver=self._received,
+            on_lost=self._lost,
+            on_back=self._back,
+            max_queued=self.max_queued,
+        )
+        await self.bus.open()
         loop = asyncio.get_running_loop()
         self._tasks = [
-            loop.create_task(self._read(pubsub), name="quvel-cluster-reader"),
-            loop.create_task(self._write(), name="quvel-cluster-writer"),
+            loop.create_task(self.bus.read_loop(), name="quvel-cluster-reader"),
+            loop.create_task(self.bus.write_loop(), name="quvel-cluster-writer"),
             loop.create_task(self._run_ops(), name="quvel-cluster-ops"),
             loop.create_task(self._beat(), name="quvel-cluster-heartbeat"),
         ]
@@ -161,7 +211,8 @@ class RedisAdapter:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._drain_ops(), 2)
             await asyncio.wait_for(self._reap(self.node_id), 2)
-            await asyncio.wait_for(self._flush(), 2)
+            if self.bus is not None:
+                await asyncio.wait_for(self.bus.flush(), 2)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -171,7 +222,18 @@ class RedisAdapter:
         with contextlib.suppress(Exception):
             await self._redis.aclose()
         self._redis = None
-        self.connected = False
+        if self.bus is not None:
+            await self.bus.close()
+
+    @property
+    def connected(self) -> bool:
+        """Is the bus to the other nodes up (else this node delivers to its own sockets only)?"""
+        return self.bus is not None and self.bus.connected
+
+    @property
+    def dropped(self) -> int:
+        """Messages for other nodes lost to a full queue (or, with pub/sub, a failed write)."""
+        return self.bus.dropped if self.bus is not None else 0
 
     async def _register(self) -> None:
         assert self._redis is not None
@@ -202,11 +264,30 @@ class RedisAdapter:
         self._op(lambda: self._join(app_id, channel, socket_id, entry, announce=True))
 
     def presence_leave(self, app_id: str, channel: str, socket_id: str, key: str) -> None:
+        self._floors.pop((app_id, channel, socket_id), None)
+        self._held.pop((app_id, channel, socket_id), None)
         self._op(lambda: self._leave(self.node_id, app_id, channel, socket_id, key))
 
-    def presence_payload(self, app_id: str, channel: str) -> asyncio.Future[dict[str, Any]]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._op(lambda: self._members(app_id, channel), future)
+    def presence_payload(self, app_id: str, channel: str, socket_id: str) -> asyncio.Future[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        sub = (app_id, channel, socket_id)
+        if sub not in self._floors:  # a first subscribe: member events wait for the snapshot
+            self._held.setdefault(sub, [])
+
+        async def snapshot() -> None:
+            version = 0
+            try:
+                version, payload = await self._members(app_id, channel)
+            except Exception as exc:
+                future.set_exception(exc)  # the server then sends this node's members
+            else:
+                future.set_result(payload)
+            # Scheduled after the future's callbacks, which send subscription_succeeded: held events
+            # go out after it, and only those newer than the snapshot.
+            loop.call_soon(self._release, sub, version)
+
+        self._op(snapshot)
         return future
 
     async def gather(
@@ -238,99 +319,32 @@ class RedisAdapter:
             del self._replies[rid]
         return merge_views([*views, *replies])
 
-    # --- outgoing messages ---------------------------------------------------------------------------
+    # --- messages between nodes --------------------------------------------------------------------
 
     def _send(self, message: list[Any]) -> None:
-        if len(self._out) >= self.max_queued:
-            self._out.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                logger.warning("cluster queue full (Redis down?): %d relayed messages dropped", self.dropped)
-        self._out.append(orjson.dumps(message))
-        self._wake_out.set()
+        if self.bus is not None:
+            self.bus.send(message[1], *message[2:])
 
-    async def _write(self) -> None:
-        from redis.exceptions import RedisError
+    def _lost(self, exc: BaseException) -> None:
+        logger.warning(
+            "lost Redis at %s (%s): delivering to this node's sockets only, reconnecting", self.url, exc
+        )
 
-        while True:
-            await self._wake_out.wait()
-            self._wake_out.clear()
-            while self._out and self.connected and self._redis is not None:
-                batch = list(self._out)
-                self._out.clear()
-                self._in_flight = len(batch)
-                try:
-                    async with self._redis.pipeline(transaction=False) as pipe:
-                        for message in batch:
-                            pipe.publish(self._bus, message)
-                        await pipe.execute()
-                except (RedisError, OSError) as exc:
-                    # At most once: part of the batch may have gone out, so none of it is sent again.
-                    self.dropped += len(batch)
-                    logger.debug("relaying %d messages failed: %s", len(batch), exc)
-                finally:
-                    self._in_flight = 0
+    async def _back(self) -> None:
+        await self._register()
+        self._op(self._reconcile)
+        logger.warning("reconnected to Redis at %s; node %s re-registered", self.url, self.node_id)
 
-    async def _flush(self) -> None:
-        while (self._out or self._in_flight) and self.connected:
-            self._wake_out.set()
-            await asyncio.sleep(0.01)
-
-    # --- incoming messages ---------------------------------------------------------------------------
-
-    async def _read(self, pubsub: PubSub) -> None:
-        from redis.exceptions import RedisError
-
-        while True:
-            try:
-                while True:
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    if msg is not None and msg.get("type") == "message":
-                        self._received(msg["data"])
-            except (RedisError, OSError) as exc:
-                self.connected = False
-                logger.warning(
-                    "lost Redis at %s (%s): delivering to this node's sockets only, reconnecting",
-                    self.url,
-                    exc,
-                )
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-            pubsub = await self._reconnect()
-
-    async def _reconnect(self) -> PubSub:
-        from redis.exceptions import RedisError
-
-        assert self._redis is not None
-        delay = 0.05
-        while True:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self._bus)
-                await self._register()
-                self.connected = True
-                self._wake_out.set()
-                self._op(self._reconcile)
-            except (RedisError, OSError):
-                self.connected = False
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
-                continue
-            logger.warning("reconnected to Redis at %s; node %s re-registered", self.url, self.node_id)
-            return pubsub
-
-    def _received(self, raw: bytes) -> None:
+    def _received(self, msg: list[Any]) -> None:
+        """One message from another node: ``[node, kind, ...]``."""
         try:
-            msg = orjson.loads(raw)
-            if msg[0] == self.node_id:
-                return  # our own publication: already delivered here
             kind = msg[1]
             if kind == "e":
                 state = self._state(msg[2])
                 if state is not None:
                     state.publish(msg[3], msg[4], msg[5], exclude=msg[6], user_id=msg[7])
+            elif kind == "m":
+                self._deliver_member(msg[2], msg[3], msg[4], msg[5], exclude=msg[6], version=msg[7])
             elif kind == "t":
                 state = self._state(msg[2])
                 if state is not None:
@@ -347,7 +361,7 @@ class RedisAdapter:
                     if len(replies) >= expected and not done.done():
                         done.set_result(None)
         except Exception:  # a bad message costs that message, never the reader
-            logger.exception("ignoring a cluster message that could not be handled: %r", raw[:200])
+            logger.exception("ignoring a cluster message that could not be handled: %r", msg[:8])
 
     def _state(self, app_id: str) -> AppState | None:
         return self._host.app_state_by_id(app_id) if self._host is not None else None
@@ -380,13 +394,49 @@ class RedisAdapter:
         await done
 
     def _emit(
-        self, app_id: str, channel: str, event: str, data: dict[str, Any], *, exclude: str | None
+        self,
+        app_id: str,
+        channel: str,
+        event: str,
+        data: dict[str, Any],
+        *,
+        exclude: str | None,
+        version: int,
     ) -> None:
+        """Send a member event of channel ``version`` here and on every other node."""
         text = orjson.dumps(data).decode()
+        self._deliver_member(app_id, channel, event, text, exclude=exclude, version=version)
+        self._send([self.node_id, "m", app_id, channel, event, text, exclude, version])
+
+    def _deliver_member(
+        self, app_id: str, channel: str, event: str, text: str, *, exclude: str | None, version: int
+    ) -> None:
+        """A member event goes to each local subscriber whose snapshot does not already hold it (it
+        may have been read after the change but before the event got here); subscribers still
+        waiting for their snapshot get it after."""
         state = self._state(app_id)
-        if state is not None:
-            state.publish(channel, event, text, exclude=exclude)
-        self.relay(app_id, channel, event, text, exclude=exclude, user_id=None)
+        ch = state.channels.get(channel) if state is not None else None
+        if ch is None:
+            return
+        frame = event_frame(event, text, channel)
+        for sock, write in ch.subscribers.items():
+            if sock.id == exclude:
+                continue
+            sub = (app_id, channel, sock.id)
+            held = self._held.get(sub)
+            if held is not None:
+                held.append((version, frame, write))
+            elif version > self._floors.get(sub, 0):
+                write(frame)
+
+    def _release(self, sub: tuple[str, str, str], version: int) -> None:
+        held = self._held.pop(sub, None)
+        if held is None:  # left meanwhile, or a repeated subscribe
+            return
+        self._floors[sub] = version
+        for event_version, frame, write in held:
+            if event_version > version:
+                write(frame)
 
     def _webhook(self, app_id: str, event: dict[str, Any]) -> None:
         state = self._state(app_id)
@@ -414,8 +464,13 @@ class RedisAdapter:
         if not self.connected:
             return
         members, users, _ = self._channel_keys(app_id, channel)
-        count = await self._scripts["join"](
-            keys=[members, users, self._k("node", self.node_id, "members")],
+        count, version = await self._scripts["join"](
+            keys=[
+                members,
+                users,
+                self._k("node", self.node_id, "members"),
+                self._version_key(app_id, channel),
+            ],
             args=[
                 f"{self.node_id}{_SEP}{socket_id}",
                 orjson.dumps([user_id, info]),
@@ -425,29 +480,41 @@ class RedisAdapter:
         )
         if count == 1 and announce:
             added = {"user_id": user_id, "user_info": info}
-            self._emit(app_id, channel, "pusher_internal:member_added", added, exclude=socket_id)
+            self._emit(
+                app_id, channel, "pusher_internal:member_added", added, exclude=socket_id, version=version
+            )
             self._webhook(app_id, {"name": "member_added", "channel": channel, "user_id": key})
 
     async def _leave(self, node: str, app_id: str, channel: str, socket_id: str, key: str) -> None:
         if not self.connected:
             return
         members, users, _ = self._channel_keys(app_id, channel)
-        left, member = await self._scripts["leave"](
-            keys=[members, users, self._k("node", node, "members")],
+        left, member, version = await self._scripts["leave"](
+            keys=[members, users, self._k("node", node, "members"), self._version_key(app_id, channel)],
             args=[f"{node}{_SEP}{socket_id}", key, _SEP.join((app_id, channel, socket_id))],
         )
         if left == 0:
             user_id = orjson.loads(member)[0]
-            self._emit(app_id, channel, "pusher_internal:member_removed", {"user_id": user_id}, exclude=None)
+            self._emit(
+                app_id,
+                channel,
+                "pusher_internal:member_removed",
+                {"user_id": user_id},
+                exclude=None,
+                version=version,
+            )
             self._webhook(app_id, {"name": "member_removed", "channel": channel, "user_id": key})
 
-    async def _members(self, app_id: str, channel: str) -> dict[str, Any]:
+    async def _members(self, app_id: str, channel: str) -> tuple[int, dict[str, Any]]:
+        """The cluster's members of ``channel`` and the channel version they are at."""
         state = self._state(app_id)
         if not self.connected or self._redis is None:
             ch = state.channels.get(channel) if state is not None else None
-            return ch.presence_payload() if ch is not None else presence_payload(())
-        values = await self._redis.hvals(self._channel_keys(app_id, channel)[0])
-        return presence_payload(tuple(orjson.loads(v)) for v in values)
+            return 0, ch.presence_payload() if ch is not None else presence_payload(())
+        version, values = await self._scripts["members"](
+            keys=[self._channel_keys(app_id, channel)[0], self._version_key(app_id, channel)]
+        )
+        return int(version), presence_payload(tuple(orjson.loads(v)) for v in values)
 
     # --- liveness ------------------------------------------------------------------------------------
 
@@ -488,6 +555,8 @@ class RedisAdapter:
             pipe.delete(self._k("node", node))
             pipe.srem(self._k("nodes"), node)
             await pipe.execute()
+        if self.bus is not None and node != self.node_id:
+            self.bus.forget(node)
 
     async def _reconcile(self) -> None:
         """After a reconnect: make Redis hold exactly this node's live members and channels. Entries

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from ssl import SSLContext
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 import orjson
@@ -68,6 +68,7 @@ class PusherServer:
         limits: Limits | None = None,
         ssl: SSLContext | None = None,
         redis_url: str | None = None,
+        redis_transport: Literal["stream", "pubsub"] = "stream",
         cluster: ClusterAdapter | None = None,
         routes: Mapping[str, Route] | None = None,
     ) -> None:
@@ -108,7 +109,7 @@ class PusherServer:
         if redis_url is not None and cluster is None:
             from quvel_ws.server._redis_adapter import RedisAdapter
 
-            cluster = RedisAdapter(redis_url)
+            cluster = RedisAdapter(redis_url, transport=redis_transport)
         #: The other nodes (``redis_url``: a :class:`RedisAdapter`); None: this server is alone.
         self.cluster = cluster
         self.http_api = HttpApi(self)

@@ -290,7 +290,7 @@ class Socket:
         elif cluster is None:
             self._presence_succeeded(name, ch.presence_payload())
         else:  # the members of every node, once this node's join is in the shared store
-            payload = cluster.presence_payload(self.app.config.id, name)
+            payload = cluster.presence_payload(self.app.config.id, name, self.id)
             payload.add_done_callback(lambda f: self._presence_gathered(name, f))
             return
         self._after_subscribed(name)

@@ -162,3 +162,86 @@ def redis_server() -> Iterator[RedisServer]:
     server = RedisServer().start()
     yield server
     server.stop()
+
+
+class SlowLink:
+    """A TCP relay to Redis that holds back what Redis sends to a *subscriber* connection by ``delay``
+    seconds (a congested link or a busy node): pub/sub messages then arrive after replies to commands
+    sent later on the node's other connection. Runs its own event loop in a thread, so it serves a node
+    while the test blocks on starting it."""
+
+    def __init__(self, target_port: int, delay: float) -> None:
+        import asyncio
+
+        self.delay = delay
+        self.target_port = target_port
+        self.port = free_port()
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(5):
+            raise TimeoutError("the slow link did not start")
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def _run(self) -> None:
+        import asyncio
+
+        async def pipe(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter, subscriber: list[bool], *, up: bool
+        ) -> None:
+            held: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+            async def release() -> None:
+                while True:
+                    due, chunk = await held.get()
+                    await asyncio.sleep(max(0.0, due - self._loop.time()))
+                    with contextlib.suppress(OSError):
+                        writer.write(chunk)
+                        await writer.drain()
+                    held.task_done()
+
+            releaser = asyncio.create_task(release())
+            try:
+                while chunk := await reader.read(65536):
+                    if up and b"SUBSCRIBE" in chunk.upper():
+                        subscriber[0] = True
+                    if not up and subscriber[0]:
+                        held.put_nowait((self._loop.time() + self.delay, chunk))
+                        continue
+                    writer.write(chunk)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                await held.join()
+                releaser.cancel()
+                writer.close()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            except OSError:
+                writer.close()
+                return
+            subscriber = [False]
+            await asyncio.gather(
+                pipe(reader, up_writer, subscriber, up=True),
+                pipe(up_reader, writer, subscriber, up=False),
+                return_exceptions=True,
+            )
+
+        async def main() -> None:
+            self._server = await asyncio.start_server(handle, "127.0.0.1", self.port)
+            self._ready.set()
+            await self._server.serve_forever()
+
+        with contextlib.suppress(BaseException):
+            self._loop.run_until_complete(main())
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._server.close)
+        self._thread.join(5)

@@ -19,7 +19,7 @@ from typing import Any
 import pusher
 import pytest
 
-from tests.cluster.conftest import Node, RedisServer, presence_auth, private_auth
+from tests.cluster.conftest import Node, RedisServer, SlowLink, presence_auth, private_auth
 from tests.peers import APP_ID, APP_KEY, APP_SECRET, free_port
 from tests.server.conftest import Raw, data_of, unique
 
@@ -174,6 +174,36 @@ async def test_presence_is_one_set_across_nodes(nodes: list[Node], connect: Any,
     )
 
 
+async def test_a_member_in_the_joiners_list_is_not_announced_to_it_again(
+    redis_server: RedisServer, connect: Any
+) -> None:
+    """Node B's pub/sub link is slow: Bob's ``member_added`` (published before Cat's join) reaches B
+    after Cat's ``subscription_succeeded`` already listed Bob, and must not be sent to Cat. Bob is
+    told about Cat exactly once. (Regression: Cat got ``member_added`` for Bob too.)"""
+    link = SlowLink(redis_server.port, delay=0.6)
+    node_a, node_b = Node(redis_server.url), Node(link.url)
+    try:
+        channel = unique("presence-slow-")
+        bob, cat = await connect(node_a), await connect(node_b)
+        ok = await bob.subscribe(channel, **presence_auth(bob.socket_id, channel, 2, {"name": "Bob"}))
+        assert ok["event"] == "pusher_internal:subscription_succeeded"
+        ok = await cat.subscribe(channel, **presence_auth(cat.socket_id, channel, 3, {"name": "Cat"}))
+        assert sorted(data_of(ok)["presence"]["ids"]) == [2, 3]
+        await asyncio.sleep(link.delay)  # Bob's member_added has now reached node B
+        assert await events_named(cat, "pusher_internal:member_added", channel) == []
+        got = await events_named(bob, "pusher_internal:member_added", channel)
+        assert [data_of(m)["user_id"] for m in got] == [3]
+        # later changes still reach Cat through the slow link, once
+        await bob.send("pusher:unsubscribe", {"channel": channel})
+        await asyncio.sleep(link.delay)
+        got = await events_named(cat, "pusher_internal:member_removed", channel)
+        assert [data_of(m)["user_id"] for m in got] == [2]
+    finally:
+        node_a.stop()
+        node_b.stop()
+        link.close()
+
+
 async def test_client_events_are_relayed_across_nodes_not_echoed(nodes: list[Node], connect: Any) -> None:
     channel = unique("private-chat-")
     clients = [await connect(node) for node in nodes]
@@ -215,3 +245,62 @@ def test_an_unreachable_redis_is_a_clear_error_at_start() -> None:
         result.stderr
     )
     assert "Traceback" not in result.stderr
+
+
+def _serve_first_line(*args: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
+    import os
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    return (json.loads(line) if line else {}), proc
+
+
+@pytest.mark.parametrize("form", ["apps file", "environment"])
+def test_the_redis_url_from_the_apps_file_or_the_environment(
+    redis_server: RedisServer, tmp_path: Any, form: str
+) -> None:
+    import redis
+
+    from tests.peers import stop_process_group
+
+    apps: dict[str, Any] = {"apps": [{"id": "1", "key": "k", "secret": "s"}]}
+    env = {}
+    if form == "apps file":
+        apps["redis"] = redis_server.url
+    else:
+        env["QUVEL_REDIS_URL"] = redis_server.url
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps(apps))
+    info, proc = _serve_first_line("--apps-file", str(path), env=env)
+    try:
+        assert "node" in info, info
+        client = redis.Redis.from_url(redis_server.url)
+        assert info["node"].encode() in client.smembers("quvel:nodes")
+        client.close()
+    finally:
+        stop_process_group(proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()
+
+
+def test_a_bad_redis_url_in_the_apps_file_is_a_clear_error(tmp_path: Any) -> None:
+    path = tmp_path / "apps.json"
+    path.write_text(json.dumps({"apps": [{"id": "1", "key": "k", "secret": "s"}], "redis": "127.0.0.1:6379"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", "--apps-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert '"redis" must be a redis://, rediss:// or unix:// URL' in result.stderr, result.stderr

@@ -92,20 +92,25 @@ async def test_kill_9_of_a_node_clients_fail_over_and_lose_nothing(cluster: list
     await doomed.close()
 
 
-async def test_redis_restart_under_load_delivery_resumes_nothing_duplicated(
+async def test_redis_restart_under_load_loses_nothing_duplicates_nothing(
     cluster: list[Node], redis_server: RedisServer
 ) -> None:
+    """Redis (no persistence) is down for 2 s while notifications flow from node 0 to a client on node
+    2: the stream bus resends what failed and resumes reading where it stopped, so every notification
+    arrives once. (With ``--redis-transport pubsub`` this fails: what is sent while a node is
+    disconnected is lost for it.)"""
     publisher, subscriber_node = cluster[0], cluster[2]
     async with demo_stack(ws_url=subscriber_node.ws_url, credentials=credentials(publisher), seed=2) as stack:
         client = await stack.client("Ann")
         store = client.app.use(NotificationStore)
         await store.subscribe_to_socket(client.user.id)
         await wait_until(store, lambda s: s.loads >= 1)
-        sent = await stream(stack.backend, 4.5, lambda: redis_server.restart(down_for=0.5))
+        sent = await stream(stack.backend, 6.0, lambda: redis_server.restart(down_for=2.0))
         after = await stack.backend.notify(1, INVOICE, {"title": "after the restart"})
         state = await wait_until(store, lambda s: after.id in {n.id for n in s.notifications}, timeout=15)
-        held = [n.id for n in state.notifications]
+        await asyncio.sleep(0.3)  # room for a straggling duplicate
+        held = [n.id for n in store.state.notifications]
         assert len(held) == len(set(held)), "a notification is held twice"
+        assert state.loads == 1, "the client reconnected: this test is about the bus, not reloads"
         lost = set(sent) - set(held)
-        print(f"redis restart: {len(sent)} sent, {len(lost)} not relayed during the outage")
-        assert len(lost) < len(sent) / 2  # delivery resumed (the outage is 0.5 s of a 4.5 s stream)
+        assert not lost, f"{len(sent)} sent, {len(lost)} lost across the Redis restart"
