@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from quvel_store import ServiceContainer, Store, action, create_app
+from quvel_store import ServiceContainer, Store, StoreDisposedError, action, create_app, use_websockets
 from quvel_ws import Subscription
 from quvel_ws.server import AppConfig, PusherServer
 from tests.ws.helpers import Collector, until
@@ -135,4 +135,57 @@ async def test_outside_any_owner_nothing_is_adopted(server: PusherServer) -> Non
         await until(lambda: "news" not in server.channels())
     finally:
         await first.aclose()
+        await container.shutdown()
+
+
+class Room(Store[FeedState]):
+    id = "room"
+
+    def on_init(self) -> None:
+        self.sockets = use_websockets(self)
+
+    @action
+    def add(self, data: Any) -> None:
+        self.patch(lambda s: s.updates.append(data))
+
+
+async def test_use_websockets_subscriptions_end_with_their_owner(server: PusherServer) -> None:
+    """The seed's ``useWebSockets()``: ``subscribe``/``unsubscribe``/``unsubscribe_all``, released with
+    the store or scope that owns them, even when ``subscribe`` ran outside the owner's own code."""
+    container = ServiceContainer(config={"ws_url": server.ws_url})
+    app = create_app(container)
+    try:
+        room = app.use(Room)
+        subscribe, unsubscribe, _ = room.sockets
+        a = await subscribe("a", event=".NewUpdate", callback=room.add)  # plain code, not an action
+        b = await subscribe(channel_name="b", type="public", event=".NewUpdate", callback=room.add)
+        await a.ready
+        await b.ready
+        unsubscribe(b)
+        await until(lambda: "b" not in server.channels())
+        await server.trigger("a", "NewUpdate", {"n": 1})
+        await until(lambda: room.state.updates == [{"n": 1}])
+        room.dispose()
+        assert not a.active
+        await until(lambda: "a" not in server.channels())
+        with pytest.raises(StoreDisposedError):
+            await subscribe("c")
+
+        scope = app.scope()
+        scoped = use_websockets(scope)
+        c = await scoped.subscribe("c")
+        d = await scoped.subscribe("d")
+        await until(lambda: {"c", "d"} <= set(server.channels()))
+        scoped.unsubscribe_all()
+        await until(lambda: not {"c", "d"} & set(server.channels()))
+        assert not c.active
+        assert not d.active
+        e = await scoped.subscribe("e")
+        await e.ready
+        scope.dispose()
+        await until(lambda: "e" not in server.channels())
+        with pytest.raises(StoreDisposedError):
+            use_websockets(scope)
+    finally:
+        await app.aclose()
         await container.shutdown()
