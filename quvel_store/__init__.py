@@ -46,6 +46,7 @@ from quvel_store.synced import (
     SyncStatus,
     model_event_names,
 )
+from quvel_store.ws import WebSockets, use_websockets
 
 __all__ = [
     "ActionCall",
@@ -91,8 +92,10 @@ __all__ = [
     "TaskService",
     "TransactionConflictError",
     "ValidationService",
+    "WebSockets",
     "action",
     "create_app",
     "getter",
     "model_event_names",
+    "use_websockets",
 ]

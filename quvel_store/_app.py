@@ -80,6 +80,8 @@ class App:
         self.container: ServiceContainer = container if container is not None else ServiceContainer()
         self._runtime = Runtime()
         self._stores = self._runtime.stores
+        # what a store's action or an app.scope() opens through container.ws belongs to that store/scope
+        self._release_ws_owner = self.container.add_ws_owner(self._runtime.scope_var.get)
         self._classes: dict[str, type[Store[Any]]] = {}
         self._pending: dict[str, BaseModel] = {}
         self._pending_raw: dict[str, Any] = {}  # hydrated for classes not known yet: checked on first use
@@ -441,6 +443,7 @@ class App:
         for store in reversed(tuple(self._stores.values())):
             store.dispose()
         self._disposed = True
+        self._release_ws_owner()
         self._pending.clear()
         self._pending_raw.clear()
         self._runtime.mutations.on_completed()

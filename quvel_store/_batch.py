@@ -12,8 +12,10 @@ the batch's writes are replayed on top of that commit, unless the two wrote an o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from typing import Any
+import contextlib
+import contextvars
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -23,7 +25,10 @@ from quvel_store._schema import StateSchema
 from quvel_store._select import paths_overlap
 from quvel_store.errors import TransactionConflictError
 
-__all__ = ["Batch", "Savepoint", "current_task", "overlapping", "replay"]
+if TYPE_CHECKING:
+    from quvel_store._runtime import Runtime
+
+__all__ = ["Batch", "Savepoint", "Transactions", "current_task", "overlapping", "replay"]
 
 Loc = tuple[str | int, ...]
 _WHOLE_STATE = (MutationKind.REPLACE, MutationKind.RESET, MutationKind.HYDRATE)
@@ -111,3 +116,80 @@ def replay(
         txn.close(root)
         del root
     return state
+
+
+class Transactions:
+    """The outermost batches open on one store (one per task at most), and how they open, nest and end.
+
+    ``batches`` is a plain list the store also holds, so its hot paths test ``if batches:`` and pay
+    nothing more while no batch is open.
+    """
+
+    __slots__ = ("batches", "key", "runtime")
+
+    def __init__(self, runtime: Runtime, key: Any) -> None:
+        self.runtime = runtime
+        self.key = key  # the store: the key of this store's batch in the runtime's context variable
+        self.batches: list[Batch] = []
+
+    def mine(self) -> Batch | None:
+        """The batch the running task holds open on this store."""
+        return self.runtime.batch_of(self.key) if self.batches else None
+
+    @contextlib.contextmanager
+    def hold(self, committed: BaseModel) -> Iterator[Batch | None]:
+        """Open this task's batch (yields it) or, nested, a savepoint of it (yields None).
+
+        The caller commits a yielded batch's writes after the block, if it ended without raising.
+        """
+        mine = self.mine()
+        if mine is not None:
+            savepoint = mine.savepoint()
+            try:
+                yield None
+            except BaseException:
+                if mine.open:
+                    savepoint.rollback()
+                raise
+            return
+        batch = Batch(committed, current_task())
+        var = self.runtime.batch_var
+        held = var.get()
+        token = var.set({self.key: batch} if held is None else {**held, self.key: batch})
+        self.batches.append(batch)
+        self.runtime.open_batches += 1
+        try:
+            yield batch
+        finally:
+            self.close(batch, token)
+
+    def close(self, batch: Batch, token: contextvars.Token[Any] | None) -> None:
+        if batch.open:
+            batch.open = False
+            self.batches.remove(batch)
+            self.runtime.open_batches -= 1
+        if token is not None:
+            # (ended in another context than it began: batch.open = False is enough)
+            with contextlib.suppress(ValueError):
+                self.runtime.batch_var.reset(token)
+
+    def close_all(self) -> None:
+        for batch in tuple(self.batches):
+            self.close(batch, None)
+
+    def settle(
+        self,
+        batch: Batch,
+        state: BaseModel,
+        schema: StateSchema,
+        store_id: str,
+        initial: Callable[[], BaseModel],
+    ) -> Any:
+        """The state the ended ``batch`` commits, on top of ``state`` (what other tasks committed
+        meanwhile); TransactionConflictError when they wrote a path the batch wrote too."""
+        if state is batch.start:
+            return batch.work
+        contested = overlapping(batch)
+        if contested:
+            raise TransactionConflictError(store_id, contested)
+        return replay(schema, store_id, state, batch, initial)

@@ -25,6 +25,7 @@ class Scope:
     """
 
     def __init__(self, app: App) -> None:
+        self.app = app
         self._var = app.runtime.scope_var
         self._disposables: list[abc.DisposableBase] = []
         self._tokens: list[contextvars.Token[Scope | None]] = []

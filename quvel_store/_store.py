@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import copy
 import inspect
 from collections.abc import Callable, Iterator, Mapping
@@ -15,7 +14,7 @@ from reactivex import Observable, abc
 
 from quvel_store._action_runner import ActionRunner
 from quvel_store._actions import ActionCall, RunAction
-from quvel_store._batch import Batch, current_task, overlapping, replay
+from quvel_store._batch import Transactions
 from quvel_store._connect import Connections
 from quvel_store._definition import carried_state, define_store_class, require_callable
 from quvel_store._draft import Txn, merge_into, new_model_draft
@@ -32,7 +31,6 @@ from quvel_store.errors import (
     StoreArgumentError,
     StoreDefinitionError,
     StoreDisposedError,
-    TransactionConflictError,
 )
 
 if TYPE_CHECKING:
@@ -103,7 +101,8 @@ class Store(Generic[S]):
         self._flat_changed: dict[tuple[str, ...], frozenset[Loc]] = {}
         self._state: S = cast(S, None)
         self._txn: Txn | None = None
-        self._batches: list[Batch] = []  # open outermost batches on this store, one per task at most
+        self._transactions = Transactions(runtime, self)
+        self._batches = self._transactions.batches  # (the same list: hot paths test it alone)
         self._cleanups: list[Callable[[], object]] = []
         self._disposed = False
         self._scope = Scope(app)
@@ -312,51 +311,14 @@ class Store(Generic[S]):
         """
         self._check_writable()
         self._check_thread("batch()")
-        runtime = self._runtime
-        mine = runtime.batch_of(self) if self._batches else None
-        if mine is not None:
-            savepoint = mine.savepoint()
-            try:
-                yield
-            except BaseException:
-                if mine.open:
-                    savepoint.rollback()
-                raise
-            return
-        batch = Batch(self._state, current_task())
-        var = runtime.batch_var
-        held = var.get()
-        token = var.set({self: batch} if held is None else {**held, self: batch})
-        self._batches.append(batch)
-        runtime.open_batches += 1
-        try:
+        with self._transactions.hold(self._state) as batch:
             yield
-        finally:
-            self._close_batch(batch, token)
-        if batch.writes and not self._disposed:
-            self._commit_batch(batch)
-
-    def _close_batch(self, batch: Batch, token: contextvars.Token[Any] | None) -> None:
-        if batch.open:
-            batch.open = False
-            self._batches.remove(batch)
-            self._runtime.open_batches -= 1
-        if token is not None:
-            # (ended in another context than it began: batch.open = False is enough)
-            with contextlib.suppress(ValueError):
-                self._runtime.batch_var.reset(token)
-
-    def _commit_batch(self, batch: Batch) -> None:
-        """One commit for the whole batch, on top of whatever other tasks committed meanwhile."""
-        new = batch.work
-        if self._state is not batch.start:
-            contested = overlapping(batch)
-            if contested:
-                raise TransactionConflictError(self.store_id, contested)
+        if batch is not None and batch.writes and not self._disposed:
             fresh = self.initial_state
-            state = self._state
-            new = replay(self._schema, self.store_id, state, batch, lambda: self._prepare_state(fresh()))
-        self._commit(new, MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
+            new = self._transactions.settle(
+                batch, self._state, self._schema, self.store_id, lambda: self._prepare_state(fresh())
+            )
+            self._commit(new, MutationKind.BATCH, tuple(batch.writes), frozenset(batch.changed))
 
     def _bump(self) -> None:
         """Drop cached getter values of this store and of getters elsewhere that read it."""
@@ -510,8 +472,7 @@ class Store(Generic[S]):
         except Exception as exc:
             self._subs.report("lifecycle", exc)
         self._disposed = True
-        for batch in tuple(self._batches):
-            self._close_batch(batch, None)
+        self._transactions.close_all()
         self._actions.close()
         self._connections.close()
         self._scope.dispose()

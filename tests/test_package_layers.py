@@ -170,3 +170,9 @@ def test_every_public_name_means_one_thing() -> None:
             meaning.setdefault(name, {})[id(obj)] = f"{face}.{name}"
     clashes = {name: sorted(places.values()) for name, places in meaning.items() if len(places) > 1}
     assert not clashes
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_modules_stay_small(package: str) -> None:
+    big = {_module_name(p): n for p in _files(package) if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not big, f"over {MAX_LINES} lines (one concept per module): {big}"

@@ -80,6 +80,7 @@ class ServiceContainer:
         self._pending_errors: dict[str, BaseException] = {}
         self._booting: Running | None = None
         self._closing: Running | None = None
+        self._owners: list[Callable[[], Any]] = []  # apps' "who owns what opens now" (add_ws_owner)
         if config is not None:
             self.add_service("config", _as_config(config))
         for name, given in (("api", api), ("i18n", i18n), ("validation", validation), ("task", task)):
@@ -310,9 +311,30 @@ class ServiceContainer:
         self._entries[name] = entry
         if name == "api":  # Echo's interceptor: the app's requests carry X-Socket-ID (toOthers())
             cast("ApiService", service).add_header_provider(self._socket_headers)
+        if name == "ws" and getattr(service, "owner", False) is None:  # (an owner set by hand stays)
+            service.owner = self._current_owner  # type: ignore[attr-defined]
         if self._phase == "booted":
             # Added after boot: it joins the lifecycle now, register first, then boot.
             self._run_hook_now(name, entry, "register", then_boot=True)
+
+    def add_ws_owner(self, resolve: Callable[[], Any]) -> Callable[[], None]:
+        """Let ``resolve()`` name who owns what ``ws`` opens now (an object with ``.add(disposable)``, or
+        None). Each app adds its own: the store whose action runs, or the active ``app.scope()``. Returns
+        the function that removes it again."""
+        self._owners.append(resolve)
+
+        def remove() -> None:
+            if resolve in self._owners:
+                self._owners.remove(resolve)
+
+        return remove
+
+    def _current_owner(self) -> Any:
+        for resolve in reversed(self._owners):
+            owner = resolve()
+            if owner is not None:
+                return owner
+        return None
 
     def _socket_headers(self) -> Mapping[str, str]:
         """``{"X-Socket-ID": id}`` while the held WebSocket service is connected, else nothing."""

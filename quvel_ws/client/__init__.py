@@ -21,7 +21,7 @@ from quvel_ws.client._echo import (
 from quvel_ws.client._http_auth import HttpAuthorizer
 from quvel_ws.client._roster import MemberList
 from quvel_ws.client._service import WebSocketService
-from quvel_ws.client._subscription import PresenceHandlers, Subscription
+from quvel_ws.client._subscription import Owner, PresenceHandlers, Subscription
 from quvel_ws.client._threadsafe import ThreadSafe
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "EchoEvent",
     "HttpAuthorizer",
     "MemberList",
+    "Owner",
     "PresenceChannel",
     "PresenceHandlers",
     "Subscription",

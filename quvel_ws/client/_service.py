@@ -13,7 +13,7 @@ import inspect
 import random
 import ssl as ssl_module
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal, overload
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from reactivex import Observable, abc
@@ -44,7 +44,7 @@ from quvel_ws.client._hubs import ChannelHubs, Hub, Sink, SinkGroup
 from quvel_ws.client._loop import LoopBridge
 from quvel_ws.client._retry import SubscriptionRetry
 from quvel_ws.client._streams import Broadcast
-from quvel_ws.client._subscription import PresenceHandlers, Subscription
+from quvel_ws.client._subscription import Owner, PresenceHandlers, Subscription, subscription_parts
 from quvel_ws.client._threadsafe import ThreadSafe
 from quvel_ws.client._url import CLIENT_NAME, absolute_endpoint, build_ws_url, http_origin
 from quvel_ws.errors import (
@@ -64,6 +64,7 @@ from quvel_ws.protocol import (
 )
 
 Callback = Callable[[Any], Any]
+D = TypeVar("D", bound=abc.DisposableBase)
 
 
 class WebSocketService:
@@ -184,6 +185,11 @@ class WebSocketService:
         )
         self._channel_host = _ServiceChannels(self)
         self._shut = False
+        #: Set by the host application (quvel_store's container does): called whenever something is
+        #: opened (a ``subscribe()`` handle, a channel Observable's subscription, an eager ``join()``),
+        #: it returns who owns it now (``.add(disposable)``, e.g. the store whose action runs) or None.
+        self.owner: Callable[[], Owner | None] | None = None
+        self._owning = True  # False while subscribe() assembles the parts of the handle it owns
         self._threadsafe: ThreadSafe | None = None
 
     # --- construction helpers ------------------------------------------------------------------
@@ -369,13 +375,20 @@ class WebSocketService:
         return Channel(self._channel_host, full, kind)
 
     def private(self, name: str) -> Channel:
-        return self.channel(name, ChannelType.PRIVATE)
+        """Echo's ``private``: subscribes ``private-{name}`` at once (see :meth:`join`)."""
+        return self._eager(self.channel(name, ChannelType.PRIVATE))
 
     def encrypted_private(self, name: str) -> Channel:
-        return self.channel(name, ChannelType.ENCRYPTED)
+        """Echo's ``encryptedPrivate``: subscribes ``private-encrypted-{name}`` at once (see :meth:`join`)."""
+        return self._eager(self.channel(name, ChannelType.ENCRYPTED))
 
     def join(self, name: str) -> PresenceChannel:
-        return self.channel(name, "presence")
+        """Echo's ``join``: subscribes ``presence-{name}`` at once, as Echo does, so ``whisper`` works
+        once ``subscribed`` fired. The channel stays until ``leave()``, or until its owner ends (a
+        store's dispose, the end of an ``app.scope()``; see :attr:`owner`)."""
+        ch = self.channel(name, "presence")
+        self._eager(ch)
+        return ch
 
     async def subscribe(
         self,
@@ -407,40 +420,22 @@ class WebSocketService:
         if self.server_rendering:
             return Subscription(self, ch, None)
         self._bind()
-        parts: list[abc.DisposableBase] = []
-        if callback is not None:
-            source = ch.notifications(model) if event is None else ch.listen(event, model)
-            parts.append(source.subscribe(on_next=self._user_callback(ch, event, callback)))
-        if presence_handlers is not None:
-            assert isinstance(ch, PresenceChannel)
-            if presence_handlers.on_here is not None:
-                here = presence_handlers.on_here
-                parts.append(
-                    ch.subscribed.subscribe(
-                        on_next=self._user_callback(ch, "here", lambda s: here(list(s.members or ())))
-                    )
-                )
-            if presence_handlers.on_joining is not None:
-                parts.append(
-                    ch.joining.subscribe(
-                        on_next=self._user_callback(ch, "joining", presence_handlers.on_joining)
-                    )
-                )
-            if presence_handlers.on_leaving is not None:
-                parts.append(
-                    ch.leaving.subscribe(
-                        on_next=self._user_callback(ch, "leaving", presence_handlers.on_leaving)
-                    )
-                )
-        if on_subscribed is not None:
-            parts.append(
-                ch.subscribed.subscribe(on_next=self._user_callback(ch, "subscribed", on_subscribed))
+        self._owning = False  # the parts belong to the handle; the handle goes to the owner
+        try:
+            parts = subscription_parts(
+                ch, event, callback, presence_handlers, model=model, wrap=self._user_callback
             )
-        if on_error is not None:
-            parts.append(ch.errors.subscribe(on_next=self._user_callback(ch, "error", on_error)))
-        if not parts:  # subscribe to the channel alone (e.g. to whisper on it)
-            parts.append(ch.subscribed.subscribe(on_next=lambda _: None))
-        return Subscription(self, ch, CompositeDisposable(parts), self._bridge.call)
+            if on_subscribed is not None:
+                parts.append(
+                    ch.subscribed.subscribe(on_next=self._user_callback(ch, "subscribed", on_subscribed))
+                )
+            if on_error is not None:
+                parts.append(ch.errors.subscribe(on_next=self._user_callback(ch, "error", on_error)))
+            if not parts:  # subscribe to the channel alone (e.g. to whisper on it)
+                parts.append(ch.subscribed.subscribe(on_next=_ignore))
+        finally:
+            self._owning = True
+        return self._adopt(Subscription(self, ch, CompositeDisposable(parts), self._bridge.call))
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Same as ``subscription.unsubscribe()``."""
@@ -547,7 +542,23 @@ class WebSocketService:
         self._conn.send_client_event(name, event, data)
 
     def _attach(self, name: str, group: SinkGroup, sink: Sink) -> abc.DisposableBase:
-        return self._bridge.attach(lambda: self._hubs.attach(name, group, sink))
+        attached = self._bridge.attach(lambda: self._hubs.attach(name, group, sink))
+        return self._adopt(attached) if self._owning else attached
+
+    def _adopt(self, opened: D) -> D:
+        """Hand what was just opened to the current owner, if the host application names one."""
+        resolve = self.owner
+        if resolve is not None:
+            owner = resolve()
+            if owner is not None:
+                owner.add(opened)
+        return opened
+
+    def _eager(self, ch: Channel) -> Channel:
+        """Subscribe ``ch`` now (Echo's private/join), held until left or until its owner ends."""
+        if not self.server_rendering:
+            ch.subscribed.subscribe(on_next=_ignore)
+        return ch
 
 
 class _ServiceChannels:
@@ -571,6 +582,10 @@ class _ServiceChannels:
 
     def leave(self, name: str) -> None:
         self._service.leave_channel(name)
+
+
+def _ignore(_: object) -> None:
+    return None
 
 
 async def _await(awaitable: Awaitable[Any]) -> Any:

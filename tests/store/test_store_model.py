@@ -1,7 +1,7 @@
 """Model-based test of store semantics (issue 10): random interleavings of patches, nested batches that
 fail at random depths, several tasks holding batches open across awaits, subscribe / select /
-unsubscribe and hydrate, checked after every step against a plain model (a dict and the list of
-notifications expected, in order).
+unsubscribe, hydrate and dispose (a fresh store takes its place), checked after every step against a
+plain model (a dict and the list of notifications expected, in order).
 
 Each simulated task is a real asyncio task on one loop; a rule sends it one command and runs the loop
 until the command is done, so a batch stays open across awaits exactly as in an async action.
@@ -46,10 +46,11 @@ class _Close:
 
 
 class _Task:
-    """Model of one task: its stack of open batches (each: the working state and paths written)."""
+    """Model of one task: its stack of open batches (each: the working state and paths written before it
+    opened, and the generation of the store it was opened on: a disposed store's batches are dead)."""
 
     def __init__(self) -> None:
-        self.stack: list[tuple[dict[str, int], set[str]]] = []
+        self.stack: list[tuple[dict[str, int], set[str], int]] = []
         self.work: dict[str, int] = {}
         self.written: set[str] = set()
         self.foreign: set[str] = set()
@@ -70,6 +71,8 @@ class StoreMachine(RuleBasedStateMachine):
         # registered subscribers in order: (id, field or None for a plain listener, last value, disposable)
         self.subs: list[tuple[int, str | None, list[Any], Any]] = []
         self.next_id = 0
+        self.generation = 0  # bumped by each dispose: the store in use is a fresh one
+        self.disposed: list[tuple[ThreeStore, dict[str, int]]] = []  # and the state each ended with
 
     async def _use(self) -> ThreeStore:
         return self.app.use(ThreeStore)
@@ -125,9 +128,13 @@ class StoreMachine(RuleBasedStateMachine):
                 last[0] = self.model[field]
                 self.expected.append((sub_id, last[0]))
 
+    def _live(self, task: _Task) -> bool:
+        """Whether ``task`` holds a batch open on the store in use (not on a disposed one)."""
+        return any(gen == self.generation for _, _, gen in task.stack)
+
     def _foreign(self, writer: _Task | None, changed: set[str]) -> None:
         for task in self.tasks:
-            if task is not writer and task.stack:
+            if task is not writer and self._live(task):
                 task.foreign |= changed
 
     # ---- rules --------------------------------------------------------------------------------------
@@ -135,7 +142,7 @@ class StoreMachine(RuleBasedStateMachine):
     def patch(self, worker: int, field: str, value: int) -> None:
         self._send(worker, "patch", {field: value})
         task = self.tasks[worker]
-        if task.stack:
+        if self._live(task):
             task.work[field] = value
             task.written.add(field)
             return
@@ -146,11 +153,11 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(worker=st.integers(0, WORKERS - 1))
     def open_batch(self, worker: int) -> None:
         task = self.tasks[worker]
-        if not task.stack:
+        if not self._live(task):
             task.work = dict(self.model)
             task.written = set()
             task.foreign = set()
-        task.stack.append((dict(task.work), set(task.written)))
+        task.stack.append((dict(task.work), set(task.written), self.generation))
         assert self._send(worker, "open") == "ok"
 
     @precondition(lambda self: any(t.stack for t in self.tasks))
@@ -158,14 +165,15 @@ class StoreMachine(RuleBasedStateMachine):
     def close_batch(self, data: st.DataObject, fail: bool) -> None:
         worker = data.draw(st.sampled_from([i for i, t in enumerate(self.tasks) if t.stack]))
         task = self.tasks[worker]
-        work, written = task.stack.pop()
+        work, written, generation = task.stack.pop()
         outcome = self._send(worker, "close", fail)
         if fail:
             assert outcome == "rolled back"
-            task.work, task.written = work, written
+            if generation == self.generation:
+                task.work, task.written = work, written
             return
-        if task.stack:
-            assert outcome == "ok"
+        if generation != self.generation or self._live(task):
+            assert outcome == "ok"  # a disposed store's batch commits nothing; a nested one goes on
             return
         if task.written & task.foreign:
             assert outcome == "conflict", (task.written, task.foreign)
@@ -180,7 +188,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(worker=st.integers(0, WORKERS - 1))
     def read_inside(self, worker: int) -> None:
         task = self.tasks[worker]
-        assert self._send(worker, "read") == (task.work if task.stack else self.model)
+        assert self._send(worker, "read") == (task.work if self._live(task) else self.model)
 
     @rule()
     def subscribe(self) -> None:
@@ -212,10 +220,29 @@ class StoreMachine(RuleBasedStateMachine):
         self._foreign(None, set(FIELDS))
         self._committed(None)
 
+    @rule()
+    def dispose(self) -> None:
+        """Dispose the store at any moment (batches open, subscribers registered): its subscribers hear
+        nothing more, its open batches commit nothing, and ``app.use`` builds a fresh store."""
+        completed: list[bool] = []
+        self.store.observe().subscribe(on_completed=lambda: completed.append(True))
+        self.store.dispose()
+        assert completed == [True]
+        self.disposed.append((self.store, self.store.state.model_dump()))
+        self.store = self.loop.run_until_complete(self._use())
+        self.generation += 1
+        self.subs.clear()
+        self.model = dict.fromkeys(FIELDS, 0)
+
     # ---- checks -------------------------------------------------------------------------------------
     @invariant()
     def state_matches(self) -> None:
         assert self.store.state.model_dump() == self.model
+
+    @invariant()
+    def disposed_stores_stay_as_they_ended(self) -> None:
+        for store, ended in self.disposed:
+            assert store.state.model_dump() == ended
 
     @invariant()
     def notifications_match(self) -> None:

@@ -30,6 +30,7 @@ from quvel_ws import (
     PayloadValidationError,
     PresenceHandlers,
     Subscription,
+    SubscriptionError,
     TransportError,
     WebSocketService,
 )
@@ -468,3 +469,85 @@ async def test_listen_stops_on_an_untrusted_certificate_and_names_the_options(ce
         finally:
             proc.kill()
             await proc.wait()
+
+
+async def test_join_and_private_subscribe_at_once_so_whisper_works_after_subscribed(
+    auth_server: AuthServer,
+) -> None:
+    """Issue 10 case 5: Echo's ``join()``/``private()``/``encryptedPrivate()`` subscribe when called, so
+    ``ws.join("room").whisper(...)`` works once ``subscribed`` fired, with no listener of our own;
+    ``leave()`` lets the channel go."""
+    async with PusherServer(apps=[AppConfig(enable_client_events=True)], port=0) as server:
+        endpoint = auth_server.url + "/broadcasting/auth"
+        ws = WebSocketService(server.ws_url, auth_endpoint=endpoint)
+        other = WebSocketService(server.ws_url, auth_endpoint=endpoint)
+        try:
+            heard = Collector(other.channel("room", "presence").listen_for_whisper("typing"))
+            await Collector(other.channel("room", "presence").subscribed).first()
+            room = ws.join("room")
+            secret = ws.private("secret")
+            vault = ws.encrypted_private("vault")
+            await until(lambda: {"private-secret", "private-encrypted-vault"} <= set(server.channels()))
+            subscribed = Collector(room.subscribed)
+            await subscribed.first()
+            subscribed.dispose()  # our only listener goes: join() still holds the channel
+            room.whisper("typing", {"who": "me"})
+            assert await heard.first() == {"who": "me"}
+            for ch in (room, secret, vault):
+                ch.leave()
+            await until(lambda: "private-secret" not in server.channels())
+            await until(lambda: "private-encrypted-vault" not in server.channels())
+        finally:
+            await ws.shutdown()
+            await other.shutdown()
+
+
+async def test_sub_ready_waits_for_the_servers_confirmation(auth_server: AuthServer) -> None:
+    """``await ws.subscribe(...)`` returns at once; ``await sub.ready`` returns the confirmation, or raises
+    the refusal (a 403 from the auth endpoint is not retried on a timer) or NotConnected once left."""
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url, auth_endpoint=auth_server.url + "/broadcasting/auth")
+        try:
+            sub = await ws.subscribe("news")
+            assert not sub.channel.is_subscribed  # returned before the server answered
+            confirmed = await sub.ready
+            assert confirmed.channel == "news"
+            assert sub.channel.is_subscribed
+            assert await sub.ready == confirmed  # again: the current confirmation at once
+            auth_server.fail["private-vault"] = 403
+            refused = await ws.subscribe("vault", "private")
+            with pytest.raises(SubscriptionError) as info:
+                await asyncio.wait_for(refused.ready, 10)
+            assert info.value.status == 403
+            sub.unsubscribe()
+            with pytest.raises(NotConnected):
+                await sub.ready
+        finally:
+            await ws.shutdown()
+
+
+async def test_the_owner_hook_adopts_what_is_opened_while_it_names_an_owner() -> None:
+    """``ws.owner`` (the host application's hook, which quvel_store's container sets) gets every handle,
+    channel subscription and eager join opened while it returns an owner; ending the owner leaves."""
+    from reactivex.disposable import CompositeDisposable
+
+    async with PusherServer(apps=[AppConfig()], port=0) as server:
+        ws = WebSocketService(server.ws_url)
+        current: list[CompositeDisposable] = []
+        ws.owner = lambda: current[-1] if current else None
+        try:
+            group = CompositeDisposable()
+            current.append(group)
+            sub = await ws.subscribe("a", event=".E", callback=lambda _: None)
+            ws.channel("b").listen(".E").subscribe(on_next=lambda _: None)
+            assert len(group) == 2  # one handle (its parts are its own), one channel subscription
+            current.clear()
+            kept = await ws.subscribe("c")
+            await until(lambda: {"a", "b", "c"} <= set(server.channels()))
+            group.dispose()
+            assert not sub.active
+            await until(lambda: not {"a", "b"} & set(server.channels()))
+            assert "c" in server.channels()
+            assert kept.active
+        finally:
+            await ws.shutdown()

@@ -262,13 +262,13 @@ async def test_client_events_between_two_clients_and_presence_join_leave(
     alice = make_service(server, auth_server)
     bob = make_service(server, auth_server)
     try:
-        a = alice.join("team")
-        b = bob.join("team")
+        a = alice.join("team")  # join() subscribes at once, as Echo's does
         joining = Collector(a.joining)
         leaving = Collector(a.leaving)
         a_ready = Collector(a.subscribed)
         await a_ready.first()
         auth_server.user_id, auth_server.user_info = "43", {"name": "Bob"}
+        b = bob.join("team")
         b_ready = Collector(b.subscribed)
         heard = Collector(a.listen_for_whisper("typing"))
         echoed = Collector(b.listen_for_whisper("typing"))
@@ -278,7 +278,9 @@ async def test_client_events_between_two_clients_and_presence_join_leave(
         b.whisper("typing", {"from": "bob"})
         assert await heard.first() == {"from": "bob"}
         b_ready.dispose()
-        echoed.dispose()  # Bob's last reference: he leaves the channel
+        echoed.dispose()
+        assert b.is_subscribed  # join() holds the channel until leave(), like Echo's
+        b.leave()
         assert (await leaving.first()).id == "43"
         assert echoed.items == []
     finally:
