@@ -90,6 +90,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="how nodes relay to each other: a Redis Stream (resumes after a Redis restart, nothing "
         "lost) or pub/sub (at most once); every node of a cluster must use the same (default: stream)",
     )
+    for limit in (
+        opt.MAX_CHANNELS_PER_CONNECTION,
+        opt.MAX_PENDING_CONNECTIONS,
+        opt.MAX_PENDING_PER_ADDRESS,
+        opt.HEAD_TIMEOUT,
+        opt.MAX_PENDING_WEBHOOKS,
+    ):
+        opt.add(parser, limit)
     opt.add(
         parser,
         opt.APPS_FILE,
@@ -107,6 +115,9 @@ def _apps(args: argparse.Namespace) -> list[AppConfig]:
         changes["user_authentication"] = args.user_authentication
     if args.user_authentication_timeout is not None:
         changes["user_authentication_timeout"] = args.user_authentication_timeout
+    channels = opt.MAX_CHANNELS_PER_CONNECTION
+    if args.max_channels_per_connection is not None or os.environ.get(channels.env):  # else each app's own
+        changes["max_channels_per_connection"] = opt.resolve(args, channels)
     apps_file = opt.resolve(args, opt.APPS_FILE)
     if apps_file:
         return [dataclasses.replace(app, **changes) for app in load_apps_file(apps_file)]
@@ -143,7 +154,14 @@ def _redis_url(args: argparse.Namespace) -> str | None:
 
 async def run(args: argparse.Namespace) -> int:
     from quvel_ws.errors import ClusterError, InvalidArgument
-    from quvel_ws.server import DEFAULT_SECRET, DevAuth, PusherServer, default_secret_apps, is_loopback
+    from quvel_ws.server import (
+        DEFAULT_SECRET,
+        DevAuth,
+        Limits,
+        PusherServer,
+        default_secret_apps,
+        is_loopback,
+    )
 
     try:
         apps = _apps(args)
@@ -154,8 +172,15 @@ async def run(args: argparse.Namespace) -> int:
             if args.dev_auth
             else None
         )
+        limits = Limits(
+            max_pending_connections=opt.resolve(args, opt.MAX_PENDING_CONNECTIONS),
+            max_pending_per_address=opt.resolve(args, opt.MAX_PENDING_PER_ADDRESS),
+            head_timeout=opt.resolve(args, opt.HEAD_TIMEOUT),
+            max_pending_webhooks=opt.resolve(args, opt.MAX_PENDING_WEBHOOKS),
+        )
         server = PusherServer(
             apps=apps,
+            limits=limits,
             host=host,
             port=opt.resolve(args, opt.PORT),
             activity_timeout=args.activity_timeout,

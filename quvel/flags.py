@@ -19,8 +19,13 @@ __all__ = [
     "APP_KEY",
     "APP_SECRET",
     "ENV_FILE",
+    "HEAD_TIMEOUT",
     "HOST",
     "MASTER_KEY",
+    "MAX_CHANNELS_PER_CONNECTION",
+    "MAX_PENDING_CONNECTIONS",
+    "MAX_PENDING_PER_ADDRESS",
+    "MAX_PENDING_WEBHOOKS",
     "PORT",
     "SCHEME",
     "Setting",
@@ -45,6 +50,22 @@ def _scheme(text: str) -> str:
     if text not in ("http", "https"):
         raise ValueError(f"the scheme is http or https, got {text!r}")
     return text
+
+
+def _count(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ValueError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,57 @@ ENV_FILE = Setting(
     "a Laravel .env: REVERB_* or PUSHER_* (and VITE_*) settings, used where no flag is given; "
     "QUVEL_* variables come after it",
     "PATH",
+)
+
+# `quvel serve`'s operational limits (the defaults are Limits' and AppConfig's; a test keeps them equal).
+MAX_CHANNELS_PER_CONNECTION = Setting(
+    "max_channels_per_connection",
+    "--max-channels-per-connection",
+    "QUVEL_MAX_CHANNELS_PER_CONNECTION",
+    1000,
+    "channels one socket may be subscribed to at once; past it a subscribe gets "
+    "pusher:subscription_error LimitReached (4100), for every app (apps-file ones too)",
+    "N",
+    convert=_count,
+)
+MAX_PENDING_CONNECTIONS = Setting(
+    "max_pending_connections",
+    "--max-pending-connections",
+    "QUVEL_MAX_PENDING_CONNECTIONS",
+    1024,
+    "connections not yet upgraded to WebSocket (HTTP requests, handshakes under way); past it the "
+    "oldest is closed, so a flood of slow connections cannot lock new clients out",
+    "N",
+    convert=_count,
+)
+MAX_PENDING_PER_ADDRESS = Setting(
+    "max_pending_per_address",
+    "--max-pending-per-address",
+    "QUVEL_MAX_PENDING_PER_ADDRESS",
+    64,
+    "connections not yet upgraded from one client address; past it the new one is closed "
+    "(raise it behind a proxy that connects from one address)",
+    "N",
+    convert=_count,
+)
+HEAD_TIMEOUT = Setting(
+    "head_timeout",
+    "--head-timeout",
+    "QUVEL_HEAD_TIMEOUT",
+    10.0,
+    "seconds one request head, WebSocket handshake included, may take from its first byte (total, "
+    "not reset by each byte): a trickled head is answered 408 and closed",
+    "S",
+    convert=_seconds,
+)
+MAX_PENDING_WEBHOOKS = Setting(
+    "max_pending_webhooks",
+    "--max-pending-webhooks",
+    "QUVEL_MAX_PENDING_WEBHOOKS",
+    10_000,
+    "webhook events waiting to be sent (all apps); past it the oldest are dropped, counted and logged",
+    "N",
+    convert=_count,
 )
 
 
