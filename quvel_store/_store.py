@@ -565,9 +565,9 @@ def is_patching(store: Store[Any]) -> bool:
     return store._txn is not None
 
 
-def is_batching(store: Store[Any]) -> bool:
-    """Whether this task has a ``store.batch()`` block (or an atomic action) open on the store."""
-    return bool(store._batches) and store._runtime.batch_of(store) is not None
+def is_batching(store: Store[Any], *, any_task: bool = False) -> bool:
+    """Whether this task (with ``any_task``: any task) has a ``store.batch()`` or atomic action open on it."""
+    return bool(store._batches) and (any_task or store._runtime.batch_of(store) is not None)
 
 
 def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:

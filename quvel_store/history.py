@@ -409,6 +409,12 @@ class History:
                 f"store {store.store_id!r}: {what} inside an open batch() or atomic action is refused "
                 f"(it would rewrite commits the batch has not made yet); call it after the batch ends"
             )
+        if is_batching(store, any_task=True):
+            raise HistoryError(
+                f"store {store.store_id!r}: {what} while another task holds a batch() or atomic action open "
+                f"on it is refused (that batch would then end in TransactionConflictError and lose its "
+                f"writes); call it after the batch ends"
+            )
 
     def _undo_in(self, log: _Log) -> bool:
         self._check_can_travel(log, "undo()")
