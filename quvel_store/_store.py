@@ -254,7 +254,7 @@ class Store(Generic[S]):
         for key, value in changes.items():
             if key not in fields or (type(value) not in SCALARS and isinstance(value, Mapping)):
                 return False
-        work = shallow_model_copy(self._state, self._frozen_cls)
+        work = shallow_model_copy(self._state, self._frozen_cls, changes)  # (sets the changed fields)
         validate = plan.cls.__pydantic_validator__.validate_assignment
         extra = plan.extra
         prefix: Loc = ()
@@ -271,7 +271,6 @@ class Store(Generic[S]):
                 if value is not d[key]:
                     prefix = (key,)
                     d[key] = check(value)
-                work.__pydantic_fields_set__.add(key)
         except ValidationError as exc:
             raise StateValidationError(
                 self.store_id,
