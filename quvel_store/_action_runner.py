@@ -82,7 +82,7 @@ class ActionRunner:
             return self._start_async(action, args, kwargs)
         call_id = next(runtime.call_ids)
         if runtime.record_call is not None:
-            runtime.record_call((call_id, args, kwargs))
+            runtime.record_call((call_id, args, kwargs, self.store_id, action.name, runtime.action_var.get()))
         actions = runtime.actions
         # Nobody watching (the usual case in a hot loop): no ActionCall, no ActionEvent, no calls.
         call = self._started(action.name, args, kwargs, call_id) if self.hooks or actions.observers else None
@@ -188,7 +188,7 @@ class ActionRunner:
         previous = slot.tail if policy == "concat" else None
         call_id = next(runtime.call_ids)
         if runtime.record_call is not None:
-            runtime.record_call((call_id, args, kwargs))
+            runtime.record_call((call_id, args, kwargs, self.store_id, action.name, runtime.action_var.get()))
         call = self._started(action.name, args, kwargs, call_id)
         task = loop.create_task(
             self._async_body(action, call, args, kwargs, call_id=call_id, previous=previous)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, NoReturn, SupportsIndex, TypeVar
 
 from pydantic import BaseModel
@@ -289,11 +289,21 @@ def make_frozen_class(base: type[BaseModel]) -> type[BaseModel]:
     return frozen
 
 
-def shallow_model_copy(obj: BaseModel, cls: type[BaseModel]) -> BaseModel:
-    """A new instance of ``cls`` sharing ``obj``'s field values (O(number of fields))."""
+def shallow_model_copy(
+    obj: BaseModel, cls: type[BaseModel], setting: Collection[str] | None = None
+) -> BaseModel:
+    """A new instance of ``cls`` sharing ``obj``'s field values (O(number of fields)).
+
+    ``setting``: the fields the caller sets on the copy; they are in its fields-set, which is ``obj``'s own
+    set when they are all in it already (sealed snapshots never add to it: one object less per commit)."""
     new = cls.__new__(cls)
     _set_dict(new, obj.__dict__.copy())
-    _set_fields_set(new, obj.__pydantic_fields_set__.copy())
+    fields_set = obj.__pydantic_fields_set__
+    if setting is None:
+        fields_set = fields_set.copy()
+    elif not fields_set.issuperset(setting):
+        fields_set = fields_set.union(setting)
+    _set_fields_set(new, fields_set)
     extra = obj.__pydantic_extra__
     _set_extra(new, dict(extra) if extra is not None else None)
     private = obj.__pydantic_private__

@@ -41,7 +41,9 @@ running_loop: Callable[[], asyncio.AbstractEventLoop | None] = asyncio._get_runn
 
 StubHook = Callable[["Store[Any]", str, tuple[Any, ...], dict[str, Any]], bool]
 InitialStateHook = Callable[["Store[Any]", Any], Any]
-RecordCallHook = Callable[[tuple[int, tuple[Any, ...], dict[str, Any]]], object]
+# (call_id, args, kwargs, store_id, action name, the calling action's (store, name, call_id) or None)
+RecordedCall = tuple[int, tuple[Any, ...], dict[str, Any], str, str, "tuple[Store[Any], str, int] | None"]
+RecordCallHook = Callable[[RecordedCall], object]
 
 
 class Runtime:
@@ -77,9 +79,9 @@ class Runtime:
         # test hooks (quvel_store.testing): None means "not stubbed" / "start from initial_state()"
         self.stub_action: StubHook | None = None
         self.initial_state: InitialStateHook | None = None
-        # called with one (call_id, args, kwargs) tuple as each action call starts (one argument, so it can
-        # be a bounded deque's append): a recorder (quvel_store.history) labels commits with their
-        # arguments without an ActionCall per call; None: nobody records
+        # called with one RecordedCall tuple as each action call starts (one argument, so it can be a
+        # bounded deque's append): a recorder (quvel_store.history) labels commits with their calls
+        # (and the outermost call that led to them) without an ActionCall per call; None: nobody records
         self.record_call: RecordCallHook | None = None
 
     def batch_of(self, store: Store[Any]) -> Batch | None:

@@ -253,7 +253,7 @@ class Store(Generic[S]):
         for key, value in changes.items():
             if key not in fields or (type(value) not in SCALARS and isinstance(value, Mapping)):
                 return False
-        work = shallow_model_copy(self._state, self._frozen_cls)
+        work = shallow_model_copy(self._state, self._frozen_cls, changes)  # (sets the changed fields)
         validate = plan.cls.__pydantic_validator__.validate_assignment
         extra = plan.extra
         prefix: Loc = ()
@@ -270,7 +270,6 @@ class Store(Generic[S]):
                 if value is not d[key]:
                     prefix = (key,)
                     d[key] = check(value)
-                work.__pydantic_fields_set__.add(key)
         except ValidationError as exc:
             raise StateValidationError(
                 self.store_id,
@@ -526,9 +525,9 @@ def is_patching(store: Store[Any]) -> bool:
     return store._txn is not None
 
 
-def is_batching(store: Store[Any]) -> bool:
-    """Whether this task has a ``store.batch()`` block (or an atomic action) open on the store."""
-    return bool(store._batches) and store._runtime.batch_of(store) is not None
+def is_batching(store: Store[Any], *, any_task: bool = False) -> bool:
+    """Whether this task (with ``any_task``: any task) has a ``store.batch()`` or atomic action open on it."""
+    return bool(store._batches) and (any_task or store._runtime.batch_of(store) is not None)
 
 
 def commit_hydrated(store: Store[Any], sealed: BaseModel) -> None:

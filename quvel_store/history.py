@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -24,18 +24,18 @@ from pydantic import BaseModel
 
 from quvel_store._events import MutationEvent, MutationKind
 from quvel_store._plugins import PluginContext
+from quvel_store._runtime import RecordedCall
 from quvel_store._store import is_batching, is_patching, report_error
-from quvel_store.errors import QuvelError
+from quvel_store._timeline import TIMELINE_FORMAT, HistoryError, load_timeline, replay, replay_actions
 
 if TYPE_CHECKING:
     from quvel_store._app import App
     from quvel_store._store import Store
 
-__all__ = ["Commit", "History", "HistoryError", "StoreHistory", "load_timeline", "replay"]
+__all__ = ["Commit", "History", "HistoryError", "StoreHistory", "load_timeline", "replay", "replay_actions"]
 
 logger = logging.getLogger(__name__)
 
-TIMELINE_FORMAT = 1
 _CALLS_KEPT = 4096  # arguments of this many recent action calls are kept to label their commits
 _ENTRY_OVERHEAD = 200  # bytes: the record itself, its event and its before/after references
 
@@ -45,11 +45,6 @@ _EVENT, _BEFORE, _AFTER, _LOG, _SEQ, _TIME, _CALL, _FLAGS = range(8)
 _UNDONE, _REDOABLE, _TRAVEL = 1, 2, 4
 _now = time.time
 Entry = list[Any]
-
-
-class HistoryError(QuvelError):
-    """History used wrongly (a second app, undo inside a batch, no History on the app), or a timeline
-    file that cannot be read."""
 
 
 class Commit:
@@ -143,6 +138,7 @@ class Commit:
             "active": self.active,
             "travel": self.travel,
             "state": self.after.model_dump(mode="json"),
+            "call": _call_json(self._entry),
         }
 
     def __eq__(self, other: object) -> bool:  # two views of one record are equal
@@ -156,20 +152,51 @@ class Commit:
         return f"<Commit #{self.seq} {self.store_id} {self.kind}{call}{' undone' if not self.active else ''}>"
 
 
-def _find_call(
-    calls: deque[tuple[int, tuple[Any, ...], dict[str, Any]]], call_id: int
-) -> tuple[int, tuple[Any, ...], dict[str, Any]] | None:
+def _find_call(calls: deque[RecordedCall], call_id: int) -> RecordedCall | None:
     """The recorded call ``call_id``: usually the newest (an action committing), else a few back (an outer
     action committing after inner calls)."""
     if calls and calls[-1][0] == call_id:
         return calls[-1]
     for call in reversed(calls):
         if call[0] == call_id:
-            found: tuple[int, tuple[Any, ...], dict[str, Any]] = call
-            return found
+            return call
         if call[0] < call_id:
             break  # call ids only grow
     return None
+
+
+def _outermost(calls: deque[RecordedCall], call: RecordedCall) -> RecordedCall | None:
+    """The call that led to ``call`` (the one made from outside any action); None if no longer kept."""
+    while call[5] is not None:
+        parent = _find_call(calls, call[5][2])
+        if parent is None:
+            return None
+        call = parent
+    return call
+
+
+def _call_json(entry: Entry) -> dict[str, Any] | None:
+    """The outermost action call behind a commit, for ``replay_actions``: ``exact`` when its arguments
+    are JSON as they were (so calling it again gets the same arguments)."""
+    call = entry[_CALL]
+    if call is None or entry[_FLAGS] & _TRAVEL:
+        return None
+    if len(call) > 6:
+        call = call[6]
+        if call is None:
+            return {"id": None, "exact": False}
+    try:
+        exact = json.loads(json.dumps([call[1], call[2]])) == [list(call[1]), call[2]]
+    except (TypeError, ValueError):
+        exact = False
+    return {
+        "id": call[0],
+        "store": call[3],
+        "action": call[4],
+        "args": _jsonable(list(call[1])),
+        "kwargs": _jsonable(call[2]),
+        "exact": exact,
+    }
 
 
 def _size(entry: Entry) -> int:
@@ -221,11 +248,14 @@ class _Log:
         """Keep the commit: references only (snapshots are immutable), nothing derived. (The hot path: a
         list, a counter and an append.)"""
         action_id = event.action_id
+        call: tuple[Any, ...] | None  # a RecordedCall, plus its outermost call when it is nested
         if action_id is None:
             call = None
         else:
             calls = self.calls  # the action committing is almost always the newest call
             call = calls[-1] if calls and calls[-1][0] == action_id else _find_call(calls, action_id)
+            if call is not None and call[5] is not None:  # a nested call: keep its outermost call too
+                call = (*call, _outermost(calls, call))
         entry = [event, self.last, state, self, next(self.counter), _now(), call, 0]
         self.last = state
         if self.markers or self.redoable:
@@ -316,8 +346,8 @@ class History:
         self.skip = frozenset(skip)
         self.app: App | None = None
         self.entries: deque[Entry] = deque(maxlen=limit)
-        # (call_id, args, kwargs) of recent action calls, newest last (the runtime appends them)
-        self.calls: deque[tuple[int, tuple[Any, ...], dict[str, Any]]] = deque(maxlen=_CALLS_KEPT)
+        # recent action calls (see RecordedCall), newest last (the runtime appends them)
+        self.calls: deque[RecordedCall] = deque(maxlen=_CALLS_KEPT)
         self.counter = itertools.count(1)
         self._bytes = 0  # kept only with max_bytes
         self._logs: dict[str, _Log] = {}
@@ -408,6 +438,12 @@ class History:
             raise HistoryError(
                 f"store {store.store_id!r}: {what} inside an open batch() or atomic action is refused "
                 f"(it would rewrite commits the batch has not made yet); call it after the batch ends"
+            )
+        if is_batching(store, any_task=True):
+            raise HistoryError(
+                f"store {store.store_id!r}: {what} while another task holds a batch() or atomic action open "
+                f"on it is refused (that batch would then end in TransactionConflictError and lose its "
+                f"writes); call it after the batch ends"
             )
 
     def _undo_in(self, log: _Log) -> bool:
@@ -554,46 +590,3 @@ def _jsonable(value: Any) -> Any:
                 value, default=lambda v: v.model_dump(mode="json") if isinstance(v, BaseModel) else repr(v)
             )
         )
-
-
-def load_timeline(source: str | Path | IO[str]) -> list[dict[str, Any]]:
-    """The commits of an exported timeline (JSON Lines), oldest first."""
-    text = Path(source).read_text(encoding="utf-8") if isinstance(source, str | Path) else source.read()
-    records: list[dict[str, Any]] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            raise HistoryError(f"timeline line {number} is not JSON: {exc}") from None
-        if not isinstance(record, dict):
-            raise HistoryError(f"timeline line {number} is not an object")
-        if "quvel_timeline" in record:
-            if record["quvel_timeline"] != TIMELINE_FORMAT:
-                raise HistoryError(f"timeline format {record['quvel_timeline']!r} is not {TIMELINE_FORMAT}")
-            continue
-        records.append(record)
-    return records
-
-
-def replay(
-    app: App,
-    timeline: Iterable[Mapping[str, Any]],
-    *,
-    stores: Iterable[type[Store[Any]]] = (),
-    on_commit: Callable[[Mapping[str, Any]], object] | None = None,
-) -> None:
-    """Apply an exported timeline to ``app``, commit by commit: each store passes through the same
-    states, validated by its model, and ends in the same final state. Store classes must be registered
-    (``create_app(stores=...)``) or given as ``stores``."""
-    app.register(*stores)
-    for record in timeline:
-        store_id = str(record["store"])
-        live = app.get(store_id)
-        if live is None:
-            app.hydrate({store_id: record["state"]})
-        else:
-            live.replace(record["state"])
-        if on_commit is not None:
-            on_commit(record)

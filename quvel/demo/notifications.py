@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, JsonValue
 from reactivex import operators as ops
@@ -201,7 +201,9 @@ class PersistentNotificationStore(NotificationStore):
     """:class:`NotificationStore` whose held notifications, and so their read/unread state, outlive the
     process: saved (debounced, off the event loop) to ``notifications.db`` in the config's ``state_dir``,
     one value per tenant and user (config ``user``). After a restart the store starts from them; the
-    first load then merges the API's list in (its copies win: they carry the server's ``read_at``)."""
+    first load then merges the API's list in (its copies win: they carry the server's ``read_at``).
+    Only the newest ``keep_restored`` are restored (and so saved again): the saved list stays bounded
+    across runs instead of growing by every run's notifications."""
 
     persist = Persist(
         storage=_state_dir_storage,
@@ -209,3 +211,11 @@ class PersistentNotificationStore(NotificationStore):
         include=("notifications",),
         debounce=0.1,
     )
+    keep_restored: ClassVar[int] = 200
+
+    def on_init(self) -> None:
+        held = self.state.notifications  # restored from the last run (persisted state loads before on_init)
+        if len(held) > self.keep_restored:
+            newest = sorted(held, key=_newest_first, reverse=True)[: self.keep_restored]
+            self.patch({"notifications": newest})
+        super().on_init()

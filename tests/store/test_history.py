@@ -299,3 +299,25 @@ def test_typed_app_history_and_call_arguments_of_nested_actions() -> None:
     app.jump_to(0)
     assert store.state == Board()
     app.dispose()
+
+
+def test_kept_snapshots_keep_their_own_fields_set() -> None:
+    """Commits share an unchanged fields-set between snapshots; a field set for the first time must give
+    the new snapshot its own set, never add to one an older snapshot (or the history) still holds."""
+    app = create_app(plugins=[History()])
+    board = app.use(BoardStore)
+    board.patch({"count": 1})
+    board.patch({"count": 2})
+    board.patch({"title": "t"})
+    board.patch({"title": "u", "count": 3})
+    sets = [(c.before.model_fields_set, c.after.model_fields_set) for c in board.history]  # type: ignore[attr-defined]
+    assert sets == [
+        (set(), {"count"}),
+        ({"count"}, {"count"}),
+        ({"count"}, {"count", "title"}),
+        ({"count", "title"}, {"count", "title"}),
+    ]
+    assert board.state.model_dump(exclude_unset=True) == {"count": 3, "title": "u"}
+    board.undo()  # type: ignore[attr-defined]
+    board.undo()  # type: ignore[attr-defined]
+    assert board.state.model_dump(exclude_unset=True) == {"count": 2}
