@@ -30,10 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add(parser, opt.ENV_FILE, help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*")
     parser.add_argument(
         "--dev-auth",
-        action="store_true",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="APP_ID",
         help="also answer /broadcasting/auth and /broadcasting/user-auth, signing every channel for the "
-        "user named by 'Authorization: Bearer <user id>' (user 1 without one): local development "
-        "only, refused unless --host is a loopback address (default: off)",
+        "user named by 'Authorization: Bearer <user id>' (user 1 without one) with the secret of the "
+        "app the socket connected to (with APP_ID: that app only): local development only, refused "
+        "unless --host is a loopback address (default: off)",
     )
     parser.add_argument(
         "--enable-client-events", action="store_true", help="allow client-* events (whispers) (default: off)"
@@ -130,11 +134,7 @@ async def run(args: argparse.Namespace) -> int:
         apps = _apps(args)
         redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
         host = opt.resolve(args, opt.HOST)
-        dev_auth = (
-            DevAuth(apps[0], host=host, master_key=apps[0].encryption_master_key_base64)
-            if args.dev_auth
-            else None
-        )
+        dev_auth = DevAuth(apps, host=host, only=args.dev_auth or None) if args.dev_auth is not None else None
         server = PusherServer(
             apps=apps,
             host=host,
@@ -144,15 +144,22 @@ async def run(args: argparse.Namespace) -> int:
             redis_url=redis_url,
             routes=dev_auth.routes if dev_auth is not None else None,
         )
+        if dev_auth is not None:
+            dev_auth.app_of_socket = server.app_of_socket
         await server.start()
     except (InvalidArgument, ClusterError, OSError, opt.UsageError) as exc:
         print(f"quvel serve: {exc}", file=sys.stderr)
         return 2
     if dev_auth is not None:
+        signs = (
+            f"for app {dev_auth.app.id!r} only"
+            if dev_auth.only is not None or len(apps) == 1
+            else "with the secret of the app each socket connected to"
+        )
         print(
             f"quvel serve: --dev-auth: {server.http_url}/broadcasting/auth signs EVERY channel for ANY "
-            f"caller (user = the bearer token, else 1), with app {apps[0].id!r}; for local development "
-            "only, never in production",
+            f"caller (user = the bearer token, else 1), {signs}; for local development only, never in "
+            "production",
             file=sys.stderr,
             flush=True,
         )
