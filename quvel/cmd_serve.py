@@ -27,7 +27,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add(parser, opt.APP_KEY)
     opt.add(parser, opt.APP_SECRET)
     opt.add(parser, opt.MASTER_KEY, help="master key for --dev-auth's private-encrypted- channels (base64)")
-    opt.add(parser, opt.ENV_FILE, help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*")
+    opt.add(
+        parser,
+        opt.ENV_FILE,
+        help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*, and for Reverb the bind "
+        "address REVERB_SERVER_HOST and port REVERB_SERVER_PORT (else REVERB_PORT)",
+    )
     parser.add_argument(
         "--dev-auth",
         nargs="?",
@@ -133,12 +138,13 @@ async def run(args: argparse.Namespace) -> int:
     try:
         apps = _apps(args)
         redis_url = args.redis or os.environ.get("QUVEL_REDIS_URL") or None
-        host = opt.resolve(args, opt.HOST)
+        bind = opt.server_bind_settings(args)
+        host = opt.resolve(args, opt.HOST, bind)
         dev_auth = DevAuth(apps, host=host, only=args.dev_auth or None) if args.dev_auth is not None else None
         server = PusherServer(
             apps=apps,
             host=host,
-            port=opt.resolve(args, opt.PORT),
+            port=opt.resolve(args, opt.PORT, bind),
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
             redis_url=redis_url,

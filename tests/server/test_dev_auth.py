@@ -308,6 +308,18 @@ TWO_APPS = [
 ]
 
 
+def _serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+
+
 async def _private_outcome(ws_url: str, channel: str) -> str:
     """Subscribe a quvel_ws client to ``private-{channel}``: ``"subscribed"`` or the error's text."""
     ws = WebSocketService(ws_url)
@@ -334,23 +346,15 @@ async def test_dev_auth_signs_for_the_app_each_socket_belongs_to(tmp_path: Any, 
     apps_file = tmp_path / "apps.json"
     apps_file.write_text(json.dumps(TWO_APPS))
     dev_auth = ["--dev-auth"] if named is None else ["--dev-auth", named]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "quvel", "serve", "--port", "0", "--apps-file", str(apps_file), *dev_auth],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        bufsize=1,
-        start_new_session=True,
-        cwd=ROOT,
-    )
+    proc = _serve("--apps-file", str(apps_file), *dev_auth)
     try:
-        info = read_json_line(proc, timeout=20)
+        info = await asyncio.to_thread(read_json_line, proc, 20)
         urls = {app["id"]: app["ws"] for app in info["apps"]}
         one = await _private_outcome(urls["1"], "orders.1")
         two = await _private_outcome(urls["2"], "orders.2")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
-        _, err = proc.communicate(timeout=10)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=10)
     assert two == "subscribed"  # signed with app 2's secret, not the first app's
     if named is None:
         assert one == "subscribed"
