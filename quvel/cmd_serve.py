@@ -27,13 +27,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add(parser, opt.APP_KEY)
     opt.add(parser, opt.APP_SECRET)
     opt.add(parser, opt.MASTER_KEY, help="master key for --dev-auth's private-encrypted- channels (base64)")
-    opt.add(parser, opt.ENV_FILE, help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*")
+    opt.add(
+        parser,
+        opt.ENV_FILE,
+        help="a Laravel .env: the app id, key and secret of REVERB_* or PUSHER_*, and for Reverb the bind "
+        "address REVERB_SERVER_HOST and port REVERB_SERVER_PORT (else REVERB_PORT)",
+    )
     parser.add_argument(
         "--dev-auth",
-        action="store_true",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="APP_ID",
         help="also answer /broadcasting/auth and /broadcasting/user-auth, signing every channel for the "
-        "user named by 'Authorization: Bearer <user id>' (user 1 without one): local development "
-        "only, refused unless --host is a loopback address (default: off)",
+        "user named by 'Authorization: Bearer <user id>' (user 1 without one) with the secret of the "
+        "app the socket connected to (with APP_ID: that app only): local development only, refused "
+        "unless --host is a loopback address (default: off)",
     )
     parser.add_argument(
         "--enable-client-events", action="store_true", help="allow client-* events (whispers) (default: off)"
@@ -166,12 +175,9 @@ async def run(args: argparse.Namespace) -> int:
     try:
         apps = _apps(args)
         redis_url = _redis_url(args)
-        host = opt.resolve(args, opt.HOST)
-        dev_auth = (
-            DevAuth(apps[0], host=host, master_key=apps[0].encryption_master_key_base64)
-            if args.dev_auth
-            else None
-        )
+        bind = opt.server_bind_settings(args)
+        host = opt.resolve(args, opt.HOST, bind)
+        dev_auth = DevAuth(apps, host=host, only=args.dev_auth or None) if args.dev_auth is not None else None
         limits = Limits(
             max_pending_connections=opt.resolve(args, opt.MAX_PENDING_CONNECTIONS),
             max_pending_per_address=opt.resolve(args, opt.MAX_PENDING_PER_ADDRESS),
@@ -182,22 +188,29 @@ async def run(args: argparse.Namespace) -> int:
             apps=apps,
             limits=limits,
             host=host,
-            port=opt.resolve(args, opt.PORT),
+            port=opt.resolve(args, opt.PORT, bind),
             activity_timeout=args.activity_timeout,
             pong_timeout=args.pong_timeout,
             redis_url=redis_url,
             redis_transport=args.redis_transport,
             routes=dev_auth.routes if dev_auth is not None else None,
         )
+        if dev_auth is not None:
+            dev_auth.app_of_socket = server.app_of_socket
         await server.start()
     except (InvalidArgument, ClusterError, OSError, opt.UsageError) as exc:
         print(f"quvel serve: {exc}", file=sys.stderr)
         return 2
     if dev_auth is not None:
+        signs = (
+            f"for app {dev_auth.app.id!r} only"
+            if dev_auth.only is not None or len(apps) == 1
+            else "with the secret of the app each socket connected to"
+        )
         print(
             f"quvel serve: --dev-auth: {server.http_url}/broadcasting/auth signs EVERY channel for ANY "
-            f"caller (user = the bearer token, else 1), with app {apps[0].id!r}; for local development "
-            "only, never in production",
+            f"caller (user = the bearer token, else 1), {signs}; for local development only, never in "
+            "production",
             file=sys.stderr,
             flush=True,
         )

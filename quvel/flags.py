@@ -33,6 +33,7 @@ __all__ = [
     "add",
     "env_file_settings",
     "resolve",
+    "server_bind_settings",
 ]
 
 
@@ -245,3 +246,38 @@ def env_file_settings(args: argparse.Namespace, *, for_server: bool) -> dict[str
         "app_url": found.app_url,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def server_bind_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Where ``quvel serve`` listens, from the ``--env-file`` as Laravel Reverb reads it
+    (``config/reverb.php``): ``REVERB_SERVER_HOST`` and ``REVERB_SERVER_PORT``. Without
+    ``REVERB_SERVER_PORT``, ``REVERB_PORT`` (the port the app and Echo connect to, right when nothing sits
+    in front of the server, as in local development). ``REVERB_HOST`` is a public hostname, never a bind
+    address. Only for ``BROADCAST_CONNECTION=reverb``; empty without a file or those variables."""
+    path = resolve(args, ENV_FILE)
+    if not path:
+        return {}
+    from pathlib import Path
+
+    from quvel_store.container import LaravelBroadcasting, parse_dotenv
+    from quvel_store.errors import ConfigError
+
+    try:
+        values = parse_dotenv(Path(path).read_text(encoding="utf-8"), source=os.fspath(path))
+        if LaravelBroadcasting.from_values(values, True, os.fspath(path)).connection != "reverb":
+            return {}
+    except (OSError, ConfigError) as exc:
+        raise UsageError(str(exc)) from None
+    found: dict[str, Any] = {}
+    host = values.get("REVERB_SERVER_HOST", "").strip()
+    if host:
+        found["host"] = host
+    for name in ("REVERB_SERVER_PORT", "REVERB_PORT"):
+        raw = values.get(name, "").strip()
+        if raw:
+            try:
+                found["port"] = _port(raw)
+            except ValueError as exc:
+                raise UsageError(f"{path}: {name}: {exc}") from None
+            break
+    return found

@@ -197,7 +197,9 @@ class SyncedCollection(Generic[M]):
     deleted while the store was away and are dropped; with ``prune=False`` a reload only adds and
     replaces. ``version`` (e.g. ``lambda t: t.updated_at``) lets a newer copy win over an older one
     whichever arrives last; without it the copy that arrives last wins, except that a live change made
-    while a reload was in flight wins over that reload's list.
+    while a reload was in flight wins over that reload's list. ``limit`` (with ``order``) holds at most
+    that many items, those that sort last (the newest, for an order by id or time; with ``reverse=True``
+    they come first): a chat keeps its last 100 messages however many live events and reloads arrive.
     """
 
     def __init__(
@@ -213,6 +215,7 @@ class SyncedCollection(Generic[M]):
         reverse: bool = False,
         prune: bool = False,
         version: Callable[[M], Any] | None = None,
+        limit: int | None = None,
         policy: ResyncPolicy | None = None,
         retry_if: Callable[[BaseException], bool] = is_transient,
         rng: random.Random | None = None,
@@ -226,6 +229,10 @@ class SyncedCollection(Generic[M]):
                     f"store {store.store_id!r}: its state has no field {name!r}; add `{name}: {what}` "
                     f"(or pass {'items' if name == items else 'info'}= with the field's name)"
                 )
+        if limit is not None and (order is None or isinstance(limit, bool) or limit < 1):
+            raise SyncedCollectionError(
+                f"store {store.store_id!r}: limit={limit!r} needs an order= and a count of at least 1"
+            )
         if not isinstance(getattr(store.state, info), SyncInfo):
             raise SyncedCollectionError(f"store {store.store_id!r}: state field {info!r} must be a SyncInfo")
         self.store = store
@@ -239,6 +246,7 @@ class SyncedCollection(Generic[M]):
         self._reverse = reverse
         self._prune = prune
         self._version = version
+        self._limit = limit
         self._retry_if = retry_if
         self._rng = rng or random.Random()
         self._task: asyncio.Task[None] | None = None
@@ -511,6 +519,8 @@ class SyncedCollection(Generic[M]):
         values = list(by_key.values())
         if self._order is not None:
             values.sort(key=self._order, reverse=self._reverse)
+        if self._limit is not None and len(values) > self._limit:
+            values = values[: self._limit] if self._reverse else values[-self._limit :]
         return values
 
     def _write(self, by_key: Mapping[Hashable, M]) -> None:

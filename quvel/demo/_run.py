@@ -18,7 +18,7 @@ from reactivex.abc import DisposableBase
 from quvel.demo._stack import DemoClient, DemoStack, demo_stack
 from quvel.demo._view import DemoSnapshot, DemoSummary, DemoView, NotificationLine
 from quvel.demo.backend import DEFAULT_USERS, DemoBackend, DemoUser
-from quvel.demo.chat import RoomStore
+from quvel.demo.chat import MAX_MESSAGES, RoomStore
 from quvel.demo.notifications import NotificationStore, PersistentNotificationStore
 from quvel.demo.tasks import TaskStore
 from quvel_store import ResyncFailed, StoreErrorEvent
@@ -41,6 +41,9 @@ class DemoOptions:
     room: str = "lobby"
     #: How long the server stays down during the restart (the back end keeps notifying meanwhile).
     down_for: float = 1.0
+    #: How long the app's API then answers 503 after the server is back (a deploy: the WebSocket server
+    #: returns before the app), so the stores' reloads fail and are retried until in sync.
+    api_down_for: float = 1.0
     #: How long to wait at the end for the stores to hold everything that was sent.
     settle_timeout: float = 15.0
     seed: int | None = None
@@ -73,6 +76,9 @@ class Demo:
         self._restored: frozenset[str] = frozenset()
         self._restored_read: frozenset[str] = frozenset()
         self._tasks: TaskStore | None = None
+        self._api_down_for = min(options.api_down_for, options.duration * 0.2)
+        #: The back end whose API is down after the restart until the viewer reconnects.
+        self._api_outage: DemoBackend | None = None
         #: Set on every store or connection change while the run settles (see ``_settle``).
         self._progress: asyncio.Event | None = None
 
@@ -128,6 +134,7 @@ class Demo:
         tasks.follow()
         await room.join(opts.room)
         friend_room = friend.app.use(RoomStore, key=opts.room)
+        self._disposables.append(friend_room.errors.subscribe(self._store_error))
         await friend_room.join(opts.room)
 
         schedule = asyncio.create_task(self._schedule(backend, notes, friend_room, ben, cleo))
@@ -138,11 +145,13 @@ class Demo:
         try:
             while (now := time.monotonic()) < deadline and not self._stop.is_set():
                 if opts.restart and not self._restarted and now >= restart_at:
-                    await self._restart(server)
+                    await self._restart(server, backend)
                 if visitor is None and not visited and now >= visitor_at:
                     visited = True
                     visitor = await stack.client(cleo)
-                    await visitor.app.use(RoomStore, key=opts.room).join(opts.room)
+                    visitor_room = visitor.app.use(RoomStore, key=opts.room)
+                    self._disposables.append(visitor_room.errors.subscribe(self._store_error))
+                    await visitor_room.join(opts.room)
                 elif visitor is not None and now >= visitor_leaves_at:
                     await stack.close_client(visitor)
                     visitor = None
@@ -153,7 +162,7 @@ class Demo:
             schedule.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await schedule
-        await self._settle(notes, backend, ann)
+        await self._settle(notes, room, backend, ann)
         self.view.update(self.snapshot())
         return self._summary(notes, room, backend, ann)
 
@@ -233,7 +242,7 @@ class Demo:
         else:
             self._fail(f"store error: {event!r}")
 
-    async def _restart(self, server: PusherServer) -> None:
+    async def _restart(self, server: PusherServer, backend: DemoBackend) -> None:
         self._restarted = True
         self._server_state = "restarting"
         self._event("restarting the server: clients get 4200 and reconnect")
@@ -242,22 +251,33 @@ class Demo:
         down_for = min(self.options.down_for, self.options.duration * 0.2)
         self._event(f"server down for {down_for:.1f}s; the back end keeps sending")
         await asyncio.sleep(down_for)
+        if self._api_down_for > 0:
+            # The app stays down until the viewer is back (then ``api_down_for`` more, see _on_state), so
+            # its reloads after resubscribing meet the outage however long the reconnection takes.
+            backend.api_unavailable(self.options.settle_timeout)
+            self._api_outage = backend
         await server.start()
         self._server_state = "up"
         self._event("server is back")
+        if self._api_down_for > 0:
+            self._event("the app's API answers 503 until the clients are back (a deploy): reloads retry")
 
-    async def _settle(self, notes: NotificationStore, backend: DemoBackend, user: DemoUser) -> None:
-        """Wait until the store holds every notification sent and, after a restart, the client is
-        connected again (or the settle timeout passes): a short run must not end mid-reconnection."""
+    async def _settle(
+        self, notes: NotificationStore, room: RoomStore, backend: DemoBackend, user: DemoUser
+    ) -> None:
+        """Wait until the stores hold every notification and chat message sent and, after a restart, the
+        client is connected again (or the settle timeout passes): a short run must not end
+        mid-reconnection."""
         progress = asyncio.Event()
         self._progress = progress
 
         def settled() -> bool:
             held = {n.id for n in notes.state.notifications}
             caught_up = all(r.id in held for r in backend.sent_to(user.id))
+            caught_up = caught_up and not self._missing_messages(room, backend)
             return caught_up and (not self._restarted or self._reconnections > 0)
 
-        subscription = notes.observe().subscribe(lambda _state: progress.set())
+        subscriptions = [store.observe().subscribe(lambda _state: progress.set()) for store in (notes, room)]
         deadline = time.monotonic() + self.options.settle_timeout
         try:
             while not settled() and (remaining := deadline - time.monotonic()) > 0:
@@ -265,8 +285,17 @@ class Demo:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(progress.wait(), remaining)
         finally:
-            subscription.dispose()
+            for subscription in subscriptions:
+                subscription.dispose()
             self._progress = None
+
+    def _said(self, backend: DemoBackend) -> list[Any]:
+        """The room's messages the viewer's store should hold: the newest it keeps."""
+        return [m for m in backend.messages if m.room_id == self.options.room][-MAX_MESSAGES:]
+
+    def _missing_messages(self, room: RoomStore, backend: DemoBackend) -> list[str]:
+        held = {m.id for m in room.state.messages}
+        return [f"{m.id} {m.user.name}: {m.text}" for m in self._said(backend) if m.id not in held]
 
     # --- observation -------------------------------------------------------------------------------
 
@@ -316,6 +345,10 @@ class Demo:
                 self._reconnections += 1
             self._was_connected = True
         self._event(f"connection: {name}")
+        if name == "connected" and self._api_outage is not None:
+            self._api_outage.api_unavailable(self._api_down_for)  # the resubscribed stores' reloads get 503s
+            self._api_outage = None
+            self._event(f"the app's API comes back in {self._api_down_for:.1f}s")
         if self._progress is not None:
             self._progress.set()
 
@@ -392,6 +425,9 @@ class Demo:
             restarted=self._restarted,
             members=tuple(room.member_names),
             messages=len(room.state.messages),
+            messages_said=len(self._said(backend)),
+            messages_lost=tuple(self._missing_messages(room, backend)),
+            api_refused=backend.stats.api_refused,
             events=dict(self.events),
             broadcast_failures=backend.stats.broadcast_failures,
             failures=tuple(self.failures),

@@ -73,11 +73,17 @@ class DemoSummary:
     restored_still_read: int = 0
     saved: int = 0
     saved_read: int = 0
+    #: Chat messages said in the room (the newest the room keeps), and those the viewer's store lacks.
+    messages_said: int = 0
+    messages_lost: tuple[str, ...] = ()
+    #: API requests refused (503) during the outage injected after the restart.
+    api_refused: int = 0
 
     @property
     def ok(self) -> bool:
         return (
             not self.lost
+            and not self.messages_lost
             and not self.failures
             and self.sent > 0
             and (not self.restarted or self.reconnections >= 1)
@@ -96,9 +102,11 @@ class DemoSummary:
         out = [
             f"summary: {verdict} after {self.duration:.1f}s",
             f"notifications: sent {self.sent}, in store {self.in_store}, lost {len(self.lost)}{caught_up}",
+            f"chat messages: said {self.messages_said}, in store {self.messages}, "
+            f"lost {len(self.messages_lost)}",
             f"unread: {self.unread}",
             f"server restarted: {'yes' if self.restarted else 'no'}; reconnections: {self.reconnections}",
-            f"room members at the end: {', '.join(self.members) or '(none)'}; messages: {self.messages}",
+            f"room members at the end: {', '.join(self.members) or '(none)'}",
             f"events received: {sum(self.events.values())} ({events})",
         ]
         if self.state_dir is not None:
@@ -111,7 +119,14 @@ class DemoSummary:
             out.append(
                 f"read state: {restored}; saved {self.saved} ({self.saved_read} read) to {self.state_dir}"
             )
+        if self.api_refused:
+            plural = "s" if self.api_refused != 1 else ""
+            out.append(
+                f"API down after the restart: {self.api_refused} request{plural} refused (503); the stores "
+                "retried their reloads until in sync"
+            )
         out += [f"lost notification: {n}" for n in self.lost]
+        out += [f"lost chat message: {m}" for m in self.messages_lost]
         out += [f"failure: {f}" for f in self.failures]
         if self.sent == 0:
             out.append("failure: no notification was sent; run longer (--duration) or busier (--interval)")

@@ -1,7 +1,9 @@
 """A presence chat room store: who is here (Echo's here/joining/leaving), the messages, who is typing.
 
 Members come from the ``presence-room.{id}`` channel, messages are ``App\\Events\\NewMessage`` broadcasts
-plus a history loaded through the API on every (re)subscription, and "typing" is a client whisper.
+plus a history loaded through the API on every (re)subscription (a :class:`~quvel_store.SyncedCollection`,
+retried until it succeeds, so a message said while the connection and then the API were down is not
+lost), and "typing" is a client whisper.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from reactivex import operators as ops
 from reactivex.abc import DisposableBase
 
-from quvel_store import ActionError, Store, action, getter
+from quvel_store import ActionError, Store, SyncedCollection, SyncInfo, SyncStatus, action, getter
 from quvel_ws import Member
 
 MAX_MESSAGES = 100
@@ -56,6 +59,8 @@ class RoomState(BaseModel):
     typing: list[str] = []
     #: Recent joins and leaves, newest last ("Cleo joined").
     activity: list[str] = []
+    #: Whether ``messages`` holds everything said (``synced``) or is being caught up after a reconnection.
+    sync: SyncInfo = SyncInfo()
 
 
 def _member(member: Member) -> RoomMember:
@@ -68,10 +73,22 @@ class RoomStore(Store[RoomState]):
 
     id = "room"
 
+    #: The messages, keyed by id, oldest first, at most :data:`MAX_MESSAGES`; reloaded until in sync
+    #: after every (re)subscription.
+    history: SyncedCollection[ChatMessage]
     _following: list[DisposableBase]
 
     def on_init(self) -> None:
         self._following = []
+        self.history = SyncedCollection(
+            self,
+            ChatMessage,
+            load=self._fetch,
+            items="messages",
+            info="sync",
+            order=lambda m: m.id,
+            limit=MAX_MESSAGES,
+        )
 
     @getter
     def member_names(self) -> list[str]:
@@ -81,22 +98,29 @@ class RoomStore(Store[RoomState]):
     def last_message(self) -> ChatMessage | None:
         return self.state.messages[-1] if self.state.messages else None
 
+    @getter
+    def sync_status(self) -> SyncStatus:
+        """``synced``, ``resyncing`` or ``stale`` (the history may miss messages until it is synced)."""
+        return self.state.sync.status
+
     @action
     async def join(self, room_id: str) -> None:
         """Enter ``presence-room.{room_id}``: members, messages, typing whispers and, on every
-        (re)subscription, the message history from the API."""
+        (re)subscription, the message history from the API, retried until it loads."""
         if room_id == self.state.room_id and self._following:
             return  # already here: joining again must not fold every event twice
-        channel = self.container.ws.channel(f"room.{room_id}", type="presence")
+        ws = self.container.ws
+        channel = ws.channel(f"room.{room_id}", type="presence")
         self.leave()  # another room's members and messages must not leak into this one
         self.patch({"room_id": room_id})
+        connection_lost = ws.state.pipe(ops.filter(lambda state: state != "connected"))
         self._following = [
             self.connect(channel.members, self._set_members),
             self.connect(channel.joining, lambda m: self._log(f"{_member(m).name} joined")),
             self.connect(channel.leaving, lambda m: self._log(f"{_member(m).name} left")),
             self.connect(channel.listen("NewMessage", model=ChatMessage), self._add_messages_one),
             self.connect(channel.listen_for_whisper("typing"), self._typing),
-            self.connect(channel.subscribed, lambda _event: self.load_history()),
+            self.history.follow(channel.subscribed, lost=connection_lost),
         ]
 
     @action
@@ -106,6 +130,7 @@ class RoomStore(Store[RoomState]):
         for handle in self._following:
             handle.dispose()
         self._following = []
+        self.history.stop()
         if self.state.room_id is not None:
             self.reset()
 
@@ -119,18 +144,13 @@ class RoomStore(Store[RoomState]):
         self._add_messages([message])
 
     def _add_messages(self, messages: list[ChatMessage]) -> None:
-        """Merge by id (a reload and a live broadcast may bring the same one) and clear the senders'
+        """Keyed by id (a reload and a live broadcast may bring the same one); clears the senders'
         typing flags."""
-        state = self.state
-        by_id = {m.id: m for m in state.messages}
-        by_id.update((m.id, m) for m in messages)
         senders = {m.user.name for m in messages}
-        self.patch(
-            {
-                "messages": sorted(by_id.values(), key=lambda m: m.id)[-MAX_MESSAGES:],
-                "typing": [name for name in state.typing if name not in senders],
-            }
-        )
+        with self.batch():
+            for message in messages:
+                self.history.upsert(message)
+            self.patch({"typing": [name for name in self.state.typing if name not in senders]})
 
     def _typing(self, data: Any) -> None:
         if not isinstance(data, Mapping) or not isinstance(data.get("name"), str):
@@ -139,15 +159,21 @@ class RoomStore(Store[RoomState]):
         others = [n for n in self.state.typing if n != name]
         self.patch({"typing": [*others, name] if typing else others})
 
-    @action
-    async def load_history(self) -> None:
+    async def _fetch(self) -> list[Any]:
         room = self.state.room_id
         if room is None:
-            return
+            return []
         body = await self.container.api.get(f"/api/rooms/{room}/messages")
         if self.state.room_id != room:
-            return  # left (or moved to another room) while the list was on its way
-        self._add_messages([ChatMessage.model_validate(row) for row in body["data"]])
+            return []  # left (or moved to another room) while the list was on its way
+        return list(body["data"])
+
+    @action
+    async def load_history(self) -> None:
+        """Read the room's recent messages once and merge them in (the automatic reloads retry on their
+        own; this one raises what the API raised)."""
+        if self.state.room_id is not None:
+            await self.history.reload()
 
     @action
     async def send(self, text: str) -> ChatMessage:
@@ -155,10 +181,8 @@ class RoomStore(Store[RoomState]):
         room = self.state.room_id
         if room is None:
             raise RoomNotJoined("join a room before sending")
-        headers = self.container.ws.socket_headers()  # X-Socket-ID, so the back end skips our socket
-        body = await self.container.api.post(
-            f"/api/rooms/{room}/messages", json={"text": text}, headers=headers
-        )
+        # container.api sends X-Socket-ID once connected, so the back end skips our socket (toOthers)
+        body = await self.container.api.post(f"/api/rooms/{room}/messages", json={"text": text})
         message = ChatMessage.model_validate(body["data"])
         self._add_messages([message])
         return message

@@ -8,7 +8,7 @@ from quvel_store.container._api import ApiService
 from quvel_store.container._config import Config
 from quvel_store.container._container import ContainerPhase, ServiceContainer
 from quvel_store.container._i18n import I18nService
-from quvel_store.container._laravel_env import LaravelBroadcasting
+from quvel_store.container._laravel_env import LaravelBroadcasting, parse_dotenv
 from quvel_store.container._task import Task, TaskConcurrency, TaskService, TaskSnapshot, TaskState
 from quvel_store.container._validation import ROOT_FIELD, ErrorBag, ValidationService
 
@@ -27,4 +27,5 @@ __all__ = [
     "TaskSnapshot",
     "TaskState",
     "ValidationService",
+    "parse_dotenv",
 ]

@@ -339,6 +339,13 @@ class PusherServer:
         ch = self._state(app_id).channels.get(channel) if self._states else None
         return {key: m.user_info for key, m in ch.members.items()} if ch else {}
 
+    def app_of_socket(self, socket_id: str) -> AppConfig | None:
+        """The app whose key the socket ``socket_id`` connected with (``None``: not on this node)."""
+        for state in self._states.values():
+            if socket_id in state.sockets:
+                return state.config
+        return None
+
     def socket_ids(self, app_id: str | None = None) -> list[str]:
         return list(self._state(app_id).sockets) if self._states else []
 
@@ -527,6 +534,10 @@ class ServerThread(LoopThread["PusherServer"]):
 
     def presence_members(self, channel: str, app_id: str | None = None) -> dict[str, Any]:
         return self._on_loop(lambda: self.server.presence_members(channel, app_id))
+
+    def app_of_socket(self, socket_id: str) -> AppConfig | None:
+        """The app whose key the socket ``socket_id`` connected with (``None``: not on this node)."""
+        return self._on_loop(lambda: self.server.app_of_socket(socket_id))
 
     def socket_ids(self, app_id: str | None = None) -> list[str]:
         return self._on_loop(lambda: self.server.socket_ids(app_id))

@@ -47,6 +47,7 @@ __all__ = [
     "AuthEndpoint",
     "AuthRequest",
     "Authorizer",
+    "auth_form",
     "encrypt_event",
     "shared_secret",
 ]
@@ -369,12 +370,7 @@ class AuthEndpoint:
             return 404, {"message": f"No route {req.path}"}, dict(CORS_HEADERS)
         if req.method not in ("POST", "GET"):
             return 405, {"message": "Use POST"}, dict(CORS_HEADERS)
-        form = dict(
-            parse_qsl(
-                req.body.decode("utf-8", "replace") if req.method == "POST" else req.query_string,
-                keep_blank_values=True,
-            )
-        )
+        form = auth_form(req)
         try:
             status, body = self.handle(AuthRequest(req.path, form, req.headers))
         except Exception:  # a resolver/guard bug is the app's 500, not a dead endpoint
@@ -383,6 +379,17 @@ class AuthEndpoint:
         if self.record_requests:
             self.requests.append((req.path, form, status))
         return status, body, dict(CORS_HEADERS)
+
+
+def auth_form(req: Request) -> dict[str, str]:
+    """The form fields of an auth request: a POST body or a GET query (Laravel's ``match(['get',
+    'post'])`` route)."""
+    return dict(
+        parse_qsl(
+            req.body.decode("utf-8", "replace") if req.method == "POST" else req.query_string,
+            keep_blank_values=True,
+        )
+    )
 
 
 #: Headers of every answer: a browser app on another origin (Vite's dev server) may call the endpoint.

@@ -53,6 +53,17 @@ def test_demo_runs_restarts_the_server_and_loses_nothing() -> None:
     assert held == sent
     assert lost == 0
     assert re.search(r"server restarted: yes; reconnections: [1-9]", out)
+    # The app's API was down (503) when the clients resubscribed; every store's reload was retried, so
+    # no chat message was lost either.
+    assert "the app's API answers 503 until the clients are back" in out
+    assert re.search(r"room:lobby: store 'room:lobby': reload attempt 1 failed .*503", out), out
+    assert re.search(r"API down after the restart: [1-9]\d* requests? refused \(503\)", out), out
+    chat = re.search(r"chat messages: said (\d+), in store (\d+), lost (\d+)", out)
+    assert chat, out
+    said, held, lost = map(int, chat.groups())
+    assert said >= 1
+    assert held == said
+    assert lost == 0
     assert "summary: OK" in out
     assert re.search(r"events received: \d+ \(", out)
     assert "Traceback" not in result.stderr
@@ -204,6 +215,7 @@ def test_plain_view_prints_events_and_throttled_status_lines() -> None:
         ({"reconnections": 0}, False),  # restarted but never came back
         ({"restarted": False, "reconnections": 0}, True),
         ({"sent": 0, "in_store": 0}, False),  # nothing happened is not a success
+        ({"messages_said": 5, "messages": 4, "messages_lost": ("7 Ben: hi",)}, False),
     ],
 )
 def test_summary_verdict(changes: dict[str, object], ok: bool) -> None:

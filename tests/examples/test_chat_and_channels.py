@@ -14,7 +14,7 @@ from examples.encrypted_channel import VaultStore
 from examples.updates_feed import FeedStore
 from quvel.demo import DemoStack, demo_stack, next_value, wait_until
 from quvel.demo.chat import RoomNotJoined, RoomStore
-from quvel_store import QuvelError
+from quvel_store import QuvelError, ResyncFailed, SyncStatus
 from tests.demo.conftest import RawPusherClient
 
 
@@ -77,6 +77,27 @@ async def test_history_is_reloaded_when_the_room_is_subscribed_again(stack: Demo
     await stack.server.start()
     state = await wait_until(ann, lambda s: any(m.id == missed.id for m in s.messages), timeout=20)
     assert state.messages[-1].text == "said while Ann was away"
+
+
+async def test_history_reload_is_retried_while_the_api_is_down_after_a_restart(stack: DemoStack) -> None:
+    """A deploy: the WebSocket server comes back before the app. The reload on resubscription gets 503s
+    and retries until the API answers, so the message said meanwhile still reaches the room."""
+    assert stack.server is not None
+    ann = await joined(stack, "Ann")
+    await wait_until(ann, lambda s: s.sync.status == SyncStatus.SYNCED)
+    failed: list[Exception] = []
+    ann.errors.subscribe(lambda event: failed.append(event.error))
+    await stack.server.stop()
+    missed = await stack.backend.send_message("9", 2, "said during the deploy")
+    stack.backend.api_unavailable(1.5)
+    refused = stack.backend.stats.api_refused
+    await stack.server.start()
+    state = await wait_until(ann, lambda s: any(m.id == missed.id for m in s.messages), timeout=30)
+    assert stack.backend.stats.api_refused > refused  # the first reloads were refused
+    assert state.sync.status == SyncStatus.SYNCED
+    assert failed
+    assert all(isinstance(e, ResyncFailed) for e in failed)
+    assert [m.id for m in state.messages].count(missed.id) == 1
 
 
 async def test_feed_validates_updates_and_skips_bad_ones(stack: DemoStack) -> None:

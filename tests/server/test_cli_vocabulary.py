@@ -120,3 +120,57 @@ def test_listen_refuses_a_bad_env_file_naming_the_variable(tmp_path: Path) -> No
     assert result.returncode == 2
     assert "BROADCAST_CONNECTION" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _bind(dotenv: Path, **flags: object) -> dict[str, object]:
+    return opt.server_bind_settings(argparse.Namespace(env_file=str(dotenv), **flags))
+
+
+def test_serve_binds_where_reverbs_server_settings_say(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    base = "BROADCAST_CONNECTION=reverb\nREVERB_APP_KEY=k\nREVERB_HOST=ws.example.test\n"
+    dotenv.write_text(base)
+    assert _bind(dotenv) == {}  # REVERB_HOST is the public name, never a bind address
+    dotenv.write_text(base + "REVERB_PORT=8080\n")
+    assert _bind(dotenv) == {"port": 8080}  # what Echo connects to, with nothing in front
+    dotenv.write_text(base + "REVERB_PORT=443\nREVERB_SERVER_HOST=127.0.0.2\nREVERB_SERVER_PORT=8081\n")
+    assert _bind(dotenv) == {"host": "127.0.0.2", "port": 8081}  # config/reverb.php's servers.reverb
+    args = argparse.Namespace(host=None, port="9000")
+    assert opt.resolve(args, opt.PORT, _bind(dotenv)) == 9000  # the flag beats the file
+    assert opt.resolve(args, opt.HOST, _bind(dotenv), environ={"QUVEL_HOST": "::1"}) == "127.0.0.2"
+    dotenv.write_text(base + "REVERB_SERVER_PORT=eighty\n")
+    with pytest.raises(opt.UsageError, match="REVERB_SERVER_PORT"):
+        _bind(dotenv)
+    dotenv.write_text("BROADCAST_CONNECTION=pusher\nPUSHER_APP_KEY=k\nPUSHER_PORT=8080\n")
+    assert _bind(dotenv) == {}  # Pusher's settings say where pusher.com is, not where to listen
+
+
+@pytest.mark.slow
+async def test_serve_and_trigger_share_one_laravel_env_file(tmp_path: Path) -> None:
+    from tests.peers import free_port, read_json_line, stop_process_group
+
+    port = free_port()
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "BROADCAST_CONNECTION=reverb\nREVERB_APP_ID=7\nREVERB_APP_KEY=my-key\nREVERB_APP_SECRET=my-secret-0123\n"
+        f"REVERB_HOST=localhost\nREVERB_PORT={port}\nREVERB_SCHEME=http\nREVERB_SERVER_HOST=127.0.0.1\n"
+    )
+    proc = subprocess.Popen(  # noqa: ASYNC220 - started once, read in a thread below
+        [sys.executable, "-m", "quvel", "serve", "--env-file", str(dotenv)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    )
+    try:
+        info = await asyncio.to_thread(read_json_line, proc, 20)
+        assert (info["host"], info["port"], info["app_id"], info["key"]) == ("127.0.0.1", port, "7", "my-key")
+        sent = await asyncio.to_thread(_quvel, "trigger", "--env-file", str(dotenv), "news", "E", "{}")
+        assert sent.returncode == 0, sent.stderr
+    finally:
+        await asyncio.to_thread(stop_process_group, proc)
+        for stream in (proc.stdout, proc.stderr):
+            if stream:
+                stream.close()

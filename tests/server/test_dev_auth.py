@@ -300,3 +300,71 @@ async def test_trigger_encrypts_for_private_encrypted_channels(
     finally:
         await ws.shutdown()
     assert received == [{"pin": 1234}]
+
+
+TWO_APPS = [
+    {"id": "1", "key": "key-one", "secret": "secret-one-0123456789"},
+    {"id": "2", "key": "key-two", "secret": "secret-two-0123456789"},
+]
+
+
+def _serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "quvel", "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+        cwd=ROOT,
+    )
+
+
+async def _private_outcome(ws_url: str, channel: str) -> str:
+    """Subscribe a quvel_ws client to ``private-{channel}``: ``"subscribed"`` or the error's text."""
+    ws = WebSocketService(ws_url)
+    outcome: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+    def settle(value: str) -> None:
+        if not outcome.done():
+            outcome.set_result(value)
+
+    try:
+        ch = ws.private(channel)
+        ch.subscribed.subscribe(lambda _e: settle("subscribed"))
+        ch.errors.subscribe(lambda e: settle(str(e)))
+        ch.listen("Anything").subscribe(lambda _v: None)
+        await ws.connect(timeout=5)
+        return await asyncio.wait_for(outcome, 10)
+    finally:
+        await ws.shutdown()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("named", [None, "2"])
+async def test_dev_auth_signs_for_the_app_each_socket_belongs_to(tmp_path: Any, named: str | None) -> None:
+    apps_file = tmp_path / "apps.json"
+    apps_file.write_text(json.dumps(TWO_APPS))
+    dev_auth = ["--dev-auth"] if named is None else ["--dev-auth", named]
+    proc = _serve("--apps-file", str(apps_file), *dev_auth)
+    try:
+        info = await asyncio.to_thread(read_json_line, proc, 20)
+        urls = {app["id"]: app["ws"] for app in info["apps"]}
+        one = await _private_outcome(urls["1"], "orders.1")
+        two = await _private_outcome(urls["2"], "orders.2")
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = await asyncio.to_thread(proc.communicate, timeout=10)
+    assert two == "subscribed"  # signed with app 2's secret, not the first app's
+    if named is None:
+        assert one == "subscribed"
+        assert "with the secret of the app each socket connected to" in err
+    else:
+        assert "403" in one, one
+        assert "for app '2' only" in err
+
+
+def test_dev_auth_naming_an_unknown_app_is_refused() -> None:
+    result = quvel("serve", "--port", "0", "--dev-auth", "9")
+    assert result.returncode == 2
+    assert "--dev-auth '9': no app with that id" in result.stderr

@@ -128,6 +128,34 @@ async def test_prune_drops_what_the_list_lacks_and_merge_keeps_it() -> None:
         assert ids(store) == expected
 
 
+async def test_limit_keeps_the_items_that_sort_last_through_live_events_and_reloads() -> None:
+    server = Server(*(Post(id=i) for i in range(1, 6)))
+    store, posts = collection(server, order=lambda p: p.id, limit=3)
+    await posts.reload()
+    assert ids(store) == [3, 4, 5]
+    posts.upsert(Post(id=6))
+    assert ids(store) == [4, 5, 6]
+    posts.upsert(Post(id=1))  # older than the window: not held
+    assert ids(store) == [4, 5, 6]
+    await posts.reload()  # the list brings 1..5 back: merged, then cut to the newest 3 again
+    assert ids(store) == [4, 5, 6]
+
+    newest_first, feed = collection(
+        Server(*(Post(id=i) for i in range(1, 6))), order=lambda p: p.id, reverse=True, limit=2
+    )
+    await feed.reload()
+    assert ids(newest_first) == [5, 4]
+
+
+@pytest.mark.parametrize("limit", [0, -1, True])
+def test_a_limit_needs_an_order_and_a_positive_count(limit: int) -> None:
+    store = create_app().use(Posts)
+    with pytest.raises(SyncedCollectionError, match="needs an order"):
+        SyncedCollection(store, Post, load=Server().load, order=lambda p: p.id, limit=limit)
+    with pytest.raises(SyncedCollectionError, match="needs an order"):
+        SyncedCollection(store, Post, load=Server().load, limit=5)
+
+
 async def test_version_lets_the_newer_copy_win_either_way() -> None:
     server = Server(Post(id=1, version=1))
     store, posts = collection(server, version=lambda p: p.version)
