@@ -75,11 +75,12 @@ class ApiService:
     Pass ``transport=`` (e.g. one pooled ``httpx.AsyncHTTPTransport`` shared by every request of a server)
     or ``client=`` (your own ``httpx.AsyncClient``, never modified); the service leaves closing either
     to you. Without them it builds its client on first use, doing TLS set-up only for ``https://``.
+    ``base_url`` may be an ``httpx.URL``: a server building one service per request can parse it once.
     """
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | httpx.URL | None = None,
         *,
         timeout: float | httpx.Timeout = 10.0,
         connect_timeout: float | None = None,
@@ -101,7 +102,7 @@ class ApiService:
         self._tenant_id = tenant_id
         self._locale = locale
         self._origins: set[_Origin] = {_origin(httpx.URL(o)) for o in trusted_origins}
-        self._base_url = httpx.URL(base_url) if base_url else None
+        self._base_url = httpx.URL(base_url) if base_url and str(base_url) else None
         if self._base_url is not None:
             self._origins.add(_origin(self._base_url))
         if isinstance(timeout, httpx.Timeout):
@@ -349,11 +350,9 @@ class ApiService:
     async def shutdown(self) -> None:
         """Container hook: close the HTTP client this service built (a ``client=`` or ``transport=``
         you passed is yours, and stays open)."""
-        if self._shared is not None:
-            return
+        if self._shared is not None or self._transport is not None:
+            return  # the client (if built) holds nothing but the caller's transport or is the caller's
         client = self.client  # (one never used is built closed, so later use fails as it should)
-        if self._transport is not None:
-            return  # the client holds nothing but the transport, which belongs to the caller
         try:
             await client.aclose()
         except RuntimeError as exc:
