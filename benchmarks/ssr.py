@@ -8,12 +8,14 @@ user's token as a per-request header, three pydantic models validated and dumped
 Variants, interleaved in one run (two rounds each, best round quoted):
   hand       bare httpx (shared AsyncClient) + pydantic
   quvel      the pooled-server recipe: ApiService(transport=<one shared pool>) in a light container
+             (the pool, the Config and the parsed API URL are built once per server)
   quvel-cfg  the plain per-request recipe: ServiceContainer(config={"api_url": ...}) (own client each time)
 
 Each variant renders N requests (default 2,000) 50 at once; reports renders/s, p50/p99 latency, and
 the ratio to the hand-written floor. Then RSS before/after 10,000 quvel renders (should stay flat).
 
 Run:  python benchmarks/ssr.py            (python benchmarks/ssr.py --quick for a smoke run)
+      python benchmarks/ssr.py --cpu      CPU per render, one at a time, over httpx.MockTransport
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import httpx
 from pydantic import BaseModel
 
 from quvel_store import Store, action, create_app
-from quvel_store.container import ApiService, ServiceContainer
+from quvel_store.container import ApiService, Config, ServiceContainer
 
 CONCURRENCY = 50
 USERS = 20
@@ -160,7 +162,9 @@ def summary(name: str, elapsed: float, latencies: list[float]) -> dict[str, Any]
 
 
 async def main_async(n: int, leak_n: int, url: str) -> dict[str, Any]:
-    pool = httpx.AsyncHTTPTransport()
+    # one pool per server, keeping a connection per concurrent request alive (httpx keeps 20 by default:
+    # at 50 at once the rest are closed and reopened all the time, for the hand-written floor too)
+    pool = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=CONCURRENCY))
     hand_client = httpx.AsyncClient(base_url=url, transport=pool)
 
     def token(i: int) -> str:
@@ -169,9 +173,12 @@ async def main_async(n: int, leak_n: int, url: str) -> dict[str, Any]:
     async def hand(i: int) -> dict[str, Any]:
         return await render_hand(hand_client, token(i))
 
+    config = Config(server_rendering=True)  # immutable: built once per server, like the pool
+    base_url = httpx.URL(url)
+
     async def quvel(i: int) -> dict[str, Any]:
-        api = ApiService(url, transport=pool, token=token(i))
-        return await render_quvel(ServiceContainer(config={"server_rendering": True}, api=api))
+        api = ApiService(base_url, transport=pool, token=token(i))
+        return await render_quvel(ServiceContainer(config=config, api=api))
 
     async def quvel_cfg(i: int) -> dict[str, Any]:
         container = ServiceContainer(config={"api_url": url, "server_rendering": True})
@@ -209,6 +216,39 @@ async def main_async(n: int, leak_n: int, url: str) -> dict[str, Any]:
     }
 
 
+async def cpu_per_render(rounds: int = 7, n: int = 1_000) -> dict[str, float]:
+    """CPU per render without the network and without concurrency: the same renders, one at a time,
+    against an in-process ``httpx.MockTransport`` answering what the backend answers (best of
+    ``rounds``, in microseconds). Much less noisy than renders/s on a shared machine."""
+    body = {
+        "profile": {"user": "u0", "name": "User u0", "roles": ["reader"]},
+        "cart": {"items": ["u0-1", "u0-2"], "total": 12.5},
+        "prefs": {"theme": "dark", "locale": "en"},
+    }
+    mock = httpx.MockTransport(lambda request: httpx.Response(200, json=body))
+    url = httpx.URL("http://api.test")
+    config = Config(server_rendering=True)
+    hand_client = httpx.AsyncClient(base_url=url, transport=mock)
+
+    async def hand() -> dict[str, Any]:
+        return await render_hand(hand_client, "token-u0")
+
+    async def quvel() -> dict[str, Any]:
+        api = ApiService(url, transport=mock, token="token-u0")
+        return await render_quvel(ServiceContainer(config=config, api=api))
+
+    best: dict[str, float] = {}
+    for _round in range(rounds):
+        for name, fn in (("hand", hand), ("quvel", quvel)):
+            started = time.process_time()
+            for _ in range(n):
+                await fn()
+            us = (time.process_time() - started) / n * 1e6
+            best[name] = min(best.get(name, us), us)
+    await hand_client.aclose()
+    return {name: round(us, 1) for name, us in best.items()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -218,10 +258,18 @@ def free_port() -> int:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="only CPU per render, sequential, no network")
     parser.add_argument("--backend", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.backend:
         run_backend(args.backend)
+        return 0
+    if args.cpu:
+        cpu = asyncio.run(cpu_per_render())
+        print(
+            f"CPU per render: hand {cpu['hand']} us, quvel {cpu['quvel']} us "
+            f"({cpu['quvel'] / cpu['hand']:.2f}x the hand-written CPU)"
+        )
         return 0
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--backend", str(port)])

@@ -28,9 +28,9 @@ from quvel_store._store import (
     Store,
     commit_hydrated,
     current_state,
+    initial_state,
     install_state,
     is_patching,
-    prepare_state,
     redefine,
     store_scope,
 )
@@ -156,7 +156,7 @@ class App:
         if raw is not _NONE:
             initial = self._validate_pending(store, raw)
         if initial is None:
-            initial = prepare_state(store, store.initial_state())
+            initial = initial_state(store)
         if runtime.initial_state is not None:
             initial = runtime.initial_state(store, initial)
         install_state(store, initial)

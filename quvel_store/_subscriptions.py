@@ -49,7 +49,7 @@ class Subscriptions:
         self.closed = False
         self.listeners: tuple[_Listener, ...] = ()
         self.selections: set[Selection[Any]] = set()
-        self.errors: Subject[StoreErrorEvent] = Subject()
+        self._errors: Subject[StoreErrorEvent] | None = None  # built when watched: most stores never are
         self.undelivered = 0  # commits queued and not yet delivered
         self.delivered: Any = None  # the state observers last saw, while commits are undelivered
         self._selections_by_top: dict[str, set[Selection[Any]]] = {}
@@ -58,6 +58,16 @@ class Subscriptions:
         # registration order, shared by listeners and selections: delivery follows it (see notify)
         self._next_order = itertools.count()
         self._order: dict[Selection[Any], int] = {}
+
+    @property
+    def errors(self) -> Subject[StoreErrorEvent]:
+        """The error stream (built on first use; already completed if the store is closed)."""
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = Subject()
+            if self.closed:
+                errors.on_completed()
+        return errors
 
     # ---- registration --------------------------------------------------------------------------------
     def adopt(self, disposable: abc.DisposableBase, detached: bool) -> None:
@@ -207,9 +217,9 @@ class Subscriptions:
 
     def report(self, source: str, error: BaseException, item: Any = None) -> None:
         """An error caught to keep going: to ``store.errors`` if watched, else to the log."""
-        if self.errors.observers:
+        if self._errors is not None and self._errors.observers:
             logger.debug("store %r caught an error from %s: %r", self.store_id, source, error)
-            self.errors.on_next(StoreErrorEvent(self.store_id, source, error, item))
+            self._errors.on_next(StoreErrorEvent(self.store_id, source, error, item))
         else:
             logger.error("store %r: %s raised %r", self.store_id, source, error, exc_info=error)
 
@@ -226,4 +236,5 @@ class Subscriptions:
         for listener in self.listeners:
             listener.active = False
         self.listeners = ()
-        self.errors.on_completed()
+        if self._errors is not None:
+            self._errors.on_completed()

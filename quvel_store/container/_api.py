@@ -75,11 +75,12 @@ class ApiService:
     Pass ``transport=`` (e.g. one pooled ``httpx.AsyncHTTPTransport`` shared by every request of a server)
     or ``client=`` (your own ``httpx.AsyncClient``, never modified); the service leaves closing either
     to you. Without them it builds its client on first use, doing TLS set-up only for ``https://``.
+    ``base_url`` may be an ``httpx.URL``: a server building one service per request can parse it once.
     """
 
     def __init__(
         self,
-        base_url: str | None = None,
+        base_url: str | httpx.URL | None = None,
         *,
         timeout: float | httpx.Timeout = 10.0,
         connect_timeout: float | None = None,
@@ -101,8 +102,9 @@ class ApiService:
         self._tenant_id = tenant_id
         self._locale = locale
         self._origins: set[_Origin] = {_origin(httpx.URL(o)) for o in trusted_origins}
-        if base_url:
-            self._origins.add(_origin(httpx.URL(base_url)))
+        self._base_url = httpx.URL(base_url) if base_url and str(base_url) else None
+        if self._base_url is not None:
+            self._origins.add(_origin(self._base_url))
         if isinstance(timeout, httpx.Timeout):
             timeouts = timeout
         else:
@@ -113,7 +115,6 @@ class ApiService:
         self._transport = transport
         self._shared = client  # never modified: it may serve other users' requests at the same time
         self._client: httpx.AsyncClient | None = client
-        self._base_url = httpx.URL(base_url) if base_url else None
         if client is not None and self._base_url is None and str(client.base_url):
             self._base_url = client.base_url
             self._origins.add(_origin(client.base_url))
@@ -263,11 +264,9 @@ class ApiService:
     ) -> httpx.Response:
         """Send a request and return the raw successful ``httpx.Response``; failures raise typed errors."""
         method = method.upper()
-        try:
-            target = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise ApiError(f"{method} {url!r}: invalid URL ({exc})", method=method, url=str(url)) from exc
-        if target.is_relative_url and self._base_url is None:
+        # With a base URL, httpx parses ``url`` once while building the request (a bad one is reported
+        # below); without one, a relative URL has nowhere to go, so look at it first.
+        if self._base_url is None and _parse(method, url).is_relative_url:
             raise ServiceNotConfigured(
                 f"cannot send {method} {url}: no API base URL; set QUVEL_API_URL, pass "
                 f"ServiceContainer(config={{'api_url': 'https://api.example.com'}}) or use an absolute URL"
@@ -284,7 +283,6 @@ class ApiService:
         extra: dict[str, Any] = {}
         if timeout is not None:
             extra["timeout"] = timeout
-        full = _full(self._base_url, url)
         started = time.perf_counter()
         try:
             if self._shared is None:
@@ -296,19 +294,25 @@ class ApiService:
                     method, url, json=json, params=params, headers=headers, extra=extra
                 )
         except httpx.TimeoutException as exc:
+            full = _full(self._base_url, url)
             raise ApiTimeout(
                 f"{method} {full} timed out ({type(exc).__name__}); raise api_timeout if the API is slow",
                 method=method,
                 url=full,
             ) from exc
         except httpx.TransportError as exc:
+            full = _full(self._base_url, url)
             raise ApiTransportError(
                 f"{method} {full} failed before a response arrived: {exc!r}", method=method, url=full
             ) from exc
         except (httpx.HTTPError, httpx.InvalidURL) as exc:  # too many redirects, a bad redirect URL...
+            _parse(method, url)  # raises "invalid URL" if the fault is the caller's own URL
+            full = _full(self._base_url, url)
             raise ApiError(f"{method} {full} failed: {exc!r}", method=method, url=full) from exc
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        logger.debug("%s %s -> %d in %.1f ms", method, full, response.status_code, elapsed_ms)
+        if logger.isEnabledFor(logging.DEBUG):
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            full = _full(self._base_url, url)
+            logger.debug("%s %s -> %d in %.1f ms", method, full, response.status_code, elapsed_ms)
         if response.is_success:
             return response
         raise _status_error(method, response)
@@ -346,11 +350,9 @@ class ApiService:
     async def shutdown(self) -> None:
         """Container hook: close the HTTP client this service built (a ``client=`` or ``transport=``
         you passed is yours, and stays open)."""
-        if self._shared is not None:
-            return
+        if self._shared is not None or self._transport is not None:
+            return  # the client (if built) holds nothing but the caller's transport or is the caller's
         client = self.client  # (one never used is built closed, so later use fails as it should)
-        if self._transport is not None:
-            return  # the client holds nothing but the transport, which belongs to the caller
         try:
             await client.aclose()
         except RuntimeError as exc:
@@ -412,6 +414,13 @@ def _origin(url: httpx.URL) -> _Origin:
     scheme = url.scheme.lower()
     port = url.port or {"http": 80, "https": 443, "ws": 80, "wss": 443}.get(scheme, 0)
     return (scheme, url.host.lower(), port)
+
+
+def _parse(method: str, url: str) -> httpx.URL:
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ApiError(f"{method} {url!r}: invalid URL ({exc})", method=method, url=str(url)) from exc
 
 
 def _full(base_url: httpx.URL | None, url: str) -> str:
