@@ -11,8 +11,9 @@ driver (httpx, reactivex, pydantic) loads on first use of one of its names, so `
 and ``quvel_ws.server`` import alone.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from quvel_ws._lazy import lazy_attributes
 from quvel_ws._version import __version__
 from quvel_ws.errors import (
     AuthorizationError,
@@ -99,19 +100,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'quvel_ws' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes("quvel_ws", _LAZY, globals())
 
 
 __all__ = [

@@ -119,7 +119,13 @@ def test_no_runtime_import_cycle() -> None:
 def test_layers_point_one_way() -> None:
     allowed = {
         "quvel_ws.protocol": ("quvel_ws.protocol", "quvel_ws.errors"),
-        "quvel_ws.server": ("quvel_ws.server", "quvel_ws.protocol", "quvel_ws.errors", "quvel_ws._logs"),
+        "quvel_ws.server": (
+            "quvel_ws.server",
+            "quvel_ws.protocol",
+            "quvel_ws.errors",
+            "quvel_ws._logs",
+            "quvel_ws._lazy",
+        ),
         "quvel_ws.client": ("quvel_ws.client", "quvel_ws.protocol", "quvel_ws.errors", "quvel_ws._"),
     }
     echo_layer = ("_echo", "_channels", "_subscription", "_threadsafe", "_service")

@@ -11,8 +11,9 @@ Names load lazily (PEP 562), so ``import quvel_ws.server`` is cheap until a name
 never loads the client driver.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from quvel_ws._lazy import lazy_attributes
 from quvel_ws.errors import SignatureError
 
 if TYPE_CHECKING:
@@ -49,19 +50,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'quvel_ws.server' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
+__getattr__, __dir__ = lazy_attributes("quvel_ws.server", _LAZY, globals())
 
 
 __all__ = [
